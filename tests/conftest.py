@@ -1,0 +1,34 @@
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import utils  # noqa: E402,F401  (thread count before paddle)
+import pytest  # noqa: E402
+
+SHARED_GLUE = os.path.join(ROOT, "..", "shared", "data", "glue")
+needs_shared_glue = pytest.mark.skipif(not os.path.isdir(SHARED_GLUE), reason="../shared/data/glue is absent")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A random 2-layer, 32-wide BERT over the demo vocabulary, as a PaddleNLP folder."""
+    from utils.demo import make_tiny_bert
+    return make_tiny_bert(str(tmp_path_factory.mktemp("models") / "tiny-bert"), layers=2, hidden=32, heads=2)
+
+
+@pytest.fixture(scope="session")
+def demo_glue(tmp_path_factory):
+    """A GLUE folder holding the synthetic SST-2-format task (240 train rows, 60 dev rows)."""
+    from utils.demo import write_sst2
+    root = tmp_path_factory.mktemp("glue")
+    write_sst2(str(root / "SST-2"), n_train=240, n_dev=60)
+    return str(root)
+
+
+def write(path, text, encoding="utf-8"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(text.encode(encoding) if isinstance(text, str) else text)
+    return path

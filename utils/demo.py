@@ -1,0 +1,96 @@
+"""The built-in default: a synthetic sentiment task in SST-2 format and tiny random BERTs, no download.
+
+    python -m utils.demo --out demo      # writes demo/glue/SST-2/{train,dev}.tsv and demo/models/*
+
+Sentences follow a small grammar ("the plot was not very dull but the cast was weak ."); the label is the
+polarity of the last clause's adjective, flipped by "not". Models are random BERTs over the grammar's vocabulary, so they learn it from scratch.
+"""
+import argparse
+import os
+import random
+
+SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the script", "the ending", "the cast",
+            "the soundtrack", "this story", "the director 's work", "every scene", "the dialogue"]
+VERBS = ["was", "is", "felt", "seemed", "remains", "looked"]
+ADVERBS = ["", "", "really", "very", "quite", "so", "truly", "rather"]
+POSITIVE = ["good", "great", "wonderful", "moving", "brilliant", "funny", "charming", "clever", "gripping", "fresh"]
+NEGATIVE = ["bad", "dull", "boring", "awful", "clumsy", "tedious", "bland", "messy", "stale", "weak"]
+FILLERS = ["", "", "", "from start to finish", "for most of its length", "in the end", "by any measure",
+           "as far as i can tell", "despite the hype", "and everyone noticed"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def vocabulary():
+    words = set()
+    for phrase in SUBJECTS + VERBS + ADVERBS + POSITIVE + NEGATIVE + FILLERS + ["not", ".", "and", "but"]:
+        words.update(phrase.split())
+    return SPECIAL + sorted(words)
+
+
+def _clause(rng):
+    positive = rng.random() < 0.5
+    negated = rng.random() < 0.3
+    words = [rng.choice(SUBJECTS), rng.choice(VERBS)] + (["not"] if negated else [])
+    words += [rng.choice(ADVERBS), rng.choice(POSITIVE if positive else NEGATIVE)]
+    return words, int(positive != negated)
+
+
+def sentence(rng):
+    """One sentence and its label (1 positive, 0 negative): a clause, or two joined by "but" (the second wins)."""
+    words, label = _clause(rng)
+    if rng.random() < 0.3:
+        second, label = _clause(rng)
+        words += ["but"] + second
+    words.append(rng.choice(FILLERS))
+    if rng.random() < 0.2:  # a neutral tail makes lengths vary (and bucketing matter)
+        words += ["and", rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(FILLERS)]
+    return " ".join(w for w in words if w) + " .", label
+
+
+def write_sst2(folder, n_train=2000, n_dev=400, seed=0):
+    """SST-2 layout and quirks: header `sentence\\tlabel`, a space before the tab."""
+    rng = random.Random(seed)
+    os.makedirs(folder, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        rows = [sentence(rng) for _ in range(n)]
+        with open(os.path.join(folder, f"{split}.tsv"), "w", encoding="utf-8") as f:
+            f.write("sentence\tlabel\n")
+            f.writelines(f"{text} \t{label}\n" for text, label in rows)
+
+
+def write_vocab(path, words):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(words) + "\n")
+
+
+def make_tiny_bert(folder, words=None, layers=2, hidden=32, heads=2, intermediate=None, seed=0, **config):
+    """A random BertModel saved as a PaddleNLP folder (config, weights, vocab) for tests and the demo."""
+    import paddle
+    from paddlenlp.transformers import BertConfig, BertModel, BertTokenizer
+    words = words or vocabulary()
+    os.makedirs(folder, exist_ok=True)
+    vocab_file = os.path.join(folder, "vocab.txt")
+    write_vocab(vocab_file, words)
+    paddle.seed(seed)
+    cfg = BertConfig(vocab_size=len(words), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=intermediate or 4 * hidden, max_position_embeddings=128,
+                     type_vocab_size=config.pop("type_vocab_size", 2), **config)
+    BertModel(cfg).save_pretrained(folder)
+    BertTokenizer(vocab_file, do_lower_case=True).save_pretrained(folder)
+    return folder
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="demo", help="folder for glue/ and models/ (default demo)")
+    p.add_argument("--n_train", type=int, default=2000)
+    p.add_argument("--n_dev", type=int, default=400)
+    args = p.parse_args(argv)
+    write_sst2(os.path.join(args.out, "glue", "SST-2"), args.n_train, args.n_dev)
+    make_tiny_bert(os.path.join(args.out, "models", "teacher-init"), layers=4, hidden=64, heads=4)
+    print(f"demo data in {args.out}/glue/SST-2, tiny teacher in {args.out}/models/teacher-init")
+
+
+if __name__ == "__main__":
+    import utils  # noqa: F401
+    main()

@@ -1,0 +1,94 @@
+"""Loading and saving models: PaddleNLP names, PaddleNLP folders, and Hugging Face (PyTorch) folders.
+
+A Hugging Face folder is converted in a private copy: PaddleNLP's converter writes its output into the
+folder it reads, and a user's model folder (or a pip package's) must stay untouched.
+"""
+import os
+import shutil
+import tempfile
+
+from utils.errors import UserError
+
+PADDLE_WEIGHTS = ("model_state.pdparams",)
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def quiet_paddlenlp():
+    from paddlenlp.utils.log import logger
+    logger.set_level("WARNING")
+
+
+def model_kind(name_or_path):
+    """'paddle' or 'hf' for a local folder, 'name' for a PaddleNLP model name; UserError otherwise."""
+    if os.path.isdir(name_or_path):
+        files = set(os.listdir(name_or_path))
+        if "config.json" not in files and "model_config.json" not in files:
+            raise UserError("no config.json; expected a PaddleNLP or Hugging Face model folder", name_or_path)
+        if files & set(PADDLE_WEIGHTS):
+            return "paddle"
+        if files & set(HF_WEIGHTS):
+            return "hf"
+        raise UserError(f"no weights; expected one of {', '.join(PADDLE_WEIGHTS + HF_WEIGHTS)}", name_or_path)
+    if os.path.exists(name_or_path):
+        raise UserError("is a file; expected a model folder or a PaddleNLP model name", name_or_path)
+    if os.sep in name_or_path or name_or_path.startswith("."):
+        raise UserError("no such model folder", name_or_path)
+    return "name"
+
+
+def _from_pretrained(cls, source, what, **kwargs):
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except UserError:
+        raise
+    except Exception as err:  # paddlenlp raises many types for "cannot download" and "unknown name"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise UserError(f"could not load the {what} ({first}); offline, pass a local model folder",
+                        source) from None
+
+
+def load_model(cls, name_or_path, **kwargs):
+    """`cls.from_pretrained` for any of the three sources; kwargs (num_labels, ...) pass through."""
+    kind = model_kind(name_or_path)
+    if kind != "hf":
+        return _from_pretrained(cls, name_or_path, "model", **kwargs)
+    with tempfile.TemporaryDirectory(prefix="hf_convert_") as tmp:
+        for name in os.listdir(name_or_path):
+            src = os.path.join(name_or_path, name)
+            if os.path.isfile(src) and (name.endswith(".json") or name in HF_WEIGHTS or name == "vocab.txt"):
+                shutil.copy(src, tmp)
+        return _from_pretrained(cls, tmp, "Hugging Face model", convert_from_torch=True, **kwargs)
+
+
+def load_tokenizer(name_or_path):
+    from paddlenlp.transformers import AutoTokenizer
+    model_kind(name_or_path)
+    return _from_pretrained(AutoTokenizer, name_or_path, "tokenizer")
+
+
+def save_pretrained(out_dir, model, tokenizer, extra_files=None):
+    """Write a from_pretrained folder under a temporary name, then swap it in whole.
+
+    `extra_files`: {file name: callable(path)} for anything else that belongs with the weights.
+    """
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".tmp", dir=parent)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    for name, write in (extra_files or {}).items():
+        write(os.path.join(tmp, name))
+    replace_dir(tmp, out_dir)
+
+
+def replace_dir(new, target):
+    """Put folder `new` at `target`; an old `target` is moved aside first and removed last."""
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(prefix=os.path.basename(target) + ".old", dir=os.path.dirname(os.path.abspath(target)))
+        os.rmdir(old)
+        os.rename(target, old)
+    os.rename(new, target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)

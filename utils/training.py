@@ -1,0 +1,111 @@
+"""Pieces every training script shares: device and seed, optimizer, evaluation, logging, result files."""
+import json
+import os
+import random
+import tempfile
+
+import numpy as np
+import paddle
+
+from utils.errors import UserError
+from utils.features import collate, eval_batches
+from utils.metrics import compute_metrics
+
+# The first dev split is reported as eval_<metric>; MNLI's mismatched one as eval_mm_<metric>.
+SPLIT_PREFIX = {"dev": "", "dev_matched": "", "dev_mismatched": "mm_"}
+
+
+def set_device(device):
+    try:
+        paddle.set_device(device)
+    except (ValueError, RuntimeError) as err:
+        raise UserError(f"--device {device}: {str(err).splitlines()[0][:160]}") from None
+
+
+def set_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    paddle.seed(seed)
+
+
+def to_tensors(batch):
+    return {k: paddle.to_tensor(v) for k, v in batch.items()}
+
+
+def build_optimizer(model_or_params, learning_rate, total_steps, warmup_proportion, weight_decay, max_grad_norm=1.0):
+    """AdamW with linear warmup then linear decay; no decay on biases and LayerNorm weights."""
+    from paddlenlp.transformers import LinearDecayWithWarmup
+    params = model_or_params.parameters() if hasattr(model_or_params, "parameters") else list(model_or_params)
+    scheduler = LinearDecayWithWarmup(learning_rate, max(total_steps, 1), warmup_proportion)
+    no_decay = {p.name for p in params if p.ndim == 1}  # biases and LayerNorm scales/shifts
+    optimizer = paddle.optimizer.AdamW(
+        learning_rate=scheduler, parameters=params, weight_decay=weight_decay,
+        apply_decay_param_fun=lambda name: name not in no_decay,
+        grad_clip=paddle.nn.ClipGradByGlobalNorm(max_grad_norm) if max_grad_norm > 0 else None)
+    return optimizer, scheduler
+
+
+@paddle.no_grad()
+def predict(model, features, batch_size, pad_token_id=0):
+    """Logits [N, num_labels] in the features' order, computed in length-sorted batches."""
+    was_training = model.training
+    model.eval()
+    out = None
+    for index in eval_batches(features.lengths, batch_size):
+        batch = to_tensors(collate(features, index, pad_token_id))
+        logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                       attention_mask=batch["attention_mask"])
+        logits = logits[0] if isinstance(logits, (tuple, list)) else getattr(logits, "logits", logits)
+        logits = logits.numpy()
+        if out is None:
+            out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
+        out[index] = logits
+    if was_training:
+        model.train()
+    return out
+
+
+def evaluate(spec, model, dev_sets, batch_size, pad_token_id=0):
+    """{'eval_<metric>': value} over every dev split (MNLI's mismatched as eval_mm_<metric>)."""
+    results = {}
+    for split, features in dev_sets.items():
+        logits = predict(model, features, batch_size, pad_token_id)
+        for name, value in compute_metrics(spec, logits, features.labels).items():
+            results[f"eval_{SPLIT_PREFIX.get(split, split + '_')}{name}"] = value
+    return results
+
+
+class ScalarLog:
+    """VisualDL scalars plus an in-memory copy (for the results file and plots); silent off rank 0."""
+
+    def __init__(self, logdir, enabled=True):
+        self.history = {}
+        self.writer = None
+        if enabled:
+            from visualdl import LogWriter
+            self.writer = LogWriter(logdir=logdir)
+
+    def add(self, tag, value, step):
+        value = float(value)
+        self.history.setdefault(tag, []).append((int(step), value))
+        if self.writer is not None:
+            self.writer.add_scalar(tag=tag, value=value, step=int(step))
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def write_json(path, data):
+    """Write JSON under a temporary name in the same folder, then rename: readers never see half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def check_output_dir(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError("is a file; expected an output directory", path)
