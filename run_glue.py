@@ -112,7 +112,8 @@ def main(argv=None):
     from paddlenlp.transformers import AutoModelForSequenceClassification
     from utils.features import collate, tokenize, train_batches
     from utils.models import load_model, load_tokenizer, quiet_paddlenlp, save_pretrained
-    from utils.training import ScalarLog, build_optimizer, evaluate, set_device, set_seed, to_tensors, write_json
+    from utils.training import (ScalarLog, build_optimizer, classifier_logits, evaluate, set_device, set_seed,
+                                to_tensors, write_json)
 
     quiet_paddlenlp()
     set_device(args.device)
@@ -144,9 +145,7 @@ def main(argv=None):
             plan = train_batches(lengths, args.batch_size, args.seed, epoch, args.bucket)
         batch = to_tensors(collate(train, plan[position], pad_id))
         t0 = time.time()
-        logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                       attention_mask=batch["attention_mask"])
-        loss = train_loss(spec, logits, batch["labels"])
+        loss = train_loss(spec, classifier_logits(model, batch), batch["labels"])
         loss.backward()
         optimizer.step()
         scheduler.step()

@@ -45,6 +45,12 @@ def build_optimizer(model_or_params, learning_rate, total_steps, warmup_proporti
     return optimizer, scheduler
 
 
+def classifier_logits(model, batch):
+    """Logits of a sequence classifier; return_dict because some configs (use_cache) add tuple members."""
+    return model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                 attention_mask=batch["attention_mask"], return_dict=True).logits
+
+
 @paddle.no_grad()
 def predict(model, features, batch_size, pad_token_id=0):
     """Logits [N, num_labels] in the features' order, computed in length-sorted batches."""
@@ -52,11 +58,7 @@ def predict(model, features, batch_size, pad_token_id=0):
     model.eval()
     out = None
     for index in eval_batches(features.lengths, batch_size):
-        batch = to_tensors(collate(features, index, pad_token_id))
-        logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                       attention_mask=batch["attention_mask"])
-        logits = logits[0] if isinstance(logits, (tuple, list)) else getattr(logits, "logits", logits)
-        logits = logits.numpy()
+        logits = classifier_logits(model, to_tensors(collate(features, index, pad_token_id))).numpy()
         if out is None:
             out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
         out[index] = logits

@@ -1,0 +1,172 @@
+import glob
+import json
+import os
+
+import numpy as np
+import paddle
+import pytest
+from conftest import write
+
+import task_distill
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, tiny_bert):
+    """A 2-layer, 32-wide BERT classifier saved as run_glue.py would (random classifier: fine for mechanics)."""
+    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
+    folder = str(tmp_path_factory.mktemp("teacher") / "best_model")
+    paddle.seed(1)
+    AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    return folder
+
+
+def args(glue, teacher, out, *extra, steps=12):
+    return [str(a) for a in ["--task_name", "SST-2", "--glue_dir", glue, "--teacher_path", teacher,
+                             "--output_dir", out, "--max_steps", steps, "--save_steps", 4, "--logging_steps", 2,
+                             "--batch_size", 16, "--learning_rate", 1e-3, "--max_seq_length", 32, *extra]]
+
+
+INTER = ["--intermediate_distill", "--student_model_name_or_path", "2l-16d", "--student_init", "random"]
+
+
+@pytest.fixture(scope="module")
+def two_stages(tmp_path_factory, demo_glue, tiny_teacher):
+    out = tmp_path_factory.mktemp("distill")
+    inter = task_distill.main(args(demo_glue, tiny_teacher, out / "inter", *INTER))
+    pred = task_distill.main(args(demo_glue, tiny_teacher, out / "pred", "--student_model_name_or_path",
+                                  out / "inter" / "best_inter_model", "--hard_label_weight", 0.5, "--T", 2.5))
+    return out, inter, pred
+
+
+def test_intermediate_stage_outputs(two_stages):
+    out, inter, _ = two_stages
+    assert inter["stage"] == "intermediate" and inter["eval_inter_loss"] > 0 and inter["best_step"] in (4, 8, 12)
+    with open(out / "inter" / "all_results.json") as f:
+        assert json.load(f)["eval_inter_loss"] == inter["eval_inter_loss"]
+    with open(out / "inter" / "args.json") as f:
+        saved = json.load(f)
+    assert saved["layer_map"] == [[0, 0], [1, 1], [2, 2]] and saved["projection"] == "shared"
+    assert os.path.isfile(out / "inter" / "checkpoint-intermediate" / "optimizer.pdopt")
+    from paddlenlp.transformers import TinyBertForSequenceClassification
+    model = TinyBertForSequenceClassification.from_pretrained(str(out / "inter" / "best_inter_model"))
+    assert model.config.num_hidden_layers == 2 and model.config.fit_size == 32
+
+
+def test_intermediate_loss_terms_logged(two_stages):
+    out, _, _ = two_stages
+    from visualdl import LogReader
+    tags = set(LogReader(file_path=glob.glob(str(out / "inter" / "runs" / "vdlrecords.*"))[0]).get_tags()["scalar"])
+    assert {"train/emb_loss", "train/hidden_loss", "train/attn_loss", "train/loss", "train/lr",
+            "train/examples_per_second", "eval/inter_loss"} <= tags
+
+
+def test_prediction_stage_outputs(two_stages):
+    out, _, pred = two_stages
+    assert pred["stage"] == "prediction" and 0 <= pred["eval_accuracy"] <= 1
+    from visualdl import LogReader
+    tags = set(LogReader(file_path=glob.glob(str(out / "pred" / "runs" / "vdlrecords.*"))[0]).get_tags()["scalar"])
+    assert {"train/pred_loss", "train/hard_loss", "train/loss", "eval/accuracy"} <= tags
+    with open(out / "pred" / "args.json") as f:
+        assert json.load(f)["T"] == 2.5  # a float temperature survives
+
+
+def test_loss_decreases_in_intermediate_stage(tmp_path, demo_glue, tiny_teacher):
+    task_distill.main(args(demo_glue, tiny_teacher, tmp_path, *INTER, steps=40))
+    from visualdl import LogReader
+    reader = LogReader(file_path=glob.glob(str(tmp_path / "runs" / "vdlrecords.*"))[0])
+    losses = [r.value for r in reader.get_data("scalar", "train/loss")]
+    assert losses[-1] < 0.85 * losses[0]
+
+
+def final_weights(folder):
+    return paddle.load(os.path.join(folder, "model_state.pdparams"))
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, demo_glue, tiny_teacher, monkeypatch):
+    base = args(demo_glue, tiny_teacher, tmp_path / "full", *INTER)
+    task_distill.main(base)
+
+    killed = args(demo_glue, tiny_teacher, tmp_path / "killed", *INTER)
+    real_seed = paddle.seed
+
+    def seed_then_die(value):  # the per-step reseed of step 10 (between checkpoints at 8 and 12)
+        if value == 42 * 100003 + 10:
+            raise KeyboardInterrupt
+        return real_seed(value)
+
+    monkeypatch.setattr(paddle, "seed", seed_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        task_distill.main(killed)
+    monkeypatch.setattr(paddle, "seed", real_seed)
+    with open(tmp_path / "killed" / "checkpoint-intermediate" / "trainer_state.json") as f:
+        assert json.load(f)["step"] == 8
+    task_distill.main(killed + ["--resume"])
+
+    full = final_weights(tmp_path / "full" / "checkpoint-intermediate")
+    resumed = final_weights(tmp_path / "killed" / "checkpoint-intermediate")
+    assert full.keys() == resumed.keys()
+    for name in full:
+        assert np.array_equal(full[name].numpy(), resumed[name].numpy()), name
+
+
+def test_teacher_runs_in_eval_mode(demo_glue, tiny_teacher, tmp_path):
+    a = task_distill.parse_args(args(demo_glue, tiny_teacher, tmp_path))
+    from utils.glue import get_task
+    teacher, _ = task_distill.load_teacher(a, get_task("SST-2"))
+    assert not teacher.training and all(not layer.training for layer in teacher.sublayers())
+
+
+def test_student_init_teacher_copies_mapped_layers(tmp_path, demo_glue, tiny_teacher):
+    from utils.glue import get_task
+    from utils.intermediate import uniform_layer_map
+    from utils.students import build_student
+    a = task_distill.parse_args(args(demo_glue, tiny_teacher, tmp_path))
+    teacher, tok = task_distill.load_teacher(a, get_task("SST-2"))
+    student, _, _ = build_student("1l-32d", "teacher", teacher, tok, 2, lambda n: uniform_layer_map(n, 2))
+    s, t = student.base_model, teacher.base_model
+    assert np.array_equal(s.encoder.layers[0].linear1.weight.numpy(), t.encoder.layers[1].linear1.weight.numpy())
+    assert np.array_equal(s.embeddings.word_embeddings.weight.numpy(), t.embeddings.word_embeddings.weight.numpy())
+
+
+# ---- bad input: one line, exit 2, nothing written
+
+def expect_error(capsys, argv, message, out):
+    with pytest.raises(SystemExit) as info:
+        task_distill.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and message in err and err.startswith("error: ") and "\n" not in err
+    assert not os.path.exists(out)
+
+
+def test_missing_teacher(tmp_path, capsys, demo_glue):
+    expect_error(capsys, args(demo_glue, tmp_path / "nope", tmp_path / "out", *INTER), "nope: no such model folder",
+                 tmp_path / "out")
+
+
+def test_layer_map_out_of_range(tmp_path, capsys, demo_glue, tiny_teacher):
+    expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", *INTER, "--layer_map", "1,3"),
+                 "--layer_map entry 3 is out of range: the teacher has layers 1..2", tmp_path / "out")
+
+
+def test_use_aug_without_augmented_file(tmp_path, capsys, demo_glue, tiny_teacher):
+    expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", *INTER, "--use_aug"),
+                 "train_aug.tsv: no such file; --use_aug needs data_augmentation.py", tmp_path / "out")
+
+
+def test_vocabulary_mismatch(tmp_path, capsys, demo_glue, tiny_teacher):
+    from utils.demo import make_tiny_bert, vocabulary
+    other = make_tiny_bert(str(tmp_path / "other"), words=vocabulary() + ["extra"])
+    expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", "--student_model_name_or_path", other),
+                 "differs from the teacher's", tmp_path / "out")
+
+
+def test_student_folder_without_projection(tmp_path, capsys, demo_glue, tiny_teacher, tiny_bert):
+    expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", "--intermediate_distill",
+                              "--student_model_name_or_path", tiny_bert),
+                 "no shared projection weights (TinyBERT's fit_dense)", tmp_path / "out")
+
+
+def test_teacher_init_needs_matching_width(tmp_path, capsys, demo_glue, tiny_teacher):
+    expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", *INTER[:-1], "teacher"),
+                 "--student_init teacher needs the teacher's width", tmp_path / "out")
