@@ -108,10 +108,9 @@ def main(argv=None):
     import paddle
     import paddle.distributed as dist
     from tqdm import tqdm
-    from utils.distill import (has_checkpoint, intermediate_terms, load_checkpoint, prediction_terms,
-                               save_checkpoint, weighted_total)
+    from utils.distill import (DistillOutputs, has_checkpoint, intermediate_terms, load_checkpoint,
+                               prediction_terms, save_checkpoint, weighted_total)
     from utils.features import collate, tokenize, train_batches
-    from utils.intermediate import Capture
     from utils.models import quiet_paddlenlp, save_pretrained
     from utils.students import build_student
     from utils.training import (ScalarLog, build_optimizer, classifier_logits, evaluate, set_device, set_seed,
@@ -121,6 +120,8 @@ def main(argv=None):
     set_device(args.device)
     set_seed(args.seed)
     world, rank = dist.get_world_size(), dist.get_rank()
+    if world > 1:
+        dist.init_parallel_env()
     teacher, teacher_tokenizer = load_teacher(args, spec)
     layer_map_fn = make_layer_map(args, teacher)
     student, tokenizer, projection = build_student(
@@ -139,17 +140,23 @@ def main(argv=None):
     weights = {"emb_loss": args.emb_weight, "hidden_loss": args.hidden_weight, "attn_loss": args.attn_weight,
                "pred_loss": 1.0, "hard_loss": args.hard_label_weight}
     want_attention = args.attn_weight != 0
-    caps = (Capture(student, want_attention), Capture(teacher, want_attention)) if args.intermediate_distill else None
+    inter = args.intermediate_distill
+    student_out = DistillOutputs(student, layer_map if inter else None, 0, projection, want_attention)
+    teacher_out = DistillOutputs(teacher, layer_map if inter else None, 1, None, want_attention)
+    forward_S = student_out
+    if world > 1:
+        forward_S = paddle.DataParallel(student_out, find_unused_parameters=True)
 
     def losses(batch):
         """Loss terms of one batch; the teacher runs under no_grad (its outputs are targets only)."""
+        inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
         with paddle.no_grad():
-            logits_T = classifier_logits(teacher, batch)
-        logits_S = classifier_logits(forward_model, batch)
-        if caps:
-            return intermediate_terms(caps[0], caps[1], student, layer_map, projection, batch["attention_mask"],
-                                      want_attention)
-        return prediction_terms(logits_S, logits_T, batch["labels"], args.T, args.t2_scaling, spec.is_regression)
+            out_T = teacher_out(**inputs)
+        out_S = forward_S(**inputs)
+        if inter:
+            return intermediate_terms(out_S, out_T, batch["attention_mask"])
+        return prediction_terms(out_S["logits"], out_T["logits"], batch["labels"], args.T, args.t2_scaling,
+                                spec.is_regression)
 
     @paddle.no_grad()
     def eval_intermediate():
@@ -162,10 +169,6 @@ def main(argv=None):
         student.train()
         return {"eval_inter_loss": total / count}
 
-    forward_model = student
-    if world > 1:
-        dist.init_parallel_env()
-        forward_model = paddle.DataParallel(student)
     ckpt_dir = os.path.join(args.output_dir, f"checkpoint-{stage}")
     best_dir = os.path.join(args.output_dir, "best_inter_model" if args.intermediate_distill else "best_model")
     state = {"step": 0, "best": None, "best_step": 0, "best_metrics": {}, "seen": 0, "train_seconds": 0.0}
@@ -177,7 +180,7 @@ def main(argv=None):
         write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), projection=projection,
                                                                       layer_map=layer_map, stage=stage))
     log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0)
-    lower_is_better = args.intermediate_distill
+    lower_is_better = inter
     sums = {}
     start = time.time()
     student.train()
@@ -238,7 +241,8 @@ def main(argv=None):
 
     results = dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start,
                    train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
-                   train_steps=total_steps, train_examples=len(train), task=spec.name, stage=stage)
+                   train_steps=total_steps, train_examples=len(train), task=spec.name, stage=stage,
+                   main_metric="eval_inter_loss" if inter else f"eval_{spec.main_metric}")
     if rank == 0:
         write_json(os.path.join(args.output_dir, "all_results.json"), results)
         print_results(results)

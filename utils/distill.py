@@ -4,7 +4,7 @@ import os
 
 import paddle
 
-from utils.intermediate import projection_layer
+from utils.intermediate import Capture, projection_layer
 from utils.losses import attention_mse, hard_loss, hidden_mse, logits_mse, soft_cross_entropy
 from utils.models import save_pretrained
 
@@ -12,17 +12,44 @@ INTERMEDIATE_TERMS = ("emb_loss", "hidden_loss", "attn_loss")
 PREDICTION_TERMS = ("pred_loss", "hard_loss")
 
 
-def intermediate_terms(cap_S, cap_T, student, layer_map, projection, mask, want_attention=True):
-    """{emb_loss, hidden_loss, attn_loss}: each summed over the mapped layers, as TinyBERT does."""
-    def project(s, h):
-        return projection_layer(student, projection, s)(h)
+class DistillOutputs(paddle.nn.Layer):
+    """A model plus what distillation reads from it, in one forward pass.
 
-    layers = [(s, t) for s, t in layer_map if s > 0]
-    terms = {"emb_loss": sum(hidden_mse(project(s, cap_S.hidden[s]), cap_T.hidden[t], mask)
-                             for s, t in layer_map if s == 0),
-             "hidden_loss": sum(hidden_mse(project(s, cap_S.hidden[s]), cap_T.hidden[t], mask) for s, t in layers)}
-    if want_attention:
-        terms["attn_loss"] = sum(attention_mse(cap_S.scores(s), cap_T.scores(t), mask) for s, t in layers)
+    For the student, projections run inside forward so that DataParallel sees every trained parameter
+    used in forward (it syncs gradients only for those). Returns {logits, hidden, scores}: hidden[i] and
+    scores[i] belong to layer_map pair i (scores only for transformer layers, i.e. pairs with layer > 0);
+    with a layer map, logits are left out.
+    """
+
+    def __init__(self, model, layer_map=None, side=0, projection=None, attention=True):
+        super().__init__()
+        self.model, self.layer_map, self.side, self.projection = model, layer_map, side, projection
+        self.capture = Capture(model, attention) if layer_map else None
+        self.attention = attention
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        logits = self.model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
+                            return_dict=True).logits
+        if self.capture is None:
+            return {"logits": logits}
+        layers = [pair[self.side] for pair in self.layer_map]
+        hidden = [self.capture.hidden[i] for i in layers]
+        if self.projection:
+            hidden = [projection_layer(self.model, self.projection, i)(h) for i, h in zip(layers, hidden)]
+        scores = [self.capture.scores(i) for i in layers if i > 0] if self.attention else []
+        # no logits: under DataParallel every output must reach the loss, and stage 1 does not use them
+        return {"hidden": hidden, "scores": scores}
+
+
+def intermediate_terms(out_S, out_T, mask):
+    """{emb_loss, hidden_loss, attn_loss}, each summed over the mapped layers as TinyBERT does.
+
+    The first pair of every layer map is (0, 0): embeddings to embeddings.
+    """
+    hidden = [hidden_mse(h_S, h_T, mask) for h_S, h_T in zip(out_S["hidden"], out_T["hidden"])]
+    terms = {"emb_loss": hidden[0], "hidden_loss": sum(hidden[1:])}
+    if out_S["scores"]:
+        terms["attn_loss"] = sum(attention_mse(a_S, a_T, mask) for a_S, a_T in zip(out_S["scores"], out_T["scores"]))
     return terms
 
 

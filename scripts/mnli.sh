@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# MNLI with TinyBERT's published settings: max_seq_length 128, 10 intermediate epochs, 3 prediction epochs,
+# batch 32, lr 5e-5 then 3e-5. Environment variables: see run_task.sh (GLUE_DIR is required).
+TASK=MNLI SEQ_LEN=128 INTER_EPOCHS=10 exec bash "$(dirname "$0")/run_task.sh"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# One GLUE task end to end: teacher fine-tuning -> intermediate distillation -> prediction distillation -> dev
+# scores. The per-task scripts (sst2.sh, ...) call this with TinyBERT's published settings: TASK, SEQ_LEN,
+# INTER_EPOCHS. A stage whose all_results.json exists (written last, so only by a complete run) is skipped.
+#
+# Environment:
+#   GLUE_DIR      GLUE folder with TASK/train.tsv, dev.tsv (required)
+#   TEACHER       model the teacher is fine-tuned from (default bert-base-uncased; any run_glue.py source)
+#   STUDENT       student name, shape or folder (default tinybert-4l-312d)
+#   STUDENT_INIT  pretrained | random | teacher (default pretrained)
+#   DEVICE        cpu | gpu | ... (default cpu)
+#   OUT           output folder (default out/TASK)
+#   USE_AUG=1     distil on GLUE_DIR/TASK/train_aug.tsv (see data_augmentation.py)
+#   PY            python to use (default .venv/bin/python when present)
+#   TEACHER_ARGS, INTER_ARGS, PRED_ARGS   extra flags per stage, e.g. PRED_ARGS="--T 2 --hard_label_weight 0.5"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${TASK:?set by the per-task script}" "${SEQ_LEN:?}" "${INTER_EPOCHS:?}"
+: "${GLUE_DIR:?set GLUE_DIR to the GLUE folder}"
+TEACHER=${TEACHER:-bert-base-uncased}
+STUDENT=${STUDENT:-tinybert-4l-312d}
+STUDENT_INIT=${STUDENT_INIT:-pretrained}
+DEVICE=${DEVICE:-cpu}
+OUT=${OUT:-out/$TASK}
+if [ -z "${PY:-}" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
+fi
+AUG=()
+[ "${USE_AUG:-0}" = 1 ] && AUG=(--use_aug)
+COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" --batch_size 32 --device "$DEVICE")
+
+stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished run
+  local out=$1; shift
+  if [ -f "$out/all_results.json" ]; then echo "== skip $out (complete)"; return; fi
+  echo "== $*"
+  "$@"
+}
+
+# shellcheck disable=SC2086
+stage "$OUT/teacher" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$TEACHER" --output_dir "$OUT/teacher" \
+  --learning_rate 2e-5 --num_train_epochs 3 ${TEACHER_ARGS:-}
+# shellcheck disable=SC2086
+stage "$OUT/inter" "$PY" task_distill.py "${COMMON[@]}" "${AUG[@]}" --intermediate_distill \
+  --teacher_path "$OUT/teacher/best_model" --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" \
+  --output_dir "$OUT/inter" --learning_rate 5e-5 --num_train_epochs "$INTER_EPOCHS" ${INTER_ARGS:-}
+# shellcheck disable=SC2086
+stage "$OUT/pred" "$PY" task_distill.py "${COMMON[@]}" "${AUG[@]}" --teacher_path "$OUT/teacher/best_model" \
+  --student_model_name_or_path "$OUT/inter/best_inter_model" --output_dir "$OUT/pred" \
+  --learning_rate 3e-5 --num_train_epochs 3 ${PRED_ARGS:-}
+
+"$PY" - "$OUT" <<'PYEOF'
+import json, os, sys
+out = sys.argv[1]
+print(f"\n| {out} | main dev metric | best step |\n| --- | --- | --- |")
+for stage in ("teacher", "inter", "pred"):
+    with open(os.path.join(out, stage, "all_results.json")) as f:
+        r = json.load(f)
+    key = r["main_metric"]
+    print(f"| {stage} | {key} = {r[key]:.4f} | {r['best_step']} |")
+PYEOF

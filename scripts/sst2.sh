@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# SST-2 with TinyBERT's published settings: max_seq_length 64, 20 intermediate epochs, 3 prediction epochs,
+# batch 32, lr 5e-5 then 3e-5. Environment variables: see run_task.sh (GLUE_DIR is required).
+TASK=SST-2 SEQ_LEN=64 INTER_EPOCHS=20 exec bash "$(dirname "$0")/run_task.sh"
