@@ -37,6 +37,24 @@ def add_data_args(parser):
     return parser
 
 
+def add_training_args(parser, learning_rate):
+    t = parser.add_argument_group("training")
+    t.add_argument("--batch_size", type=int, default=32)
+    t.add_argument("--eval_batch_size", type=int, default=128)
+    t.add_argument("--learning_rate", type=float, default=learning_rate, help=f"peak lr (default {learning_rate})")
+    t.add_argument("--num_train_epochs", type=float, default=3.0)
+    t.add_argument("--max_steps", type=int, default=-1, help="stop after N steps (overrides epochs when > 0)")
+    t.add_argument("--warmup_proportion", type=float, default=0.1, help="fraction of steps with rising lr")
+    t.add_argument("--weight_decay", type=float, default=0.01)
+    t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping by global norm; 0 = off")
+    t.add_argument("--logging_steps", type=int, default=50)
+    t.add_argument("--save_steps", type=int, default=500, help="evaluate on dev, keep the best (and checkpoint) "
+                                                                 "every N steps")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--device", default="cpu", help="cpu, gpu, gpu:1, xpu ... (default cpu)")
+    return t
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_args(p)
@@ -45,19 +63,7 @@ def parse_args(argv=None):
                    help="PaddleNLP model name (downloaded when online), PaddleNLP folder, or Hugging Face BERT "
                         "folder (config.json + model.safetensors or pytorch_model.bin; converted in a copy)")
     m.add_argument("--output_dir", required=True, help="where best_model, all_results.json and runs/ go")
-    t = p.add_argument_group("training")
-    t.add_argument("--batch_size", type=int, default=32)
-    t.add_argument("--eval_batch_size", type=int, default=128)
-    t.add_argument("--learning_rate", type=float, default=2e-5)
-    t.add_argument("--num_train_epochs", type=float, default=3.0)
-    t.add_argument("--max_steps", type=int, default=-1, help="stop after N steps (overrides epochs when > 0)")
-    t.add_argument("--warmup_proportion", type=float, default=0.1, help="fraction of steps with rising lr")
-    t.add_argument("--weight_decay", type=float, default=0.01)
-    t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping by global norm; 0 = off")
-    t.add_argument("--logging_steps", type=int, default=50)
-    t.add_argument("--save_steps", type=int, default=500, help="evaluate on dev (and keep the best) every N steps")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--device", default="cpu", help="cpu, gpu, gpu:1, xpu ... (default cpu)")
+    add_training_args(p, learning_rate=2e-5)
     args = p.parse_args(argv)
     validate_args(args)
     return args
@@ -107,7 +113,6 @@ def main(argv=None):
     from utils.training import check_output_dir
     check_output_dir(args.output_dir)
 
-    import paddle
     from tqdm import tqdm
     from paddlenlp.transformers import AutoModelForSequenceClassification
     from utils.features import collate, tokenize, train_batches

@@ -15,7 +15,7 @@ import sys
 import time
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from run_glue import add_data_args, label_config, load_task, print_results
+from run_glue import add_data_args, add_training_args, label_config, load_task, print_results, validate_args
 from utils.errors import UserError, exits_cleanly
 from utils.students import PROJECTIONS, STUDENT_INITS
 
@@ -50,26 +50,20 @@ def parse_args(argv=None):
     d.add_argument("--T", type=float, default=1.0, help="softmax temperature of the prediction loss (float)")
     d.add_argument("--t2_scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="multiply the soft cross-entropy by T^2 (default on)")
+    d.add_argument("--pred_weight", type=float, default=1.0,
+                   help="weight of the distillation loss (default 1); 0 with --hard_label_weight 1 trains the "
+                        "student on gold labels only, the baseline distillation should beat")
     d.add_argument("--hard_label_weight", type=float, default=0.0, help="weight of the gold-label loss (default 0)")
-    t = p.add_argument_group("training")
-    t.add_argument("--batch_size", type=int, default=32)
-    t.add_argument("--eval_batch_size", type=int, default=128)
-    t.add_argument("--learning_rate", type=float, default=5e-5)
-    t.add_argument("--num_train_epochs", type=float, default=3.0)
-    t.add_argument("--max_steps", type=int, default=-1, help="stop after N steps (overrides epochs when > 0)")
-    t.add_argument("--warmup_proportion", type=float, default=0.1)
-    t.add_argument("--weight_decay", type=float, default=0.01)
-    t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping by global norm; 0 = off")
-    t.add_argument("--logging_steps", type=int, default=50)
-    t.add_argument("--save_steps", type=int, default=500, help="evaluate and checkpoint every N steps")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--device", default="cpu")
+    t = add_training_args(p, learning_rate=5e-5)
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint-<stage> if present")
     args = p.parse_args(argv)
-    from run_glue import validate_args
     validate_args(args)
     if args.T <= 0:
         raise UserError(f"--T must be positive, got {args.T}")
+    weights = [args.emb_weight, args.hidden_weight, args.attn_weight] if args.intermediate_distill else [
+        args.pred_weight, args.hard_label_weight]
+    if min(weights) < 0 or max(weights) == 0:
+        raise UserError("loss weights must be >= 0 and at least one of this stage's weights > 0")
     return args
 
 
@@ -100,7 +94,8 @@ def main(argv=None):
         from utils.glue import get_task, split_path, task_dir
         folder = task_dir(get_task(args.task_name, vars(args)), args.glue_dir, args.data_dir)
         if not os.path.isfile(split_path(folder, "train_aug")):
-            raise UserError("no such file; --use_aug needs data_augmentation.py's output", split_path(folder, "train_aug"))
+            raise UserError("no such file; --use_aug needs data_augmentation.py's output",
+                            split_path(folder, "train_aug"))
     spec, train_examples, dev_examples = load_task(args, train_split="train_aug" if args.use_aug else "train")
     from utils.training import check_output_dir
     check_output_dir(args.output_dir)
@@ -113,8 +108,7 @@ def main(argv=None):
     from utils.features import collate, tokenize, train_batches
     from utils.models import quiet_paddlenlp, save_pretrained
     from utils.students import build_student
-    from utils.training import (ScalarLog, build_optimizer, classifier_logits, evaluate, set_device, set_seed,
-                                to_tensors, write_json)
+    from utils.training import ScalarLog, build_optimizer, evaluate, set_device, set_seed, to_tensors, write_json
 
     quiet_paddlenlp()
     set_device(args.device)
@@ -138,7 +132,7 @@ def main(argv=None):
     optimizer, scheduler = build_optimizer(student, args.learning_rate, total_steps, args.warmup_proportion,
                                            args.weight_decay, args.max_grad_norm)
     weights = {"emb_loss": args.emb_weight, "hidden_loss": args.hidden_weight, "attn_loss": args.attn_weight,
-               "pred_loss": 1.0, "hard_loss": args.hard_label_weight}
+               "pred_loss": args.pred_weight, "hard_loss": args.hard_label_weight}
     want_attention = args.attn_weight != 0
     inter = args.intermediate_distill
     student_out = DistillOutputs(student, layer_map if inter else None, 0, projection, want_attention)
@@ -150,13 +144,15 @@ def main(argv=None):
     def losses(batch):
         """Loss terms of one batch; the teacher runs under no_grad (its outputs are targets only)."""
         inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
-        with paddle.no_grad():
-            out_T = teacher_out(**inputs)
+        out_T = None
+        if inter or args.pred_weight != 0:  # a gold-labels-only baseline needs no teacher outputs
+            with paddle.no_grad():
+                out_T = teacher_out(**inputs)
         out_S = forward_S(**inputs)
         if inter:
             return intermediate_terms(out_S, out_T, batch["attention_mask"])
-        return prediction_terms(out_S["logits"], out_T["logits"], batch["labels"], args.T, args.t2_scaling,
-                                spec.is_regression)
+        return prediction_terms(out_S["logits"], out_T and out_T["logits"], batch["labels"], args.T,
+                                args.t2_scaling, spec.is_regression)
 
     @paddle.no_grad()
     def eval_intermediate():
@@ -170,7 +166,7 @@ def main(argv=None):
         return {"eval_inter_loss": total / count}
 
     ckpt_dir = os.path.join(args.output_dir, f"checkpoint-{stage}")
-    best_dir = os.path.join(args.output_dir, "best_inter_model" if args.intermediate_distill else "best_model")
+    best_dir = os.path.join(args.output_dir, "best_inter_model" if inter else "best_model")
     state = {"step": 0, "best": None, "best_step": 0, "best_metrics": {}, "seen": 0, "train_seconds": 0.0}
     if args.resume and has_checkpoint(ckpt_dir):
         state = load_checkpoint(ckpt_dir, student, optimizer, scheduler)
@@ -180,7 +176,6 @@ def main(argv=None):
         write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), projection=projection,
                                                                       layer_map=layer_map, stage=stage))
     log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0)
-    lower_is_better = inter
     sums = {}
     start = time.time()
     student.train()
@@ -221,13 +216,13 @@ def main(argv=None):
 
         # eval, keep the best, checkpoint
         if step % args.save_steps == 0 or step == total_steps:
-            metrics = eval_intermediate() if lower_is_better else evaluate(spec, student, dev, args.eval_batch_size,
+            metrics = eval_intermediate() if inter else evaluate(spec, student, dev, args.eval_batch_size,
                                                                            pad_id)
-            key = "eval_inter_loss" if lower_is_better else f"eval_{spec.main_metric}"
+            key = "eval_inter_loss" if inter else f"eval_{spec.main_metric}"
             for name, value in metrics.items():
                 log.add(f"eval/{name[len('eval_'):]}", value, step)
             bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-            better = state["best"] is None or (metrics[key] < state["best"] if lower_is_better
+            better = state["best"] is None or (metrics[key] < state["best"] if inter
                                                else metrics[key] > state["best"])
             if better:
                 state.update(best=metrics[key], best_step=step, best_metrics=metrics)

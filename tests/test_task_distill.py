@@ -5,7 +5,6 @@ import os
 import numpy as np
 import paddle
 import pytest
-from conftest import write
 
 import task_distill
 
@@ -188,3 +187,16 @@ def test_data_parallel_on_two_cpu_processes(tmp_path, demo_glue, tiny_teacher):
     # 240 examples in batches of 16 = 15 batches; two ranks take 7 each per epoch, 8 steps see 2 x 16 x 8
     assert results["train_steps"] == 8 and results["train_examples_per_second"] > 0
     assert len(glob.glob(str(tmp_path / "out" / "runs" / "vdlrecords.*"))) == 1  # rank 1 wrote nothing
+
+
+def test_gold_label_baseline_skips_the_teacher(tmp_path, demo_glue, tiny_teacher):
+    results = task_distill.main(args(demo_glue, tiny_teacher, tmp_path, "--student_model_name_or_path", "2l-16d",
+                                     "--student_init", "random", "--pred_weight", 0, "--hard_label_weight", 1))
+    from visualdl import LogReader
+    tags = set(LogReader(file_path=glob.glob(str(tmp_path / "runs" / "vdlrecords.*"))[0]).get_tags()["scalar"])
+    assert "train/hard_loss" in tags and "train/pred_loss" not in tags and "eval_accuracy" in results
+
+
+def test_all_zero_weights_rejected(tmp_path, capsys, demo_glue, tiny_teacher):
+    expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", "--pred_weight", 0),
+                 "at least one of this stage's weights > 0", tmp_path / "out")

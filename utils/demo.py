@@ -3,7 +3,8 @@
     python -m utils.demo --out demo      # writes demo/glue/SST-2/{train,dev}.tsv and demo/models/*
 
 Sentences follow a small grammar ("the plot was not very dull but the cast was weak ."); the label is the
-polarity of the last clause's adjective, flipped by "not". Models are random BERTs over the grammar's vocabulary, so they learn it from scratch.
+polarity of the last clause's adjective, flipped by "not". Models are random BERTs over the grammar's
+vocabulary, so they learn it from scratch.
 """
 import argparse
 import os

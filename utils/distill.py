@@ -54,10 +54,12 @@ def intermediate_terms(out_S, out_T, mask):
 
 
 def prediction_terms(logits_S, logits_T, labels, temperature, t2_scaling, regression):
-    """{pred_loss, hard_loss}: distillation towards the teacher's outputs, and the gold-label loss."""
-    kd = logits_mse if regression else soft_cross_entropy
-    return {"pred_loss": kd(logits_S, logits_T, temperature, t2_scaling),
-            "hard_loss": hard_loss(logits_S, labels, regression)}
+    """{pred_loss, hard_loss}: distillation towards the teacher's outputs (when given), and the gold-label loss."""
+    terms = {"hard_loss": hard_loss(logits_S, labels, regression)}
+    if logits_T is not None:
+        kd = logits_mse if regression else soft_cross_entropy
+        terms["pred_loss"] = kd(logits_S, logits_T, temperature, t2_scaling)
+    return terms
 
 
 def weighted_total(terms, weights):

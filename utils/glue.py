@@ -185,7 +185,8 @@ class TsvFile:
             if max_samples is not None and n >= max_samples:
                 return
             text_b = fields[idx[spec.text_b]] if spec.text_b is not None else None
-            yield Example(fields[idx[spec.text_a]], text_b, parse_label(spec, fields[idx[spec.label]], self.path, lineno))
+            label = parse_label(spec, fields[idx[spec.label]], self.path, lineno)
+            yield Example(fields[idx[spec.text_a]], text_b, label)
 
 
 def parse_label(spec, raw, path=None, lineno=None):

@@ -25,7 +25,8 @@ def parse_layer_map(text, num_layers_S, num_layers_T):
     try:
         layers = [int(x) for x in text.split(",")]
     except ValueError:
-        raise UserError(f"--layer_map '{text}': expected comma-separated teacher layer numbers, e.g. 3,6,9,12") from None
+        raise UserError(f"--layer_map '{text}': expected comma-separated teacher layer numbers, "
+                        "e.g. 3,6,9,12") from None
     if len(layers) != num_layers_S:
         raise UserError(f"--layer_map has {len(layers)} entries; the student has {num_layers_S} layers")
     bad = [t for t in layers if not 1 <= t <= num_layers_T]
