@@ -16,17 +16,13 @@ from utils.errors import UserError, exits_cleanly
 from utils.glue import TASK_NAMES, get_task, load_split, task_dir
 
 
-def add_data_args(parser):
+def add_task_args(parser):
+    """--task_name, where its files are, and the custom task's columns; returns the data group."""
     g = parser.add_argument_group("data")
     g.add_argument("--task_name", required=True, help=f"one of {', '.join(TASK_NAMES)} (case-insensitive)")
     g.add_argument("--glue_dir", help="GLUE folder with TASK/train.tsv and dev.tsv; without it (and without "
                                       "--data_dir) GLUE is downloaded through paddlenlp")
     g.add_argument("--data_dir", help="the task's own folder (train.tsv, dev.tsv); required for custom")
-    g.add_argument("--max_seq_length", type=int, default=128, help="longer inputs are truncated (default 128)")
-    g.add_argument("--max_train_samples", type=int, help="use only the first N training rows (quick runs)")
-    g.add_argument("--max_eval_samples", type=int, help="use only the first N rows of each dev split")
-    g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True,
-                   help="length-bucketed batches (default on; --no-bucket draws plain random batches)")
     c = parser.add_argument_group("custom task (--task_name custom)")
     c.add_argument("--text_a_column", help="column of the first text: header name or 0-based index")
     c.add_argument("--text_b_column", help="column of the second text, for sentence pairs")
@@ -34,6 +30,16 @@ def add_data_args(parser):
     c.add_argument("--labels", help="comma-separated label set (default: the distinct labels of train.tsv)")
     c.add_argument("--regression", action="store_true", help="float labels, trained with MSE")
     c.add_argument("--no_header", action="store_true", help="the files have no header row")
+    return g
+
+
+def add_data_args(parser):
+    g = add_task_args(parser)
+    g.add_argument("--max_seq_length", type=int, default=128, help="longer inputs are truncated (default 128)")
+    g.add_argument("--max_train_samples", type=int, help="use only the first N training rows (quick runs)")
+    g.add_argument("--max_eval_samples", type=int, help="use only the first N rows of each dev split")
+    g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True,
+                   help="length-bucketed batches (default on; --no-bucket draws plain random batches)")
     return parser
 
 

@@ -10,7 +10,9 @@
 #   STUDENT_INIT  pretrained | random | teacher (default pretrained)
 #   DEVICE        cpu | gpu | ... (default cpu)
 #   OUT           output folder (default out/TASK)
-#   USE_AUG=1     distil on GLUE_DIR/TASK/train_aug.tsv (see data_augmentation.py)
+#   USE_AUG=1     distil on augmented data: data_augmentation.py writes OUT/data/TASK/train_aug.tsv (beside
+#                 links to GLUE_DIR's files, which stay untouched) unless it exists; AUG_MODEL (masked LM,
+#                 default bert-base-uncased; none: vectors only), GLOVE (word vectors), AUG_ARGS (extra flags)
 #   PY            python to use (default .venv/bin/python when present)
 #   TEACHER_ARGS, INTER_ARGS, PRED_ARGS   extra flags per stage, e.g. PRED_ARGS="--T 2 --hard_label_weight 0.5"
 set -euo pipefail
@@ -25,9 +27,8 @@ OUT=${OUT:-out/$TASK}
 if [ -z "${PY:-}" ]; then
   if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
 fi
-AUG=()
-[ "${USE_AUG:-0}" = 1 ] && AUG=(--use_aug)
 COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" --batch_size 32 --device "$DEVICE")
+DISTILL=("${COMMON[@]}")
 
 stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished run
   local out=$1; shift
@@ -39,12 +40,29 @@ stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished
 # shellcheck disable=SC2086
 stage "$OUT/teacher" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$TEACHER" --output_dir "$OUT/teacher" \
   --learning_rate 2e-5 --num_train_epochs 3 ${TEACHER_ARGS:-}
+if [ "${USE_AUG:-0}" = 1 ]; then
+  DATA="$OUT/data"
+  mkdir -p "$DATA/$TASK"
+  for f in "$GLUE_DIR/$TASK"/*.tsv; do
+    [ -e "$DATA/$TASK/$(basename "$f")" ] || ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$DATA/$TASK/"
+  done
+  if [ -f "$DATA/$TASK/train_aug.tsv" ]; then
+    echo "== skip augmentation ($DATA/$TASK/train_aug.tsv exists)"
+  else
+    # shellcheck disable=SC2086
+    "$PY" data_augmentation.py --task_name "$TASK" --glue_dir "$DATA" --device "$DEVICE" \
+      --pretrained_bert_model "${AUG_MODEL:-bert-base-uncased}" ${GLOVE:+--glove_embs "$GLOVE"} ${AUG_ARGS:-}
+  fi
+  DISTILL=(--task_name "$TASK" --glue_dir "$DATA" --max_seq_length "$SEQ_LEN" --batch_size 32 --device "$DEVICE"
+           --use_aug)
+fi
+
 # shellcheck disable=SC2086
-stage "$OUT/inter" "$PY" task_distill.py "${COMMON[@]}" "${AUG[@]}" --intermediate_distill \
+stage "$OUT/inter" "$PY" task_distill.py "${DISTILL[@]}" --intermediate_distill \
   --teacher_path "$OUT/teacher/best_model" --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" \
   --output_dir "$OUT/inter" --learning_rate 5e-5 --num_train_epochs "$INTER_EPOCHS" ${INTER_ARGS:-}
 # shellcheck disable=SC2086
-stage "$OUT/pred" "$PY" task_distill.py "${COMMON[@]}" "${AUG[@]}" --teacher_path "$OUT/teacher/best_model" \
+stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
   --student_model_name_or_path "$OUT/inter/best_inter_model" --output_dir "$OUT/pred" \
   --learning_rate 3e-5 --num_train_epochs 3 ${PRED_ARGS:-}
 

@@ -33,3 +33,23 @@ def test_task_script_needs_glue_dir():
     run = subprocess.run(["bash", "scripts/rte.sh"], cwd=ROOT, capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != "GLUE_DIR"})
     assert run.returncode != 0 and "GLUE_DIR" in run.stderr
+
+
+def test_task_script_augments_into_its_own_folder_then_distils_on_it(tmp_path, demo_glue, tiny_bert):
+    from utils.demo import vocabulary, write_vectors
+    glove = write_vectors(str(tmp_path / "vectors.txt"), [w for w in vocabulary() if w.isalpha()])
+    out = tmp_path / "out"
+    env = {"GLUE_DIR": demo_glue, "TEACHER": tiny_bert, "STUDENT": "2l-16d", "STUDENT_INIT": "random",
+           "OUT": str(out), "USE_AUG": "1", "AUG_MODEL": "none", "GLOVE": glove, "AUG_ARGS": "--N 2",
+           "TEACHER_ARGS": "--max_steps 2", "INTER_ARGS": "--max_steps 2", "PRED_ARGS": "--max_steps 2"}
+    run = run_script(env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    aug = out / "data" / "SST-2" / "train_aug.tsv"
+    with open(aug, encoding="utf-8") as f:
+        rows = f.read().splitlines()
+    assert rows[0] == "sentence\tlabel" and 240 < len(rows) - 1 <= 240 * 3
+    assert sorted(os.listdir(os.path.join(demo_glue, "SST-2"))) == ["dev.tsv", "train.tsv"]  # GLUE_DIR untouched
+    with open(out / "inter" / "args.json", encoding="utf-8") as f:
+        assert '"use_aug": true' in f.read()
+    again = run_script(env)
+    assert again.returncode == 0 and "skip augmentation" in again.stdout

@@ -64,8 +64,20 @@ def write_vocab(path, words):
         f.write("\n".join(words) + "\n")
 
 
-def make_tiny_bert(folder, words=None, layers=2, hidden=32, heads=2, intermediate=None, seed=0, **config):
-    """A random BertModel saved as a PaddleNLP folder (config, weights, vocab) for tests and the demo."""
+def write_vectors(path, words, dim=16, seed=0):
+    """Random word vectors in GloVe's text format (no header) so augmentation runs without a download."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for word in words:
+            f.write(word + " " + " ".join(f"{x:.5f}" for x in rng.standard_normal(dim)) + "\n")
+    return path
+
+
+def make_tiny_bert(folder, words=None, layers=2, hidden=32, heads=2, intermediate=None, seed=0, model_class=None,
+                   **config):
+    """A random BERT (BertModel unless model_class says otherwise, e.g. BertForMaskedLM) saved as a PaddleNLP
+    folder (config, weights, vocab) for tests and the demo."""
     import paddle
     from paddlenlp.transformers import BertConfig, BertModel, BertTokenizer
     words = words or vocabulary()
@@ -76,7 +88,7 @@ def make_tiny_bert(folder, words=None, layers=2, hidden=32, heads=2, intermediat
     cfg = BertConfig(vocab_size=len(words), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                      intermediate_size=intermediate or 4 * hidden, max_position_embeddings=128,
                      type_vocab_size=config.pop("type_vocab_size", 2), **config)
-    BertModel(cfg).save_pretrained(folder)
+    (model_class or BertModel)(cfg).save_pretrained(folder)
     BertTokenizer(vocab_file, do_lower_case=True).save_pretrained(folder)
     return folder
 
