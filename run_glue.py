@@ -16,10 +16,10 @@ from utils.errors import UserError, exits_cleanly
 from utils.glue import TASK_NAMES, get_task, load_split, task_dir
 
 
-def add_task_args(parser):
+def add_task_args(parser, task_required=True):
     """--task_name, where its files are, and the custom task's columns; returns the data group."""
     g = parser.add_argument_group("data")
-    g.add_argument("--task_name", required=True, help=f"one of {', '.join(TASK_NAMES)} (case-insensitive)")
+    g.add_argument("--task_name", required=task_required, help=f"one of {', '.join(TASK_NAMES)} (case-insensitive)")
     g.add_argument("--glue_dir", help="GLUE folder with TASK/train.tsv and dev.tsv; without it (and without "
                                       "--data_dir) GLUE is downloaded through paddlenlp")
     g.add_argument("--data_dir", help="the task's own folder (train.tsv, dev.tsv); required for custom")
@@ -123,8 +123,8 @@ def main(argv=None):
     from paddlenlp.transformers import AutoModelForSequenceClassification
     from utils.features import collate, tokenize, train_batches
     from utils.models import load_model, load_tokenizer, quiet_paddlenlp, save_pretrained
-    from utils.training import (ScalarLog, build_optimizer, classifier_logits, evaluate, set_device, set_seed,
-                                to_tensors, write_json)
+    from utils.training import (ScalarLog, build_optimizer, classifier_logits, command_line, evaluate, set_device,
+                                set_seed, to_tensors, write_json)
 
     quiet_paddlenlp()
     set_device(args.device)
@@ -141,7 +141,7 @@ def main(argv=None):
                                            args.weight_decay, args.max_grad_norm)
 
     os.makedirs(args.output_dir, exist_ok=True)
-    write_json(os.path.join(args.output_dir, "args.json"), vars(args))
+    write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), command=command_line("run_glue.py", argv)))
     log = ScalarLog(os.path.join(args.output_dir, "runs"))
     best, best_step, best_metrics = -math.inf, 0, {}
     main_key = f"eval_{spec.main_metric}"

@@ -108,7 +108,8 @@ def main(argv=None):
     from utils.features import collate, tokenize, train_batches
     from utils.models import quiet_paddlenlp, save_pretrained
     from utils.students import build_student
-    from utils.training import ScalarLog, build_optimizer, evaluate, set_device, set_seed, to_tensors, write_json
+    from utils.training import (ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed, to_tensors,
+                                write_json)
 
     quiet_paddlenlp()
     set_device(args.device)
@@ -174,7 +175,8 @@ def main(argv=None):
     if rank == 0:
         os.makedirs(args.output_dir, exist_ok=True)
         write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), projection=projection,
-                                                                      layer_map=layer_map, stage=stage))
+                                                                      layer_map=layer_map, stage=stage,
+                                                                      command=command_line("task_distill.py", argv)))
     log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0)
     sums = {}
     start = time.time()

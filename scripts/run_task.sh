@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One GLUE task end to end: teacher fine-tuning -> intermediate distillation -> prediction distillation -> dev
-# scores. The per-task scripts (sst2.sh, ...) call this with TinyBERT's published settings: TASK, SEQ_LEN,
-# INTER_EPOCHS. A stage whose all_results.json exists (written last, so only by a complete run) is skipped.
+# One GLUE task end to end: teacher fine-tuning -> [augmentation] -> intermediate distillation -> prediction
+# distillation -> [gold-label baseline] -> export of teacher and student -> OUT/report.md. The per-task scripts
+# (sst2.sh, ...) and pipeline.sh call this with TinyBERT's published settings: TASK, SEQ_LEN, INTER_EPOCHS.
+# A stage whose complete output exists (all_results.json, train_aug.tsv, export.json: each written last or
+# renamed into place when complete) is skipped, so a rerun picks up where a killed run stopped.
 #
 # Environment:
 #   GLUE_DIR      GLUE folder with TASK/train.tsv, dev.tsv (required)
@@ -13,6 +15,8 @@
 #   USE_AUG=1     distil on augmented data: data_augmentation.py writes OUT/data/TASK/train_aug.tsv (beside
 #                 links to GLUE_DIR's files, which stay untouched) unless it exists; AUG_MODEL (masked LM,
 #                 default bert-base-uncased; none: vectors only), GLOVE (word vectors), AUG_ARGS (extra flags)
+#   BASELINE=1    also train the student on gold labels only (OUT/baseline), for the report's comparison
+#   REPORT=0      skip export and report
 #   PY            python to use (default .venv/bin/python when present)
 #   TEACHER_ARGS, INTER_ARGS, PRED_ARGS   extra flags per stage, e.g. PRED_ARGS="--T 2 --hard_label_weight 0.5"
 set -euo pipefail
@@ -66,7 +70,24 @@ stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/tea
   --student_model_name_or_path "$OUT/inter/best_inter_model" --output_dir "$OUT/pred" \
   --learning_rate 3e-5 --num_train_epochs 3 ${PRED_ARGS:-}
 
-"$PY" - "$OUT" <<'PYEOF'
+if [ "${BASELINE:-0}" = 1 ]; then
+  # shellcheck disable=SC2086
+  stage "$OUT/baseline" "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" \
+    --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" --pred_weight 0 --hard_label_weight 1 \
+    --output_dir "$OUT/baseline" --learning_rate 5e-5 --num_train_epochs 3 ${INTER_ARGS:-} ${BASELINE_ARGS:-}
+fi
+
+if [ "${REPORT:-1}" = 1 ]; then
+  for pair in "teacher:$OUT/teacher/best_model" "student:$OUT/pred/best_model"; do
+    role=${pair%%:*} src=${pair#*:}
+    if [ "$OUT/export/$role/export.json" -nt "$src/model_state.pdparams" ]; then
+      echo "== skip $OUT/export/$role (newer than $src)"; continue
+    fi
+    "$PY" export_model.py --model_dir "$src" --output_dir "$OUT/export/$role" --max_seq_length "$SEQ_LEN"
+  done
+  "$PY" report.py --out "$OUT"
+else
+  "$PY" - "$OUT" <<'PYEOF'
 import json, os, sys
 out = sys.argv[1]
 print(f"\n| {out} | main dev metric | best step |\n| --- | --- | --- |")
@@ -76,3 +97,4 @@ for stage in ("teacher", "inter", "pred"):
     key = r["main_metric"]
     print(f"| {stage} | {key} = {r[key]:.4f} | {r['best_step']} |")
 PYEOF
+fi

@@ -18,7 +18,8 @@ def test_task_script_runs_all_stages_then_skips_complete_ones(tmp_path, demo_glu
     assert first.returncode == 0, first.stderr[-3000:]
     for stage in ("teacher", "inter", "pred"):
         assert os.path.isfile(tmp_path / "out" / stage / "all_results.json")
-    assert "| teacher | eval_accuracy = " in first.stdout and "| inter | eval_inter_loss = " in first.stdout
+    assert "| teacher (fine-tuned) | " in first.stdout and "| student after stage 2 (distilled) | " in first.stdout
+    assert os.path.isfile(tmp_path / "out" / "report.md")
 
     os.remove(tmp_path / "out" / "pred" / "all_results.json")  # as if the last stage had been killed
     second = run_script(env)

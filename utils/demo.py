@@ -101,7 +101,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     write_sst2(os.path.join(args.out, "glue", "SST-2"), args.n_train, args.n_dev)
     make_tiny_bert(os.path.join(args.out, "models", "teacher-init"), layers=4, hidden=64, heads=4)
-    print(f"demo data in {args.out}/glue/SST-2, tiny teacher in {args.out}/models/teacher-init")
+    write_vectors(os.path.join(args.out, "models", "vectors.txt"), [w for w in vocabulary() if w.isalpha()])
+    print(f"demo data in {args.out}/glue/SST-2, tiny teacher and word vectors in {args.out}/models")
 
 
 if __name__ == "__main__":

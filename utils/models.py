@@ -63,7 +63,8 @@ def load_model(cls, name_or_path, **kwargs):
 
 def load_tokenizer(name_or_path):
     from paddlenlp.transformers import AutoTokenizer
-    model_kind(name_or_path)
+    if not os.path.isfile(os.path.join(name_or_path, "tokenizer_config.json")):  # export folders have no weights
+        model_kind(name_or_path)
     return _from_pretrained(AutoTokenizer, name_or_path, "tokenizer")
 
 

@@ -108,6 +108,13 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
+def command_line(script, argv=None):
+    """The command that started this run, for args.json and reports."""
+    import shlex
+    import sys
+    return "python " + shlex.join([script] + list(sys.argv[1:] if argv is None else argv))
+
+
 def check_output_dir(path):
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError("is a file; expected an output directory", path)

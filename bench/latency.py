@@ -1,0 +1,124 @@
+"""Latency and throughput of teacher vs student: dygraph vs Paddle Inference (and onnxruntime when installed).
+
+    python bench/latency.py --teacher out/sst2/teacher/best_model --student out/sst2/pred/best_model
+    python bench/latency.py --shapes 12l-768d,4l-312d        # random weights: BERT-base vs TinyBERT 4L-312d
+
+For each model, engine, batch size (1, 32) and sequence length (64, 128): the median of --repeats timed runs
+after --warmup runs, examples/s, and per model the parameter count and FLOPs per example. Then the student's
+speed-up over the teacher per engine and setting, next to the FLOP ratio: the most a smaller model can save.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402,F401
+
+import numpy as np  # noqa: E402
+
+
+def random_model(shape, vocab_size=30522):
+    import paddle
+    from paddlenlp.transformers import BertConfig, BertForSequenceClassification
+    layers, hidden = shape.lower().split("l-")
+    hidden = int(hidden.rstrip("d"))
+    paddle.seed(0)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=int(layers),
+                        num_attention_heads=12 if hidden % 12 == 0 else max(1, hidden // 32), intermediate_size=4 * hidden if hidden != 312 else 1200,
+                        type_vocab_size=2, num_labels=2)
+    return BertForSequenceClassification(config)
+
+
+def load(path):
+    from paddlenlp.transformers import AutoModelForSequenceClassification
+
+    from utils.models import load_model
+    return load_model(AutoModelForSequenceClassification, path)
+
+
+def engines(model, folder, threads):
+    """name -> callable(input_ids, token_type_ids) for every engine available."""
+    import paddle
+
+    from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static
+    model.eval()
+
+    @paddle.no_grad()
+    def dygraph(ids, types):
+        return model(input_ids=paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types),
+                     return_dict=True).logits.numpy()
+
+    found = {"dygraph": dygraph}
+    export_static(model, folder)
+    found["paddle_inference"] = PaddlePredictor(folder, threads=threads)
+    try:
+        import onnxruntime  # noqa: F401
+        export_onnx(folder)
+        found["onnxruntime"] = OnnxPredictor(folder, threads=threads)
+    except ImportError:
+        pass
+    return found
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", help="teacher folder (best_model)")
+    p.add_argument("--student", help="student folder (best_model)")
+    p.add_argument("--shapes", default="12l-768d,4l-312d",
+                   help="random-weight teacher,student shapes timed as well ('' to skip)")
+    p.add_argument("--batch_sizes", default="1,32")
+    p.add_argument("--seq_lens", default="64,128")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7)
+    args = p.parse_args()
+
+    import paddle
+
+    from utils.inference import count_parameters, flops_per_example, median_seconds
+    from utils.models import quiet_paddlenlp
+    quiet_paddlenlp()
+    paddle.set_device("cpu")
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    pairs = []
+    if args.teacher and args.student:
+        pairs.append(("trained", load(args.teacher), load(args.student)))
+    if args.shapes:
+        teacher_shape, student_shape = args.shapes.split(",")
+        pairs.append((f"random {teacher_shape} vs {student_shape}", random_model(teacher_shape),
+                      random_model(student_shape)))
+    batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
+    seq_lens = [int(x) for x in args.seq_lens.split(",")]
+    rng = np.random.default_rng(0)
+    print(f"threads={threads}; median of {args.repeats} runs after {args.warmup} warm-up runs")
+    for title, teacher, student in pairs:
+        rows = {}
+        for role, model in (("teacher", teacher), ("student", student)):
+            config = model.config.to_dict()
+            params = count_parameters(config)
+            with tempfile.TemporaryDirectory() as folder:
+                for engine, run in engines(model, folder, threads).items():
+                    for bs in batch_sizes:
+                        for seq in seq_lens:
+                            ids = rng.integers(1000, 2000, (bs, seq)).astype(np.int64)
+                            types = np.zeros_like(ids)
+                            sec = median_seconds(lambda: run(ids, types), args.warmup, args.repeats)
+                            rows[(role, engine, bs, seq)] = (sec, params, flops_per_example(config, seq))
+        print(f"\n### {title}\n")
+        print("| model | engine | batch | seq | latency ms | examples/s | params | GFLOPs/example |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for (role, engine, bs, seq), (sec, params, flops) in rows.items():
+            print(f"| {role} | {engine} | {bs} | {seq} | {sec * 1000:.1f} | {bs / sec:.1f} | {params / 1e6:.1f}M "
+                  f"| {flops / 1e9:.3g} |")
+        print("\n| engine | batch | seq | student speed-up | FLOP ratio | speed-up / FLOP ratio |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for (role, engine, bs, seq), (sec, _, flops) in rows.items():
+            if role != "teacher":
+                continue
+            s_sec, _, s_flops = rows[("student", engine, bs, seq)]
+            speedup, ratio = sec / s_sec, flops / s_flops
+            print(f"| {engine} | {bs} | {seq} | {speedup:.2f}x | {ratio:.2f}x | {speedup / ratio:.0%} |")
+
+
+if __name__ == "__main__":
+    main()

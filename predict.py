@@ -1,0 +1,155 @@
+"""Batch prediction with an exported model (export_model.py) through Paddle Inference or onnxruntime.
+
+    python predict.py --model_dir out/sst2/export --task_name SST-2 --glue_dir GLUE --split dev
+    python predict.py --model_dir out/sst2/export --input texts.txt          # one text per line (TAB for pairs)
+
+Writes a TSV (index, text(s), predicted label, a probability per label; the score for regression) and, when
+the input has labels, prints the task's dev metrics and writes them to OUTPUT.json.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from run_glue import add_task_args
+from utils.errors import UserError, exits_cleanly
+from utils.glue import Example, get_task, load_split, task_dir
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_dir", required=True, help="folder written by export_model.py")
+    p.add_argument("--input", help="a text file, one example per line (text, or text TAB text for pairs); "
+                                   "instead of a task split")
+    p.add_argument("--split", default="dev", help="task split to predict (dev, train, dev_matched, ...)")
+    p.add_argument("--output_file", help="predictions TSV (default: MODEL_DIR/predictions-<split or input>.tsv)")
+    p.add_argument("--max_seq_length", type=int, help="truncation length (default: the export's)")
+    p.add_argument("--batch_size", type=int, default=32)
+    e = p.add_argument_group("engine")
+    e.add_argument("--backend", choices=("paddle", "onnx"), default="paddle",
+                   help="Paddle Inference (default) or onnxruntime (needs model.onnx and onnxruntime)")
+    e.add_argument("--device", default="cpu", help="cpu or gpu[:N] (Paddle Inference)")
+    e.add_argument("--threads", type=int, help="CPU threads (default OMP_NUM_THREADS)")
+    e.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=True, help="oneDNN kernels on CPU")
+    add_task_args(p, task_required=False)  # --input needs no task
+    args = p.parse_args(argv)
+    if (args.input is None) == (args.task_name is None):
+        raise UserError("pass either --task_name (with --glue_dir/--data_dir) and --split, or --input FILE")
+    return args
+
+
+def read_texts(path):
+    if not os.path.isfile(path):
+        raise UserError("no such file; expected one example per line", path)
+    examples = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise UserError("not UTF-8 text; expected one example per line", path, lineno) from None
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) > 2:
+                raise UserError(f"expected a text or two tab-separated texts, found {len(fields)} fields",
+                                path, lineno)
+            examples.append(Example(fields[0], fields[1] if len(fields) == 2 else None, 0))
+    if not examples:
+        raise UserError("no examples; expected at least one non-empty line", path)
+    if len({e.text_b is None for e in examples}) > 1:
+        raise UserError("mixes single texts and pairs; expected the same number of fields on every line", path)
+    return examples
+
+
+def label_names(folder):
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    id2label = config.get("id2label") or {}
+    num = config.get("num_labels") or len(id2label) or 2
+    if num == 1 and len(id2label) <= 1:
+        return None  # regression
+    return [id2label.get(str(i), str(i)) for i in range(len(id2label) or num)]
+
+
+def run_model(engine, features, batch_size, pad_token_id):
+    from utils.features import collate, eval_batches
+    out = None
+    for index in eval_batches(features.lengths, batch_size):
+        batch = collate(features, index, pad_token_id)
+        logits = engine(batch["input_ids"], batch["token_type_ids"])
+        if out is None:
+            out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
+        out[index] = logits
+    return out
+
+
+def write_predictions(path, examples, logits, labels):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        pair = examples[0].text_b is not None
+        texts = ["text_a", "text_b"] if pair else ["text"]
+        if labels is None:
+            f.write("\t".join(["index"] + texts + ["score"]) + "\n")
+            for i, (e, row) in enumerate(zip(examples, logits)):
+                f.write("\t".join([str(i), e.text_a] + ([e.text_b] if pair else []) + [f"{row[0]:.6f}"]) + "\n")
+        else:
+            z = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs = z / z.sum(axis=1, keepdims=True)
+            f.write("\t".join(["index"] + texts + ["prediction"] + [f"prob_{n}" for n in labels]) + "\n")
+            for i, (e, p) in enumerate(zip(examples, probs)):
+                f.write("\t".join([str(i), e.text_a] + ([e.text_b] if pair else []) + [labels[int(p.argmax())]]
+                                  + [f"{x:.6f}" for x in p]) + "\n")
+    os.replace(tmp, path)
+
+
+@exits_cleanly
+def main(argv=None):
+    args = parse_args(argv)
+    from utils.features import tokenize
+    from utils.inference import OnnxPredictor, PaddlePredictor, graph_file
+    from utils.metrics import compute_metrics
+    from utils.models import load_tokenizer, quiet_paddlenlp
+    from utils.training import write_json
+    quiet_paddlenlp()
+    graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export
+    with open(os.path.join(args.model_dir, "export.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    labels = label_names(args.model_dir)
+    spec = None
+    if args.input:
+        examples, name = read_texts(args.input), os.path.splitext(os.path.basename(args.input))[0]
+    else:
+        spec = get_task(args.task_name, vars(args))
+        examples, name = load_split(spec, task_dir(spec, args.glue_dir, args.data_dir), args.split), args.split
+        if labels is not None and spec.labels is not None and list(spec.labels) != labels:
+            raise UserError(f"the model's labels {labels} are not {spec.name}'s {list(spec.labels)}", args.model_dir)
+    output = args.output_file or os.path.join(args.model_dir, f"predictions-{name}.tsv")
+    if args.backend == "onnx":
+        if not os.path.isfile(os.path.join(args.model_dir, "model.onnx")):
+            raise UserError("no model.onnx; export with --onnx", args.model_dir)
+        try:
+            engine = OnnxPredictor(args.model_dir, args.threads)
+        except ImportError:
+            raise UserError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
+    else:
+        engine = PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
+    tokenizer = load_tokenizer(args.model_dir)
+    features = tokenize(examples, tokenizer, args.max_seq_length or info.get("max_seq_length", 128),
+                        regression=labels is None)
+    logits = run_model(engine, features, args.batch_size, tokenizer.pad_token_id)
+    write_predictions(output, examples, logits, labels)
+    print(f"wrote {len(examples)} predictions to {output}")
+    if spec is not None:
+        results = {f"{args.split}_{k}": v for k, v in compute_metrics(spec, logits, features.labels).items()}
+        write_json(os.path.splitext(output)[0] + ".json", results)
+        print(" ".join(f"{k}={v:.4f}" for k, v in results.items()))
+        return results
+    return output
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,172 @@
+"""What distillation bought: OUT/report.md and PNG plots from a pipeline's output folder.
+
+    python report.py --out out/sst2
+
+Reads the stages' folders (teacher/, inter/, pred/, and baseline/ when run), the exports (export/teacher,
+export/student) and the VisualDL logs. Reports the dev metric of the teacher, of the student before prediction
+distillation (stage 1's model, whose classifier is still untrained), after it, and of the hard-label baseline;
+model sizes; Paddle Inference latency of both exports next to their FLOP ratio; plots of every loss term and
+dev metric over steps (so nobody needs to start VisualDL); and each stage's path and command.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+
+import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.errors import UserError, exits_cleanly
+
+STAGES = (("teacher", "run_glue.py", "teacher (fine-tuned)"),
+          ("inter", "task_distill.py", "student after stage 1 (classifier untrained)"),
+          ("pred", "task_distill.py", "student after stage 2 (distilled)"),
+          ("baseline", "task_distill.py", "student on gold labels only"))
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def scalars(run_dir):
+    """{tag: [(step, value)]} from every VisualDL file of a run (a resumed run adds files; later ones win)."""
+    from visualdl import LogReader
+    series = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "vdlrecords.*.log"))):
+        reader = LogReader(file_path=path)
+        for tag in reader.get_tags().get("scalar", []):
+            points = dict(series.get(tag, []))
+            points.update((int(r.id), float(r.value)) for r in reader.get_data("scalar", tag))
+            series[tag] = sorted(points.items())
+    return series
+
+
+def dev_score_of_folder(folder, stage_args):
+    """The main dev metric of a saved model (stage 1's student: its classifier has not been trained yet)."""
+    import paddle
+    from paddlenlp.transformers import AutoModelForSequenceClassification
+
+    from run_glue import load_task
+    from utils.features import tokenize
+    from utils.models import load_model, load_tokenizer
+    from utils.training import evaluate
+    args = argparse.Namespace(**stage_args)
+    spec, _, dev = load_task(args, with_train=False)
+    paddle.set_device("cpu")
+    model = load_model(AutoModelForSequenceClassification, folder)
+    tokenizer = load_tokenizer(folder)
+    dev_sets = {split: tokenize(ex, tokenizer, args.max_seq_length, spec.is_regression) for split, ex in dev.items()}
+    return evaluate(spec, model, dev_sets, 64, tokenizer.pad_token_id)
+
+
+def latency_rows(out, seq_len, repeats):
+    """Paddle Inference latency of the exported teacher and student at batch 1 and 32."""
+    import numpy as np
+
+    from utils.inference import PaddlePredictor, flops_per_example, median_seconds
+    rows = {}
+    for role in ("teacher", "student"):
+        folder = os.path.join(out, "export", role)
+        if not os.path.isfile(os.path.join(folder, "export.json")):
+            continue
+        config, info = read_json(os.path.join(folder, "config.json")), read_json(os.path.join(folder, "export.json"))
+        run = PaddlePredictor(folder)
+        for batch in (1, 32):
+            ids = np.random.default_rng(0).integers(5, config["vocab_size"], (batch, seq_len))
+            sec = median_seconds(lambda: run(ids, np.zeros_like(ids)), 1, repeats)
+            rows[(role, batch)] = (sec, info["parameters"], flops_per_example(config, seq_len))
+    return rows
+
+
+def plot(series_by_stage, plots_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    files = []
+    for stage, series in series_by_stage.items():
+        for kind, tags in (("losses", [t for t in series if t.startswith("train/") and t.endswith("loss")]),
+                           ("dev", [t for t in series if t.startswith("eval/")])):
+            if not tags:
+                continue
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            for tag in sorted(tags):
+                steps, values = zip(*series[tag])
+                ax.plot(steps, values, marker="o" if len(steps) < 20 else None, label=tag.split("/", 1)[1])
+            ax.set_xlabel("step")
+            ax.set_title(f"{stage}: {'training loss terms' if kind == 'losses' else 'dev'}")
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            path = os.path.join(plots_dir, f"{stage}_{kind}.png")
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            files.append(path)
+    return files
+
+
+@exits_cleanly
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="the pipeline's output folder")
+    p.add_argument("--latency", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the exported models (default on)")
+    p.add_argument("--latency_repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    from utils.models import quiet_paddlenlp
+    from utils.training import write_json  # noqa: F401  (imports paddle before matplotlib pulls in numpy C code)
+    quiet_paddlenlp()
+    out = args.out
+    present = [s for s in STAGES if os.path.isfile(os.path.join(out, s[0], "all_results.json"))]
+    if not present:
+        raise UserError("no stage results (teacher/all_results.json, pred/all_results.json, ...); run the "
+                        "pipeline first", out)
+    results = {s[0]: read_json(os.path.join(out, s[0], "all_results.json")) for s in present}
+    stage_args = {s[0]: read_json(os.path.join(out, s[0], "args.json")) for s in present}
+    main_metric = next(r["main_metric"] for r in results.values() if r["main_metric"] != "eval_inter_loss")
+    scores = {name: r.get(main_metric) for name, r in results.items()}
+    if "inter" in results:
+        scores["inter"] = dev_score_of_folder(os.path.join(out, "inter", "best_inter_model"),
+                                              stage_args["inter"])[main_metric]
+    lines = [f"# Distillation report: {os.path.abspath(out)}", "",
+             f"Task {results[present[0][0]]['task']}; main dev metric `{main_metric}`.", "",
+             "| model | " + main_metric + " | train examples/s | train time s |", "| --- | --- | --- | --- |"]
+    for name, _, label in present:
+        r = results[name]
+        lines.append(f"| {label} | {scores[name]:.4f} | {r['train_examples_per_second']:.1f} | "
+                     f"{r['train_runtime']:.0f} |")
+    if "teacher" in scores and "pred" in scores and scores["teacher"]:
+        lines += ["", f"The distilled student keeps {scores['pred'] / scores['teacher']:.1%} of the teacher's "
+                      f"{main_metric}."]
+    if args.latency:
+        seq = stage_args[present[0][0]].get("max_seq_length", 128)
+        rows = latency_rows(out, seq, args.latency_repeats)
+        if rows:
+            lines += ["", f"## Size and speed (Paddle Inference, CPU, sequence length {seq})", "",
+                      "| model | batch | latency ms | examples/s | parameters | GFLOPs/example |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for (role, batch), (sec, params, flops) in rows.items():
+                lines.append(f"| {role} | {batch} | {sec * 1000:.2f} | {batch / sec:.1f} | {params:,} | "
+                             f"{flops / 1e9:.3g} |")
+            for batch in (1, 32):
+                if ("teacher", batch) in rows and ("student", batch) in rows:
+                    t, s = rows[("teacher", batch)], rows[("student", batch)]
+                    lines.append(f"\nBatch {batch}: student speed-up {t[0] / s[0]:.2f}x; FLOP ratio {t[2] / s[2]:.2f}x "
+                                 "(tiny models are bound by per-call overhead, not FLOPs).")
+    plots_dir = os.path.join(out, "plots")
+    os.makedirs(plots_dir, exist_ok=True)
+    images = plot({name: scalars(os.path.join(out, name, "runs")) for name, _, _ in present}, plots_dir)
+    lines += ["", "## Curves", ""] + [f"![{os.path.basename(f)}](plots/{os.path.basename(f)})" for f in images]
+    lines += ["", "## Stages", ""]
+    for name, script, label in present:
+        lines += [f"- {label}: `{os.path.join(out, name)}`", "", f"  `{stage_args[name].get('command', script)}`", ""]
+    target = os.path.join(out, "report.md")
+    with open(target + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(target + ".tmp", target)
+    print("\n".join(lines[:4 + 2 + len(present)]))
+    print(f"\nwrote {target} and {len(images)} plots in {plots_dir}")
+    return target
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

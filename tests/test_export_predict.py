@@ -1,0 +1,122 @@
+"""export_model.py -> predict.py: the deployed model predicts what the trained one does."""
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import write
+
+import export_model
+import predict
+import run_glue
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_glue, tiny_bert):
+    out = tmp_path_factory.mktemp("teacher")
+    run_glue.main(["--task_name", "SST-2", "--glue_dir", demo_glue, "--model_name_or_path", tiny_bert,
+                   "--output_dir", str(out), "--max_steps", "6", "--learning_rate", "1e-3", "--save_steps", "6"])
+    return str(out / "best_model")
+
+
+def dygraph_logits(model_dir, examples, max_seq_length=128):
+    import paddle
+    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from utils.features import tokenize
+    from utils.training import predict as predict_logits
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    paddle.set_device("cpu")
+    return predict_logits(model, tokenize(examples, tokenizer, max_seq_length), 16, tokenizer.pad_token_id)
+
+
+def read_tsv(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t") for line in f]
+
+
+def test_export_then_predict_equals_dygraph(tmp_path, trained, demo_glue):
+    from utils.glue import get_task, read_examples
+    export = str(tmp_path / "export")
+    assert export_model.main(["--model_dir", trained, "--output_dir", export, "--onnx", "--max_seq_length", "64"]) \
+        == export
+    files = set(os.listdir(export))
+    assert {"inference.pdiparams", "model.onnx", "config.json", "vocab.txt", "export.json"} <= files
+    assert "inference.json" in files or "inference.pdmodel" in files
+    with open(os.path.join(export, "export.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    import paddle
+    state = paddle.load(os.path.join(trained, "model_state.pdparams"))
+    assert info["parameters"] == sum(int(np.prod(v.shape)) for v in state.values())
+
+    results = predict.main(["--model_dir", export, "--task_name", "SST-2", "--glue_dir", demo_glue,
+                            "--split", "dev", "--output_file", str(tmp_path / "pred.tsv"), "--batch_size", "7"])
+    rows = read_tsv(tmp_path / "pred.tsv")
+    dev = read_examples(get_task("SST-2"), os.path.join(demo_glue, "SST-2"), "dev")
+    assert rows[0] == ["index", "text", "prediction", "prob_0", "prob_1"] and len(rows) == len(dev) + 1
+    reference = dygraph_logits(trained, dev, 64)
+    z = np.exp(reference - reference.max(1, keepdims=True))
+    probs = z / z.sum(1, keepdims=True)
+    got = np.array([[float(x) for x in r[3:]] for r in rows[1:]])
+    assert np.abs(got - probs).max() <= 1e-5  # the file rounds to 6 decimals
+    assert [r[2] for r in rows[1:]] == [str(i) for i in reference.argmax(1)]
+    accuracy = float((reference.argmax(1) == np.array([e.label for e in dev])).mean())
+    assert results["dev_accuracy"] == pytest.approx(accuracy)
+    with open(tmp_path / "pred.json", encoding="utf-8") as f:
+        assert json.load(f)["dev_accuracy"] == pytest.approx(accuracy)
+
+
+def test_predictor_logits_within_1e4_of_dygraph_and_onnx(tmp_path, trained):
+    from utils.features import collate, tokenize
+    from utils.glue import Example
+    from utils.inference import PaddlePredictor
+    from utils.models import load_tokenizer
+    export = str(tmp_path / "export")
+    export_model.main(["--model_dir", trained, "--output_dir", export, "--onnx"])
+    examples = [Example("the movie was good .", None, 0), Example("the plot was not very dull but the cast was "
+                                                                   "weak from start to finish .", None, 1)]
+    reference = dygraph_logits(trained, examples)
+    features = tokenize(examples, load_tokenizer(export), 128)
+    batch = collate(features, np.arange(2))
+    for onednn in (True, False):
+        got = PaddlePredictor(export, onednn=onednn)(batch["input_ids"], batch["token_type_ids"])
+        assert np.abs(got - reference).max() <= 1e-4
+    pytest.importorskip("onnxruntime")
+    from utils.inference import OnnxPredictor
+    assert np.abs(OnnxPredictor(export)(batch["input_ids"], batch["token_type_ids"]) - reference).max() <= 1e-4
+
+
+def test_predict_a_text_file(tmp_path, trained):
+    export = str(tmp_path / "export")
+    export_model.main(["--model_dir", trained, "--output_dir", export])
+    texts = write(str(tmp_path / "texts.txt"), "the movie was good .\n\nthe cast was weak .\n")
+    out = predict.main(["--model_dir", export, "--input", texts])
+    assert out == os.path.join(export, "predictions-texts.tsv")
+    rows = read_tsv(out)
+    assert [r[1] for r in rows[1:]] == ["the movie was good .", "the cast was weak ."]
+    assert all(abs(float(r[3]) + float(r[4]) - 1) < 1e-5 for r in rows[1:])
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("not_export", "expected a folder written by export_model.py"),
+    ("both", "pass either --task_name"),
+    ("bad_text", "texts.txt:2: expected a text or two tab-separated texts, found 3 fields"),
+])
+def test_predict_bad_input(tmp_path, trained, capsys, case, expected):
+    export = str(tmp_path / "export")
+    export_model.main(["--model_dir", trained, "--output_dir", export])
+    texts = write(str(tmp_path / "texts.txt"), "good\na\tb\tc\n")
+    argv = {"not_export": ["--model_dir", trained, "--input", texts],
+            "both": ["--model_dir", export],
+            "bad_text": ["--model_dir", export, "--input", texts]}[case]
+    with pytest.raises(SystemExit) as info:
+        predict.main(argv)
+    assert info.value.code == 2 and expected in capsys.readouterr().err
+    assert not any(name.startswith("predictions") for name in os.listdir(export))
+
+
+def test_export_refuses_a_missing_folder_and_writes_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_model.main(["--model_dir", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "export")])
+    assert "no such folder" in capsys.readouterr().err and os.listdir(tmp_path) == []

@@ -1,0 +1,49 @@
+"""scripts/pipeline.sh on the built-in default: every stage, report.md and plots; skipping and rerunning."""
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+FAST = {"DEMO_ARGS": "--n_train 160 --n_dev 40", "TEACHER_ARGS": "--max_steps 6 --learning_rate 1e-3",
+        "INTER_ARGS": "--max_steps 4", "PRED_ARGS": "--max_steps 4", "BASELINE_ARGS": "--max_steps 4"}
+
+
+def pipeline(out, task="demo"):
+    env = dict(os.environ, PY=sys.executable, OUT=str(out), **FAST)
+    return subprocess.run(["bash", "scripts/pipeline.sh", task], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_demo_pipeline_end_to_end_then_skips_and_reruns(tmp_path):
+    out = tmp_path / "demo"
+    first = pipeline(out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for stage in ("teacher", "inter", "pred", "baseline"):
+        assert (out / stage / "all_results.json").is_file()
+    assert (out / "data" / "SST-2" / "train_aug.tsv").is_file()
+    for role in ("teacher", "student"):
+        assert (out / "export" / role / "inference.pdiparams").is_file()
+    report = (out / "report.md").read_text()
+    for label in ("teacher (fine-tuned)", "student after stage 1", "student after stage 2", "student on gold labels only"):
+        assert f"| {label}" in report
+    assert "| teacher | 32 |" in report and "| student | 1 |" in report and "FLOP ratio" in report
+    assert "python task_distill.py --task_name SST-2" in report  # the stages' real commands
+    plots = sorted(os.listdir(out / "plots"))
+    assert "inter_losses.png" in plots and "pred_dev.png" in plots
+    assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
+
+    # stage 2 killed before it finished: everything else is reused, stage 2 and the student's export rerun
+    os.remove(out / "pred" / "all_results.json")
+    second = pipeline(out)
+    assert second.returncode == 0, second.stderr[-3000:]
+    for skipped in ("teacher", "inter", "baseline"):
+        assert f"skip {out / skipped} (complete)" in second.stdout
+    assert "skip augmentation" in second.stdout and f"skip {out / 'export' / 'teacher'}" in second.stdout
+    assert f"skip {out / 'pred'}" not in second.stdout and f"skip {out / 'export' / 'student'}" not in second.stdout
+    assert (out / "pred" / "all_results.json").is_file()
+
+
+def test_pipeline_rejects_an_unknown_task(tmp_path):
+    run = pipeline(tmp_path / "x", task="nope")
+    assert run.returncode == 2 and "unknown task 'nope'" in run.stderr
