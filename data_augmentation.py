@@ -131,7 +131,6 @@ def load_context(args):
 
 
 def load_masked_lm(args):
-    import paddle
     from paddlenlp.transformers import BertForMaskedLM
     from utils.augment import MaskedLM
     from utils.models import load_model, load_tokenizer, model_kind, quiet_paddlenlp
@@ -144,7 +143,6 @@ def load_masked_lm(args):
         raise UserError("no masked-LM head (cls.predictions.*) in this folder; pass a BERT checkpoint with its "
                         "pre-training head, or --pretrained_bert_model none", source)
     model = load_model(BertForMaskedLM, source)
-    paddle.set_grad_enabled(False)
     return MaskedLM(model, load_tokenizer(source), args.M, args.batch_size)
 
 

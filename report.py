@@ -73,7 +73,7 @@ def latency_rows(out, seq_len, repeats):
         run = PaddlePredictor(folder)
         for batch in (1, 32):
             ids = np.random.default_rng(0).integers(5, config["vocab_size"], (batch, seq_len))
-            sec = median_seconds(lambda: run(ids, np.zeros_like(ids)), 1, repeats)
+            sec = median_seconds(lambda run=run, ids=ids: run(ids, np.zeros_like(ids)), 1, repeats)
             rows[(role, batch)] = (sec, info["parameters"], flops_per_example(config, seq_len))
     return rows
 

@@ -27,6 +27,31 @@ def demo_glue(tmp_path_factory):
     return str(root)
 
 
+def make_teacher(folder, tiny_bert_folder, seed=1):
+    """A BERT classifier saved as run_glue.py would (random classifier: fine for mechanics)."""
+    import paddle
+    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
+    paddle.seed(seed)
+    AutoModelForSequenceClassification.from_pretrained(tiny_bert_folder, num_labels=2).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert_folder).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, tiny_bert):
+    """A 2-layer, 32-wide BERT classifier."""
+    return make_teacher(str(tmp_path_factory.mktemp("teacher") / "best_model"), tiny_bert)
+
+
+@pytest.fixture(scope="session")
+def other_teacher(tmp_path_factory):
+    """A second teacher of another depth and width (3 layers, 48 wide) over the same vocabulary."""
+    from utils.demo import make_tiny_bert
+    base = make_tiny_bert(str(tmp_path_factory.mktemp("models") / "tiny-bert-3l"), layers=3, hidden=48, heads=2,
+                          seed=5)
+    return make_teacher(str(tmp_path_factory.mktemp("teacher2") / "best_model"), base, seed=2)
+
+
 def write(path, text, encoding="utf-8"):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:

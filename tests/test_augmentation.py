@@ -196,6 +196,8 @@ def test_same_seed_same_bytes_whatever_batch_chunk_or_workers(tmp_path, mlm_dir,
                                ["--num_workers", "2", "--chunk_size", "5"]]):
         outputs.append(read_bytes(run(base + ["--output", str(tmp_path / f"out{i}.tsv")] + extra)))
     assert outputs[0] == outputs[1] == outputs[2]
+    import paddle
+    assert paddle.is_grad_enabled()  # the masked LM runs under no_grad without switching gradients off globally
     other = read_bytes(run(base + ["--output", str(tmp_path / "seed.tsv"), "--seed", "7"]))
     assert other != outputs[0]
 

@@ -104,3 +104,69 @@ def test_captured_scores_are_the_models_pre_softmax_attention():
     assert np.allclose(cap.hidden[2].numpy(), out.hidden_states[-1].numpy(), atol=1e-6)
     assert len(cap.hidden) == 3  # embeddings + 2 layers
     cap.remove()
+
+
+# ---- the loss zoo: each against a value computed by hand
+
+def test_kl_is_zero_at_the_teacher_and_matches_ce_minus_entropy():
+    from utils.losses import kl_divergence
+    logits = t([[math.log(3.0), 0.0]])
+    assert float(kl_divergence(logits, logits, 2.0)) == pytest.approx(0.0, abs=1e-7)
+    # teacher (3/4, 1/4), uniform student: KL = 3/4 ln(3/2) + 1/4 ln(1/2)
+    assert float(kl_divergence(t([[0.0, 0.0]]), logits, 1.0)) == pytest.approx(
+        0.75 * math.log(1.5) + 0.25 * math.log(0.5))
+
+
+def test_attention_ce_over_real_keys_only():
+    from utils.losses import attention_ce
+    s_T = t([[[[math.log(3.0), 0.0, 50.0], [0.0, 0.0, 50.0], [9.0, 9.0, 9.0]]]])  # key 3 is padding
+    s_S = paddle.zeros([1, 1, 3, 3])
+    mask = t([[1.0, 1.0, 0.0]])
+    # over the 2 real keys the student is uniform: CE = ln 2 for each of the 2 real queries
+    assert float(attention_ce(s_S, s_T, mask)) == pytest.approx(math.log(2), rel=1e-5)
+
+
+def test_cosine_pkd_nst_gram_by_hand():
+    from utils.losses import cosine, gram, nst, pkd
+    mask = t([[1.0, 1.0, 0.0]])
+    h_S = t([[[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]]])
+    h_T = t([[[1.0, 1.0], [0.0, 1.0], [-5.0, 1.0]]])
+    # token 1: cos 45deg = 0.7071, token 2: cos 0 = 1 -> mean(1 - cos) over 2 real tokens
+    assert float(cosine(h_S, h_T, mask)) == pytest.approx((1 - math.sqrt(0.5)) / 2, rel=1e-5)
+    # [CLS]: unit (1,0) vs unit (0.7071, 0.7071): squared distance 2 - 2 * 0.7071
+    assert float(pkd(h_S, h_T, mask)) == pytest.approx(2 - 2 * math.sqrt(0.5), rel=1e-5)
+    # similarity matrices over the real tokens: S = [[1,0],[0,1]], T = [[1, .7071],[.7071, 1]]
+    assert float(nst(h_S, h_T, mask)) == pytest.approx(2 * 0.5 / 4, rel=1e-5)
+    # Gram / 2 tokens: S = [[1,0],[0,4]]/2, T = [[1,1],[1,2]]/2 -> diffs 0, -.5, -.5, 1 -> mean of squares
+    assert float(gram(h_S, h_T, mask)) == pytest.approx((0.25 + 0.25 + 1.0) / 4, rel=1e-5)
+    assert float(nst(h_S, paddle.concat([h_T, h_T], -1), mask)) >= 0  # widths may differ
+
+
+def test_per_example_temperature_scales_each_example_by_its_own_t2():
+    logits_S, logits_T = t([[0.0, 0.0], [0.0, 0.0]]), t([[math.log(3.0), 0.0], [2.0, 0.0]])
+    tau = t([1.0, 2.0])
+    whole = float(soft_cross_entropy(logits_S, logits_T, tau))
+    one = [float(soft_cross_entropy(logits_S[i:i + 1], logits_T[i:i + 1], float(tau[i]))) for i in range(2)]
+    assert whole == pytest.approx(sum(one) / 2) and one[1] == pytest.approx(4 * math.log(2))
+
+
+def test_temperature_schedules_by_hand():
+    from utils.schedules import TEMPERATURE_SCHEDULES
+    logits_S = t([[1.0, 0.0], [0.0, 1.0]])
+    logits_T = t([[1.0, 0.0], [1.0, 0.0]])
+    assert TEMPERATURE_SCHEDULES["constant"]()(logits_S, logits_T, 4.0) == 4.0
+    # flsw: cos = 1 and 0 -> w = 0 and 1 (gamma 2), mean 0.5 -> tau = 4 + 2 * (0.5 - w)
+    tau = TEMPERATURE_SCHEDULES["flsw"](beta=2.0, gamma=2.0)(logits_S, logits_T, 4.0).numpy()
+    np.testing.assert_allclose(tau, [5.0, 3.0], rtol=1e-4)
+    # cwsm: both students' max prob = e/(1+e) -> equal weights -> the base temperature
+    np.testing.assert_allclose(TEMPERATURE_SCHEDULES["cwsm"](beta=3.0)(logits_S, logits_T, 4.0).numpy(), [4.0, 4.0],
+                               rtol=1e-6)
+    confident = t([[5.0, 0.0], [0.0, 0.0]])  # p_max 0.9933 and 0.5: the confident example gets the higher T
+    tau = TEMPERATURE_SCHEDULES["cwsm"](beta=1.0)(confident, logits_T, 4.0).numpy()
+    w = 1 / (np.array([1 / (1 + math.exp(-5)), 0.5]) + 1e-3)
+    np.testing.assert_allclose(tau, 4.0 + (w.mean() - w), rtol=1e-5)
+
+
+def test_weight_schedules():
+    from utils.schedules import WEIGHT_SCHEDULES
+    assert [WEIGHT_SCHEDULES[n](0.25) for n in ("constant", "linear_decay", "linear_growth")] == [1.0, 0.75, 0.25]

@@ -25,7 +25,8 @@ def test_demo_pipeline_end_to_end_then_skips_and_reruns(tmp_path):
     for role in ("teacher", "student"):
         assert (out / "export" / role / "inference.pdiparams").is_file()
     report = (out / "report.md").read_text()
-    for label in ("teacher (fine-tuned)", "student after stage 1", "student after stage 2", "student on gold labels only"):
+    for label in ("teacher (fine-tuned)", "student after stage 1", "student after stage 2",
+                  "student on gold labels only"):
         assert f"| {label}" in report
     assert "| teacher | 32 |" in report and "| student | 1 |" in report and "FLOP ratio" in report
     assert "python task_distill.py --task_name SST-2" in report  # the stages' real commands

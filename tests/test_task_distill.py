@@ -9,17 +9,6 @@ import pytest
 import task_distill
 
 
-@pytest.fixture(scope="session")
-def tiny_teacher(tmp_path_factory, tiny_bert):
-    """A 2-layer, 32-wide BERT classifier saved as run_glue.py would (random classifier: fine for mechanics)."""
-    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
-    folder = str(tmp_path_factory.mktemp("teacher") / "best_model")
-    paddle.seed(1)
-    AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
-    return folder
-
-
 def args(glue, teacher, out, *extra, steps=12):
     return [str(a) for a in ["--task_name", "SST-2", "--glue_dir", glue, "--teacher_path", teacher,
                              "--output_dir", out, "--max_steps", steps, "--save_steps", 4, "--logging_steps", 2,
@@ -112,7 +101,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, demo_glue, t
 def test_teacher_runs_in_eval_mode(demo_glue, tiny_teacher, tmp_path):
     a = task_distill.parse_args(args(demo_glue, tiny_teacher, tmp_path))
     from utils.glue import get_task
-    teacher, _ = task_distill.load_teacher(a, get_task("SST-2"))
+    (teacher,), _ = task_distill.load_teachers(a, get_task("SST-2"))
     assert not teacher.training and all(not layer.training for layer in teacher.sublayers())
 
 
@@ -121,7 +110,7 @@ def test_student_init_teacher_copies_mapped_layers(tmp_path, demo_glue, tiny_tea
     from utils.intermediate import uniform_layer_map
     from utils.students import build_student
     a = task_distill.parse_args(args(demo_glue, tiny_teacher, tmp_path))
-    teacher, tok = task_distill.load_teacher(a, get_task("SST-2"))
+    (teacher,), tok = task_distill.load_teachers(a, get_task("SST-2"))
     student, _, _ = build_student("1l-32d", "teacher", teacher, tok, 2, lambda n: uniform_layer_map(n, 2))
     s, t = student.base_model, teacher.base_model
     assert np.array_equal(s.encoder.layers[0].linear1.weight.numpy(), t.encoder.layers[1].linear1.weight.numpy())

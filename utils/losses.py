@@ -25,14 +25,23 @@ def attention_mse(scores_S, scores_T, mask):
     return per_pair.sum() / (pairs.sum() * scores_S.shape[1])
 
 
+def _per_example_temperature(temperature):
+    """A float, or a [batch] tensor from a dynamic temperature schedule, shaped to divide [batch, labels] logits."""
+    if isinstance(temperature, paddle.Tensor) and temperature.ndim > 0:
+        return temperature.reshape([-1, 1])
+    return temperature
+
+
 def soft_cross_entropy(logits_S, logits_T, temperature=1.0, scale_by_t2=True):
     """Cross-entropy of the student's tempered distribution against the teacher's, batch mean.
 
-    Scaled by T^2 so the gradient size does not shrink as the temperature grows (Hinton et al.).
+    Scaled by T^2 so the gradient size does not shrink as the temperature grows (Hinton et al.); with a
+    per-example temperature each example is scaled by its own T^2.
     """
-    p_T = F.softmax(logits_T / temperature, axis=-1)
-    loss = -(p_T * F.log_softmax(logits_S / temperature, axis=-1)).sum(-1).mean()
-    return loss * temperature ** 2 if scale_by_t2 else loss
+    tau = _per_example_temperature(temperature)
+    p_T = F.softmax(logits_T / tau, axis=-1)
+    per_example = -(p_T * F.log_softmax(logits_S / tau, axis=-1)).sum(-1, keepdim=True)
+    return (per_example * tau ** 2 if scale_by_t2 else per_example).mean()
 
 
 def logits_mse(logits_S, logits_T, temperature=1.0, scale_by_t2=True):
@@ -47,8 +56,65 @@ def hard_loss(logits_S, labels, regression=False):
     return F.cross_entropy(logits_S, labels.reshape([-1]))
 
 
-INTERMEDIATE_LOSSES = {"hidden_mse": hidden_mse, "attention_mse": attention_mse}
-PREDICTION_LOSSES = {"soft_ce": soft_cross_entropy, "mse": logits_mse}
+def kl_divergence(logits_S, logits_T, temperature=1.0, scale_by_t2=True):
+    """KL(p_T || p_S) at temperature T, batch mean: soft cross-entropy minus the teacher's entropy (same gradient,
+    but 0 when the student matches the teacher, which makes curves readable)."""
+    tau = _per_example_temperature(temperature)
+    log_p_T = F.log_softmax(logits_T / tau, axis=-1)
+    per_example = (log_p_T.exp() * (log_p_T - F.log_softmax(logits_S / tau, axis=-1))).sum(-1, keepdim=True)
+    return (per_example * tau ** 2 if scale_by_t2 else per_example).mean()
+
+
+def _pair_mask(mask):
+    return mask.unsqueeze([1, 3]) * mask.unsqueeze([1, 2])  # [B, 1, L, L]: real (query, key) pairs
+
+
+def attention_ce(scores_S, scores_T, mask):
+    """Cross-entropy between the teacher's and the student's attention distributions over real keys, averaged
+    over real queries and heads (MiniLM-style). Padded keys get -inf-like scores before the softmax."""
+    if scores_S.shape[1] != scores_T.shape[1]:
+        scores_S, scores_T = scores_S.mean(1, keepdim=True), scores_T.mean(1, keepdim=True)
+    key_pad = (1.0 - mask).unsqueeze([1, 2]) * -1e4
+    p_T = F.softmax(scores_T + key_pad, axis=-1)
+    log_p_S = F.log_softmax(scores_S + key_pad, axis=-1)
+    per_query = -(p_T * log_p_S * mask.unsqueeze([1, 2])).sum(-1)  # [B, heads, L]
+    query = mask.unsqueeze(1)
+    return (per_query * query).sum() / (query.sum() * scores_S.shape[1])
+
+
+def cosine(h_S, h_T, mask):
+    """1 - cosine similarity of each real token's states (DistilBERT's alignment loss), averaged."""
+    cos = F.cosine_similarity(h_S, h_T, axis=-1)
+    return ((1.0 - cos) * mask).sum() / mask.sum()
+
+
+def pkd(h_S, h_T, mask):
+    """Patient KD: MSE between the L2-normalised [CLS] states, summed over units, batch mean."""
+    cls_S, cls_T = F.normalize(h_S[:, 0], axis=-1), F.normalize(h_T[:, 0], axis=-1)
+    return (cls_S - cls_T).square().sum(-1).mean()
+
+
+def nst(h_S, h_T, mask):
+    """Neural selectivity transfer with a linear kernel (an MMD between token distributions): MSE between the
+    token-by-token cosine-similarity matrices over real pairs. Needs no projection: widths may differ."""
+    n_S, n_T = F.normalize(h_S, axis=-1), F.normalize(h_T, axis=-1)
+    g_S, g_T = paddle.matmul(n_S, n_S, transpose_y=True), paddle.matmul(n_T, n_T, transpose_y=True)
+    pairs = _pair_mask(mask).squeeze(1)
+    return ((g_S - g_T).square() * pairs).sum() / pairs.sum()
+
+
+def gram(h_S, h_T, mask):
+    """MSE between the unit-by-unit Gram matrices (h^T h over real tokens / their count) of one layer each:
+    the single-layer form of FSP. Widths must match (use a projection)."""
+    def g(h):
+        h = h * mask.unsqueeze(-1)
+        return paddle.matmul(h, h, transpose_x=True) / mask.sum(1).reshape([-1, 1, 1])
+    return (g(h_S) - g(h_T)).square().mean()
+
+
+INTERMEDIATE_LOSSES = {"hidden_mse": hidden_mse, "attention_mse": attention_mse, "attention_ce": attention_ce,
+                       "cos": cosine, "pkd": pkd, "nst": nst, "mmd": nst, "gram": gram, "fsp": gram}
+PREDICTION_LOSSES = {"soft_ce": soft_cross_entropy, "kl": kl_divergence, "mse": logits_mse}
 
 
 def zero():
