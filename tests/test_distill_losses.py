@@ -5,6 +5,7 @@ import paddle
 import pytest
 
 from utils.distill import prediction_terms
+from utils.presets import build_config
 from utils.errors import UserError
 from utils.intermediate import Capture, parse_layer_map, projection_parameters, uniform_layer_map
 from utils.losses import attention_mse, hidden_mse, soft_cross_entropy
@@ -45,17 +46,28 @@ def test_soft_cross_entropy_and_t2_scaling():
     assert float(soft_cross_entropy(tt, tt, 1.0)) == pytest.approx(h, rel=1e-5)
 
 
+def pred_config(**raw):
+    S = {"layers": 2, "hidden": 16, "heads": 2, "projection": "per_layer", "fit_size": 16}
+    return build_config(dict({"hard_label_weight": 1.0}, **raw), S, [{"layers": 2, "hidden": 16, "heads": 2}],
+                        regression=raw.get("kd_loss") == "mse")
+
+
 def test_regression_distils_with_mse_not_a_one_logit_softmax():
     s, tt = t([[1.0], [2.0]]), t([[0.0], [4.0]])
-    terms = prediction_terms(s, tt, t([0.0, 2.0]), temperature=2.0, t2_scaling=True, regression=True)
-    assert float(terms["pred_loss"]) == pytest.approx(2.5)  # ((1-0)^2 + (2-4)^2) / 2
-    assert float(terms["hard_loss"]) == pytest.approx(0.5)  # ((1-0)^2 + (2-2)^2) / 2
+    terms, info = prediction_terms(pred_config(kd_loss="mse", temperature=2.0), s, tt, t([0.0, 2.0]),
+                                   regression=True, progress=0.0)
+    terms = {tag: float(value) for tag, _, value in terms}
+    assert terms["pred_loss"] == pytest.approx(2.5)  # ((1-0)^2 + (2-4)^2) / 2, no T^2 factor
+    assert terms["hard_loss"] == pytest.approx(0.5)  # ((1-0)^2 + (2-2)^2) / 2
     assert float(soft_cross_entropy(s, tt)) == 0.0  # what a softmax over one logit would give: no signal
 
 
 def test_hard_label_term():
-    terms = prediction_terms(t([[0.0, 0.0]]), t([[1.0, 0.0]]), t([1]), 1.0, True, regression=False)
-    assert float(terms["hard_loss"]) == pytest.approx(math.log(2))
+    terms, info = prediction_terms(pred_config(), t([[0.0, 0.0]]), t([[1.0, 0.0]]), t([1]),
+                                   regression=False, progress=0.0)
+    weights = {tag: w for tag, w, _ in terms}
+    assert weights == {"pred_loss": 1.0, "hard_loss": 1.0}
+    assert float(dict((tag, v) for tag, _, v in terms)["hard_loss"]) == pytest.approx(math.log(2))
 
 
 @pytest.mark.parametrize("n_T, n_S, expected", [(12, 4, [3, 6, 9, 12]), (12, 6, [2, 4, 6, 8, 10, 12]),

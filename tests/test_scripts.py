@@ -54,3 +54,11 @@ def test_task_script_augments_into_its_own_folder_then_distils_on_it(tmp_path, d
         assert '"use_aug": true' in f.read()
     again = run_script(env)
     assert again.returncode == 0 and "skip augmentation" in again.stdout
+
+
+def test_every_script_and_bench_answers_help():
+    for script in ("run_glue.py", "task_distill.py", "multitask_distill.py", "data_augmentation.py", "export_model.py",
+                   "predict.py", "report.py", "bench/bucketing.py", "bench/augmentation.py", "bench/latency.py",
+                   "bench/logit_cache.py"):
+        run = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "usage:" in run.stdout, (script, run.stderr[-2000:])
