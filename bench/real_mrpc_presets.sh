@@ -6,11 +6,12 @@
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real-mrpc}
 EPOCHS=${EPOCHS:-5}
+TEACHER_EPOCHS=${TEACHER_EPOCHS:-3}
 COMMON=(--task_name MRPC --glue_dir "$GLUE_DIR" --max_seq_length 128 --batch_size 32 --logging_steps 20)
 
 for seed in 42 7; do
   run "$OUT/teacher-$seed" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" \
-    --output_dir "$OUT/teacher-$seed" --learning_rate 5e-5 --num_train_epochs 3 --save_steps 115 --seed "$seed"
+    --output_dir "$OUT/teacher-$seed" --learning_rate 5e-5 --num_train_epochs "$TEACHER_EPOCHS" --save_steps 115 --seed "$seed"
 done
 STUDENT=(--student_model_name_or_path 3l-384d --student_init teacher --learning_rate 5e-5
          --num_train_epochs "$EPOCHS" --save_steps 115 --cache_teacher_logits)
