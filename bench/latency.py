@@ -2,6 +2,7 @@
 
     python bench/latency.py --teacher out/sst2/teacher/best_model --student out/sst2/pred/best_model
     python bench/latency.py --shapes 12l-768d,4l-312d        # random weights: BERT-base vs TinyBERT 4L-312d
+    python bench/latency.py --shapes 12l-768d,4l-312d-4h     # same student FLOPs with 4 heads of 78 (not 12 of 26)
 
 For each model, engine, batch size (1, 32) and sequence length (64, 128): the median of --repeats timed runs
 after --warmup runs, examples/s, and per model the parameter count and FLOPs per example. Then the student's
@@ -21,10 +22,12 @@ import numpy as np  # noqa: E402
 def random_model(shape, vocab_size=30522):
     import paddle
     from paddlenlp.transformers import BertConfig, BertForSequenceClassification
-    layers, hidden = shape.lower().split("l-")
-    hidden = int(hidden.rstrip("d"))
+    layers, rest = shape.lower().split("l-")
+    hidden, _, heads = rest.partition("d")
+    hidden = int(hidden)
     paddle.seed(0)
-    heads = 12 if hidden % 12 == 0 else max(1, hidden // 32)
+    # an optional "-4h" suffix sets the head count (TinyBERT keeps 12 heads, 26 wide, at 312d)
+    heads = int(heads.strip("-h")) if heads else 12 if hidden % 12 == 0 else max(1, hidden // 32)
     ffn = 1200 if hidden == 312 else 4 * hidden  # TinyBERT 4L-312d's FFN is 1200, not 4 x 312
     config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=int(layers),
                         num_attention_heads=heads, intermediate_size=ffn, type_vocab_size=2, num_labels=2)
@@ -67,7 +70,7 @@ def main():
     p.add_argument("--teacher", help="teacher folder (best_model)")
     p.add_argument("--student", help="student folder (best_model)")
     p.add_argument("--shapes", default="12l-768d,4l-312d",
-                   help="random-weight teacher,student shapes timed as well ('' to skip)")
+                   help="random-weight teacher,student shapes timed as well, LAYERSl-HIDDENd[-HEADSh] ('' to skip)")
     p.add_argument("--batch_sizes", default="1,32")
     p.add_argument("--seq_lens", default="64,128")
     p.add_argument("--warmup", type=int, default=2)
