@@ -59,17 +59,6 @@ def word_spans(text, words):
     return spans
 
 
-def render(text, spans, replacements):
-    """The text with words {position: new word} replaced in place."""
-    out, last = [], 0
-    for pos in sorted(replacements):
-        start, end = spans[pos]
-        out += [text[last:start], replacements[pos]]
-        last = end
-    out.append(text[last:])
-    return "".join(out)
-
-
 def variants(text, words, spans, candidates, n_tries, p, rng):
     """The original text, then up to n_tries distinct variants: in each try every position with candidates
     is replaced by a random one of them with probability p."""
@@ -78,16 +67,18 @@ def variants(text, words, spans, candidates, n_tries, p, rng):
     if not positions or n_tries == 0:
         return out
     # all random numbers of the example in two draws: same stream whatever else is in the batch
-    replace = rng.random((n_tries, len(positions))) < p
-    picks = (rng.random((n_tries, len(positions))) * [len(candidates[i]) for i in positions]).astype(int)
-    for t in range(n_tries):
-        replacements = {}
-        for j in np.flatnonzero(replace[t]):
-            i = positions[j]
-            choice = candidates[i][picks[t, j]]
-            if choice != words[i]:
-                replacements[i] = choice
-        new = render(text, spans, replacements)
+    replace = (rng.random((n_tries, len(positions))) < p).tolist()
+    picks = (rng.random((n_tries, len(positions))) * [len(candidates[i]) for i in positions]).astype(int).tolist()
+    # plain lists from here: this loop runs ~20 times per example, where numpy's per-call cost dominated
+    slots = [(candidates[i], words[i], spans[i]) for i in positions]  # positions ascend, so spans do too
+    for flags, chosen in zip(replace, picks):
+        parts, last = [], 0
+        for (options, word, (start, end)), flag, k in zip(slots, flags, chosen):
+            if flag and options[k] != word:
+                parts += (text[last:start], options[k])
+                last = end
+        parts.append(text[last:])
+        new = "".join(parts)
         if new not in seen:
             seen.add(new)
             out.append(new)
