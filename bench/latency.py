@@ -4,11 +4,13 @@
     python bench/latency.py --shapes 12l-768d,4l-312d        # random weights: BERT-base vs TinyBERT 4L-312d
     python bench/latency.py --shapes 12l-768d,4l-312d-4h     # same student FLOPs with 4 heads of 78 (not 12 of 26)
 
-For each model, engine, batch size (1, 32) and sequence length (64, 128): the median of --repeats timed runs
-after --warmup runs, examples/s, and per model the parameter count and FLOPs per example. Then the student's
-speed-up over the teacher per engine and setting, next to the FLOP ratio: the most a smaller model can save.
+For each model, engine, batch size (1, 32) and sequence length (64, 128): the median of at least --repeats
+timed runs filling at least --min_seconds, after --warmup runs, examples/s, and per model the parameter count
+and FLOPs per example. Then the student's speed-up over the teacher per engine and setting, next to the FLOP
+ratio: the most a smaller model can save.
 """
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
@@ -41,8 +43,8 @@ def load(path):
     return load_model(AutoModelForSequenceClassification, path)
 
 
-def engines(model, folder, threads):
-    """name -> callable(input_ids, token_type_ids) for every engine available."""
+def engines(model, folder, threads, wanted):
+    """name -> callable(input_ids, token_type_ids) for every engine asked for and available."""
     import paddle
 
     from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static
@@ -53,15 +55,13 @@ def engines(model, folder, threads):
         return model(input_ids=paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types),
                      return_dict=True).logits.numpy()
 
-    found = {"dygraph": dygraph}
+    found = {"dygraph": dygraph} if "dygraph" in wanted else {}
     export_static(model, folder)
-    found["paddle_inference"] = PaddlePredictor(folder, threads=threads)
-    try:
-        import onnxruntime  # noqa: F401
+    if "paddle_inference" in wanted:
+        found["paddle_inference"] = PaddlePredictor(folder, threads=threads)
+    if "onnxruntime" in wanted and importlib.util.find_spec("onnxruntime"):
         export_onnx(folder)
         found["onnxruntime"] = OnnxPredictor(folder, threads=threads)
-    except ImportError:
-        pass
     return found
 
 
@@ -73,13 +73,17 @@ def main():
                    help="random-weight teacher,student shapes timed as well, LAYERSl-HIDDENd[-HEADSh] ('' to skip)")
     p.add_argument("--batch_sizes", default="1,32")
     p.add_argument("--seq_lens", default="64,128")
+    p.add_argument("--engines", default="dygraph,paddle_inference,onnxruntime",
+                   help="which to time (onnxruntime only when installed)")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per setting, at least (default 7)")
+    p.add_argument("--min_seconds", type=float, default=2.0,
+                   help="and at least this long per setting, so millisecond calls get hundreds of runs (default 2)")
     args = p.parse_args()
 
     import paddle
 
-    from utils.inference import count_parameters, flops_per_example, median_seconds
+    from utils.inference import count_parameters, flops_per_example, interleaved_medians
     from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     paddle.set_device("cpu")
@@ -94,25 +98,32 @@ def main():
     batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
     seq_lens = [int(x) for x in args.seq_lens.split(",")]
     rng = np.random.default_rng(0)
-    print(f"threads={threads}; median of {args.repeats} runs after {args.warmup} warm-up runs")
+    print(f"threads={threads}; teacher and student timed in turn; median of at least {args.repeats} runs each "
+          f"and {args.min_seconds:g} s in all per setting, after {args.warmup} warm-up runs")
+    wanted = args.engines.split(",")
     for title, teacher, student in pairs:
         rows = {}
-        for role, model in (("teacher", teacher), ("student", student)):
-            config = model.config.to_dict()
-            params = count_parameters(config)
-            with tempfile.TemporaryDirectory() as folder:
-                for engine, run in engines(model, folder, threads).items():
-                    for bs in batch_sizes:
-                        for seq in seq_lens:
-                            ids = rng.integers(1000, 2000, (bs, seq)).astype(np.int64)
-                            types = np.zeros_like(ids)
-                            sec = median_seconds(lambda run=run, ids=ids, types=types: run(ids, types), args.warmup,
-                                                 args.repeats)
-                            rows[(role, engine, bs, seq)] = (sec, params, flops_per_example(config, seq))
+        configs = {"teacher": teacher.config.to_dict(), "student": student.config.to_dict()}
+        with tempfile.TemporaryDirectory() as t_dir, tempfile.TemporaryDirectory() as s_dir:
+            runs_T = engines(teacher, t_dir, threads, wanted)
+            runs_S = engines(student, s_dir, threads, wanted)
+            for engine in runs_T:
+                for bs in batch_sizes:
+                    for seq in seq_lens:
+                        ids = rng.integers(1000, 2000, (bs, seq)).astype(np.int64)
+                        types = np.zeros_like(ids)
+                        seconds = interleaved_medians(
+                            [lambda run=runs[engine]: run(ids, types) for runs in (runs_T, runs_S)],
+                            args.warmup, args.repeats, args.min_seconds)
+                        for role, sec in zip(("teacher", "student"), seconds):
+                            config = configs[role]
+                            rows[(role, engine, bs, seq)] = (sec, count_parameters(config),
+                                                             flops_per_example(config, seq))
         print(f"\n### {title}\n")
         print("| model | engine | batch | seq | latency ms | examples/s | params | GFLOPs/example |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for (role, engine, bs, seq), (sec, params, flops) in rows.items():
+        teacher_first = sorted(rows.items(), key=lambda row: row[0][0] == "student")
+        for (role, engine, bs, seq), (sec, params, flops) in teacher_first:
             print(f"| {role} | {engine} | {bs} | {seq} | {sec * 1000:.1f} | {bs / sec:.1f} | {params / 1e6:.1f}M "
                   f"| {flops / 1e9:.3g} |")
         print("\n| engine | batch | seq | student speed-up | FLOP ratio | speed-up / FLOP ratio |")

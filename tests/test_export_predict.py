@@ -120,3 +120,65 @@ def test_export_refuses_a_missing_folder_and_writes_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit):
         export_model.main(["--model_dir", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "export")])
     assert "no such folder" in capsys.readouterr().err and os.listdir(tmp_path) == []
+
+
+def test_exported_graph_has_no_dropout_and_the_model_keeps_its_own(tmp_path, trained):
+    # eval-mode dropout is an identity, but a traced one stays in the graph as a copy op per call site
+    from paddlenlp.transformers import AutoModelForSequenceClassification
+
+    from utils.inference import export_static
+    model = AutoModelForSequenceClassification.from_pretrained(trained)
+    before = [(type(m).__name__, getattr(m, "p", None), getattr(m, "dropout", None)) for m in model.sublayers()]
+    assert any(p for _, p, _ in before), "the fixture should have dropout to remove"
+    export_static(model, str(tmp_path))
+    with open(tmp_path / "inference.json", encoding="utf-8") as f:
+        graph = f.read()
+    assert "layer_norm" in graph and "dropout" not in graph
+    after = [(type(m).__name__, getattr(m, "p", None), getattr(m, "dropout", None)) for m in model.sublayers()]
+    assert after == before  # restored, so training can go on after an export
+
+
+def test_predictor_keeps_freed_memory_on_glibc():
+    import platform
+
+    from utils.inference import keep_freed_memory
+    assert keep_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_parameter_and_flop_counts(trained):
+    from paddlenlp.transformers import AutoModelForSequenceClassification
+
+    from utils.inference import count_parameters, flops_per_example
+    model = AutoModelForSequenceClassification.from_pretrained(trained)
+    config = model.config.to_dict()
+    assert count_parameters(config) == sum(int(p.size) for p in model.parameters())
+    h, f, n, s = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], 10
+    per_layer = 3 * s * h * h + s * s * h + s * s * h + s * h * h + s * h * f + s * f * h  # q,k,v; QK^T; AV; out; FFN
+    assert flops_per_example(config, s) == 2 * (n * per_layer + h * h)  # + pooler; x2 for multiply and add
+
+
+def test_median_seconds_runs_at_least_repeats_and_min_seconds():
+    import time
+
+    from utils.inference import median_seconds
+    calls = []
+    assert median_seconds(lambda: calls.append(1), 2, 5) < 0.01
+    assert len(calls) == 7
+    calls.clear()
+    median_seconds(lambda: (calls.append(1), time.sleep(0.01)), 0, 3, min_seconds=0.1)
+    assert 3 < len(calls) <= 10  # more than `repeats`, because 3 runs of 10 ms fill only 30 ms
+
+
+def test_interleaved_medians_alternate_blocks_of_calls():
+    import time
+
+    from utils.inference import interleaved_medians
+    calls = []
+    slow = lambda: (calls.append("T"), time.sleep(0.02))  # noqa: E731
+    fast = lambda: calls.append("S")  # noqa: E731
+    medians = interleaved_medians([slow, fast], 1, 3, block_seconds=0.05)
+    assert calls[:2] == ["T", "S"]  # the warm-up round, which also measures each call
+    rounds = "".join(calls[2:])
+    assert rounds.startswith("TT") and "TTS" in rounds and rounds.endswith("S")
+    assert rounds.count("T") >= 3 and rounds.count("S") > rounds.count("T")  # fast calls come in bigger blocks
+    assert medians[0] >= 0.02 > medians[1]
