@@ -60,22 +60,29 @@ def dev_score_of_folder(folder, stage_args):
 
 
 def latency_rows(out, seq_len, repeats):
-    """Paddle Inference latency of the exported teacher and student at batch 1 and 32."""
+    """Paddle Inference latency of the exported teacher and student at batch 1 and 32, timed in turn so a
+    slow spell of the machine does not land on one of them only."""
     import numpy as np
 
-    from utils.inference import PaddlePredictor, flops_per_example, median_seconds
-    rows = {}
+    from utils.inference import PaddlePredictor, flops_per_example, interleaved_medians
+    runs, sizes, vocab = {}, {}, []
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
         if not os.path.isfile(os.path.join(folder, "export.json")):
             continue
         config, info = read_json(os.path.join(folder, "config.json")), read_json(os.path.join(folder, "export.json"))
-        run = PaddlePredictor(folder)
-        for batch in (1, 32):
-            ids = np.random.default_rng(0).integers(5, config["vocab_size"], (batch, seq_len))
-            sec = median_seconds(lambda run=run, ids=ids: run(ids, np.zeros_like(ids)), 1, repeats)
-            rows[(role, batch)] = (sec, info["parameters"], flops_per_example(config, seq_len))
-    return rows
+        runs[role] = PaddlePredictor(folder)
+        sizes[role] = (info["parameters"], flops_per_example(config, seq_len))
+        vocab.append(config["vocab_size"])
+    if not runs:
+        return {}
+    seconds = {}
+    for batch in (1, 32):
+        ids = np.random.default_rng(0).integers(5, min(vocab), (batch, seq_len))  # valid ids for both
+        timed = interleaved_medians([lambda run=run: run(ids, np.zeros_like(ids)) for run in runs.values()], 1,
+                                    repeats, block_seconds=0.1)
+        seconds.update({(role, batch): sec for role, sec in zip(runs, timed)})
+    return {(role, batch): (seconds[(role, batch)], *sizes[role]) for role in runs for batch in (1, 32)}
 
 
 def plot(series_by_stage, plots_dir):
