@@ -17,6 +17,7 @@
 #                 default bert-base-uncased; none: vectors only), GLOVE (word vectors), AUG_ARGS (extra flags)
 #   BASELINE=1    also train the student on gold labels only (OUT/baseline), for the report's comparison
 #   REPORT=0      skip export and report
+#   EXPORT_ARGS   export_model.py flags (default --onnx: also model.onnx, the faster runtime at batch 1)
 #   PY            python to use (default .venv/bin/python when present)
 #   TEACHER_ARGS, INTER_ARGS, PRED_ARGS   extra flags per stage, e.g. PRED_ARGS="--T 2 --hard_label_weight 0.5"
 set -euo pipefail
@@ -83,7 +84,8 @@ if [ "${REPORT:-1}" = 1 ]; then
     if [ "$OUT/export/$role/export.json" -nt "$src/model_state.pdparams" ]; then
       echo "== skip $OUT/export/$role (newer than $src)"; continue
     fi
-    "$PY" export_model.py --model_dir "$src" --output_dir "$OUT/export/$role" --max_seq_length "$SEQ_LEN"
+    "$PY" export_model.py --model_dir "$src" --output_dir "$OUT/export/$role" --max_seq_length "$SEQ_LEN" \
+      ${EXPORT_ARGS---onnx}
   done
   "$PY" report.py --out "$OUT"
 else

@@ -24,6 +24,7 @@ def test_demo_pipeline_end_to_end_then_skips_and_reruns(tmp_path):
     assert (out / "data" / "SST-2" / "train_aug.tsv").is_file()
     for role in ("teacher", "student"):
         assert (out / "export" / role / "inference.pdiparams").is_file()
+        assert (out / "export" / role / "model.onnx").is_file()  # EXPORT_ARGS' default, --onnx
     report = (out / "report.md").read_text()
     for label in ("teacher (fine-tuned)", "student after stage 1", "student after stage 2",
                   "student on gold labels only"):
