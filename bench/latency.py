@@ -22,7 +22,6 @@ import utils  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 GOAL = 0.9  # the speed-up we aim for, as a share of the FLOP ratio
-EXPORTED = ("paddle_inference", "onnxruntime")
 
 
 def random_model(shape, vocab_size=30522):
@@ -87,7 +86,8 @@ def main():
 
     import paddle
 
-    from utils.inference import count_parameters, flops_per_example, interleaved_medians
+    from utils.inference import (count_parameters, fastest_exported, flops_per_example, interleaved_medians,
+                                 settle, speedups)
     from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     paddle.set_device("cpu")
@@ -116,6 +116,7 @@ def main():
                     for seq in seq_lens:
                         ids = rng.integers(1000, 2000, (bs, seq)).astype(np.int64)
                         types = np.zeros_like(ids)
+                        settle()
                         seconds = interleaved_medians(
                             [lambda run=runs[engine]: run(ids, types) for runs in (runs_T, runs_S)],
                             args.warmup, args.repeats, args.min_seconds)
@@ -144,31 +145,6 @@ def main():
                 print(f"| {bs} | {seq} | {engine_T} | {engine_S} | {speedup:.2f}x | {speedup / ratio:.1%} "
                       f"| {'met' if speedup >= GOAL * ratio else 'not met'} |")
 
-
-def speedups(rows):
-    """(engine, batch, seq) -> (student speed-up over the teacher, FLOP ratio), from rows keyed
-    (role, engine, batch, seq) -> (seconds, parameters, FLOPs per example)."""
-    found = {}
-    for (role, engine, bs, seq), (sec, _, flops) in rows.items():
-        if role == "teacher" and ("student", engine, bs, seq) in rows:
-            s_sec, _, s_flops = rows[("student", engine, bs, seq)]
-            found[(engine, bs, seq)] = (sec / s_sec, flops / s_flops)
-    return found
-
-
-def fastest_exported(rows):
-    """(batch, seq) -> (teacher's engine, student's engine, speed-up, FLOP ratio) with each model on whichever
-    exported engine runs it fastest in that setting, as one would deploy it; dygraph is not an export."""
-    best = {}
-    for (role, engine, bs, seq), (sec, _, flops) in rows.items():
-        if engine in EXPORTED and (sec, engine) < best.get((role, bs, seq), (float("inf"), ""))[:2]:
-            best[(role, bs, seq)] = (sec, engine, flops)
-    found = {}
-    for (role, bs, seq), (sec, engine, flops) in best.items():
-        if role == "teacher" and ("student", bs, seq) in best:
-            s_sec, s_engine, s_flops = best[("student", bs, seq)]
-            found[(bs, seq)] = (engine, s_engine, sec / s_sec, flops / s_flops)
-    return found
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,10 @@ def test_demo_pipeline_end_to_end_then_skips_and_reruns(tmp_path):
     for label in ("teacher (fine-tuned)", "student after stage 1", "student after stage 2",
                   "student on gold labels only"):
         assert f"| {label}" in report
-    assert "| teacher | 32 |" in report and "| student | 1 |" in report and "FLOP ratio" in report
+    for role in ("teacher", "student"):  # both exports timed on both runtimes (onnxruntime is a requirement)
+        for engine in ("paddle_inference", "onnxruntime"):
+            assert f"| {role} | {engine} | 1 |" in report and f"| {role} | {engine} | 32 |" in report
+    assert "- onnxruntime, batch 1: student speed-up" in report and "each on its fastest engine, batch 32" in report
     assert "python task_distill.py --task_name SST-2" in report  # the stages' real commands
     plots = sorted(os.listdir(out / "plots"))
     assert "inter_losses.png" in plots and "pred_dev.png" in plots

@@ -14,6 +14,7 @@ from utils.errors import UserError
 from utils.models import TOKENIZER_FILES
 
 PREFIX = "inference"
+EXPORTED = ("paddle_inference", "onnxruntime")  # engines that run an export (dygraph does not)
 
 
 def export_static(model, out_dir):
@@ -139,6 +140,14 @@ class OnnxPredictor:
                                        "token_type_ids": token_type_ids.astype(np.int64)})[0]
 
 
+def settle(seconds=0.3):
+    """Wait until the worker threads of the engine timed last have gone to sleep before timing another:
+    Paddle's OpenMP workers (libiomp5) spin for 200 ms after each call (KMP_BLOCKTIME), holding a core.
+    Timed right after Paddle Inference, a tiny model on onnxruntime measured 0.94 ms instead of 0.5."""
+    import time
+    time.sleep(seconds)
+
+
 def median_seconds(fn, warmup, repeats, min_seconds=0.0):
     """Median wall time of fn() over at least `repeats` runs, and over at least `min_seconds` of runs
     (at most 1,000), after `warmup` untimed ones. A few-millisecond call needs hundreds of runs before
@@ -183,3 +192,29 @@ def flops_per_example(config, seq_len):
     h, f, n = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
     per_layer = seq_len * (4 * h * h + 2 * h * f) + 2 * seq_len * seq_len * h
     return 2 * (n * per_layer + h * h)
+
+
+def speedups(rows):
+    """(engine, batch, seq) -> (student speed-up over the teacher, FLOP ratio), from rows keyed
+    (role, engine, batch, seq) -> (seconds, parameters, FLOPs per example)."""
+    found = {}
+    for (role, engine, bs, seq), (sec, _, flops) in rows.items():
+        if role == "teacher" and ("student", engine, bs, seq) in rows:
+            s_sec, _, s_flops = rows[("student", engine, bs, seq)]
+            found[(engine, bs, seq)] = (sec / s_sec, flops / s_flops)
+    return found
+
+
+def fastest_exported(rows):
+    """(batch, seq) -> (teacher's engine, student's engine, speed-up, FLOP ratio) with each model on whichever
+    exported engine runs it fastest in that setting, as one would deploy it."""
+    best = {}
+    for (role, engine, bs, seq), (sec, _, flops) in rows.items():
+        if engine in EXPORTED and (sec, engine) < best.get((role, bs, seq), (float("inf"), ""))[:2]:
+            best[(role, bs, seq)] = (sec, engine, flops)
+    found = {}
+    for (role, bs, seq), (sec, engine, flops) in best.items():
+        if role == "teacher" and ("student", bs, seq) in best:
+            s_sec, s_engine, s_flops = best[("student", bs, seq)]
+            found[(bs, seq)] = (engine, s_engine, sec / s_sec, flops / s_flops)
+    return found
