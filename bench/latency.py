@@ -112,11 +112,11 @@ def main():
             runs_T = engines(teacher, t_dir, threads, wanted)
             runs_S = engines(student, s_dir, threads, wanted)
             for engine in runs_T:
+                settle()  # the previous engine's threads stop spinning before this one is timed
                 for bs in batch_sizes:
                     for seq in seq_lens:
                         ids = rng.integers(1000, 2000, (bs, seq)).astype(np.int64)
                         types = np.zeros_like(ids)
-                        settle()
                         seconds = interleaved_medians(
                             [lambda run=runs[engine]: run(ids, types) for runs in (runs_T, runs_S)],
                             args.warmup, args.repeats, args.min_seconds)
