@@ -14,7 +14,7 @@ import sys
 from collections import deque
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from run_glue import add_task_args
+from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly
 from utils.glue import TsvFile, get_task, parse_label, split_path, task_dir
 

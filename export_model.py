@@ -1,16 +1,15 @@
-"""Export a trained classifier (any best_model folder: teacher or student) for deployment.
+"""Export a trained classifier (any best_model folder: teacher or student, any architecture) for deployment.
 
     python export_model.py --model_dir out/sst2/pred/best_model --output_dir out/sst2/export [--onnx]
 
 Writes OUTPUT_DIR/inference.json + inference.pdiparams (Paddle Inference; dynamic batch and sequence
-length), with --onnx also OUTPUT_DIR/model.onnx (paddle2onnx), plus config.json and the tokenizer files,
-so predict.py needs only this folder. The folder is built under a temporary name and renamed when complete.
+length), with --onnx also OUTPUT_DIR/model.onnx (paddle2onnx), plus config.json, the tokenizer or vocabulary
+and export.json (inputs, parameters, FLOPs), so predict.py needs only this folder. The folder is built under a temporary name and renamed when complete.
 """
 import argparse
 import os
 import shutil
 import sys
-import tempfile
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.errors import UserError, exits_cleanly
@@ -37,36 +36,34 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import paddle
-    from paddlenlp.transformers import AutoModelForSequenceClassification
 
-    from utils.inference import copy_side_files, count_parameters, export_onnx, export_static
-    from utils.models import load_model, model_kind, quiet_paddlenlp, replace_dir
+    from utils.adapters import load_adapter
+    from utils.inference import export_onnx, export_static
+    from utils.models import model_kind, quiet_paddlenlp, write_folder
     quiet_paddlenlp()
     paddle.set_device("cpu")  # the exported graph is device-independent
     if model_kind(args.model_dir) != "paddle":
         raise UserError("expected a PaddleNLP folder (model_state.pdparams); fine-tune or distil first",
                         args.model_dir)
-    model = load_model(AutoModelForSequenceClassification, args.model_dir)
-    parent = os.path.dirname(os.path.abspath(args.output_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(args.output_dir) + ".tmp", dir=parent)
-    try:
-        export_static(model, tmp)
-        copy_side_files(args.model_dir, tmp)
-        info = {"source": os.path.abspath(args.model_dir), "max_seq_length": args.max_seq_length,
-                "parameters": count_parameters(model.config.to_dict()), "architecture": type(model).__name__}
+    model = load_adapter(args.model_dir)
+    info = {"source": os.path.abspath(args.model_dir), "max_seq_length": args.max_seq_length,
+            "arch": model.arch, "architecture": model.describe(), "inputs": list(model.encoder.input_names),
+            "parameters": model.num_parameters(), "flops": {str(n): model.flops(n) for n in sorted({16, 32, 64, 128, 256, 512, args.max_seq_length})}}
+
+    def fill(folder):
+        export_static(model, folder)
+        shutil.copy(os.path.join(args.model_dir, "config.json"), folder)
+        model.encoder.save(folder)
         if args.onnx:
             try:
-                export_onnx(tmp, args.opset)
+                export_onnx(folder, args.opset)
             except Exception as err:  # paddle2onnx reports unsupported ops with assorted exception types
                 raise UserError(f"ONNX export failed ({str(err).splitlines()[0][:160]}); the Paddle export works "
                                 "without --onnx") from None
             info["onnx"] = "model.onnx"
-        write_json(os.path.join(tmp, "export.json"), info)
-        replace_dir(tmp, args.output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
-    print(f"exported {args.model_dir} -> {args.output_dir} ({info['parameters']:,} parameters"
+        write_json(os.path.join(folder, "export.json"), info)
+    write_folder(args.output_dir, fill)
+    print(f"exported {args.model_dir} -> {args.output_dir} ({model.describe()}"
           f"{', with model.onnx' if args.onnx else ''})")
     return args.output_dir
 

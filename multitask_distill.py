@@ -11,15 +11,13 @@ task, so export_model.py and predict.py work per task), chosen by the mean of th
 all_results.json (eval_<task>_<metric>, eval_mean_main, steps per task), args.json, runs/.
 """
 import argparse
-import math
 import os
 import sys
-import time
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from run_glue import add_training_args, label_config, print_results, validate_args
+from utils.adapters.bert import STUDENT_INITS
+from utils.cli import add_training_args, add_word_student_args, label_config, print_results, validate_args
 from utils.errors import UserError, exits_cleanly
-from utils.students import STUDENT_INITS
 
 
 def parse_args(argv=None):
@@ -34,20 +32,26 @@ def parse_args(argv=None):
     g.add_argument("--max_eval_samples", type=int, help="first N rows of each dev split")
     g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True)
     m = p.add_argument_group("student and losses")
-    m.add_argument("--student_model_name_or_path", default="tinybert-4l-312d")
+    m.add_argument("--student_model_name_or_path", default="tinybert-4l-312d",
+                   help="as in task_distill.py: a TinyBERT name, shape (4l-312d) or folder, or bilstm / cnn / bow "
+                        "(word students need tasks of one kind: all single texts or all pairs)")
     m.add_argument("--student_init", choices=STUDENT_INITS, default="pretrained")
     m.add_argument("--output_dir", required=True)
     m.add_argument("--T", type=float, default=1.0, help="temperature (float)")
     m.add_argument("--kd_loss", choices=("soft_ce", "kl", "mse"), default="soft_ce",
                    help="loss to the teacher's logits (regression tasks always use mse)")
     m.add_argument("--hard_label_weight", type=float, default=0.0)
+    m.add_argument("--distill_config", help="a JSON config of prediction-layer losses and schedules, as for "
+                                            "task_distill.py (no intermediate matches); replaces --T, --kd_loss, "
+                                            "--hard_label_weight")
+    add_word_student_args(p)
     add_training_args(p, learning_rate=5e-5)
     args = p.parse_args(argv)
     args.data_dir = None
     validate_args(args)
     if len(args.task_name) < 2 or len(args.teacher_path) != len(args.task_name):
         raise UserError("--task_name needs two or more tasks and --teacher_path one teacher per task")
-    if args.tau < 0 or args.T <= 0:
+    if not args.tau >= 0 or not args.T > 0:
         raise UserError("--tau must be >= 0 and --T > 0")
     return args
 
@@ -57,178 +61,146 @@ def task_probabilities(sizes, tau):
     return [w / sum(weights) for w in weights]
 
 
-class MultiTaskStudent:
-    """A TinyBERT encoder shared by every task and one classifier per task (ReLU on the pooled output, as
-    PaddleNLP's TinyBertForSequenceClassification does)."""
+def task_schedule(probs, total_steps, seed):
+    """(task of each step, how many batches that task had before it): fixed by the seed, so any step's batch can
+    be recomputed and a resumed run replays the same sequence."""
+    import numpy as np
+    tasks = np.random.default_rng(seed).choice(len(probs), size=total_steps, p=probs)
+    seen, positions = [0] * len(probs), []
+    for t in tasks:
+        positions.append(seen[t])
+        seen[t] += 1
+    return tasks, positions
 
-    def __init__(self, student, specs):
-        import paddle
-        self.encoder = student.tinybert
-        hidden = student.config.hidden_size
-        self.heads = paddle.nn.LayerDict({s.name: paddle.nn.Linear(hidden, s.num_labels) for s in specs})
-        self.config = student.config
 
-    def parameters(self):
-        return self.encoder.parameters() + self.heads.parameters()
+def resolve_config(args, student, teachers):
+    from utils.presets import build_config, load_config_file
+    S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
+    raw = {"temperature": args.T, "kd_loss": args.kd_loss, "hard_label_weight": args.hard_label_weight}
+    source = args.distill_config
+    if source:
+        raw = load_config_file(source)
+    try:
+        config = build_config(raw, S, [t.shape() for t in teachers])
+    except UserError as err:
+        raise UserError(str(err), source) if source else err from None
+    if config["intermediate_matches"]:
+        raise UserError("multi-task distillation is prediction-layer only: remove intermediate_matches", source)
+    return config
 
-    def train(self):
-        self.encoder.train()
 
-    def eval(self):
-        self.encoder.eval()
+def load_tasks(args):
+    from utils.cli import load_task
+    tasks = [load_task(argparse.Namespace(**dict(vars(args), task_name=name))) for name in args.task_name]
+    if len({spec.name for spec, _, _ in tasks}) != len(tasks):
+        raise UserError("each task may appear once in --task_name")
+    return tasks
 
-    def logits(self, task, batch):
-        import paddle.nn.functional as F
-        pooled = self.encoder(batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                              attention_mask=batch["attention_mask"])[1]
-        return self.heads[task](F.relu(pooled))
 
-    def for_task(self, spec):
-        """A TinyBertForSequenceClassification of this task: the shared encoder and the task's classifier."""
-        from paddlenlp.transformers import TinyBertConfig, TinyBertForSequenceClassification
-        config = TinyBertConfig(**dict(self.config.to_dict(), **label_config(spec)))
-        model = TinyBertForSequenceClassification(config)
-        model.tinybert.set_state_dict(self.encoder.state_dict())
-        model.classifier.set_state_dict(self.heads[spec.name].state_dict())
-        return model
+def build_student(args, tasks, teachers):
+    """One student adapter per task: twins sharing every parameter but their classifiers."""
+    from utils.adapters import WORD_ARCHS, build_student as build
+    from utils.adapters.words import OPTIONS
+    examples = [e for _, train, _ in tasks for e in train]
+    if args.student_model_name_or_path in WORD_ARCHS and len({e.text_b is None for e in examples}) > 1:
+        raise UserError("a word student reads either single texts or pairs: give tasks of one kind")
+    first = build(args.student_model_name_or_path, teachers[0], tasks[0][0].num_labels, init=args.student_init,
+                  examples=examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
+                  layer_map_fn=_uniform_map(teachers[0]))
+    students = [first] + [first.with_labels(spec.num_labels) for spec, _, _ in tasks[1:]]
+    for student, (spec, _, _) in zip(students, tasks):
+        student.set_label_info(label_config(spec))
+    return students
+
+
+def _uniform_map(teacher):
+    from utils.intermediate import uniform_layer_map
+    return lambda n: uniform_layer_map(n, teacher.shape()["layers"])
 
 
 @exits_cleanly
 def main(argv=None):
     args = parse_args(argv)
-    from run_glue import load_task
+    tasks = load_tasks(args)
     from utils.training import check_output_dir
-    tasks = []
-    for name in args.task_name:
-        spec, train_ex, dev_ex = load_task(argparse.Namespace(**dict(vars(args), task_name=name)))
-        tasks.append((spec, train_ex, dev_ex))
-    if len({spec.name for spec, _, _ in tasks}) != len(tasks):
-        raise UserError("each task may appear once in --task_name")
     check_output_dir(args.output_dir)
 
     import numpy as np
     import paddle
-    from paddlenlp.transformers import AutoModelForSequenceClassification
-    from tqdm import tqdm
-
-    from utils.features import collate, tokenize, train_batches
-    from utils.losses import PREDICTION_LOSSES, hard_loss
-    from utils.models import load_model, load_tokenizer, quiet_paddlenlp, save_pretrained
-    from utils.students import build_student
-    from utils.training import (ScalarLog, build_optimizer, classifier_logits, command_line, set_device, set_seed,
-                                to_tensors, write_json)
-    from utils.metrics import compute_metrics
+    from utils import loop
+    from utils.adapters import load_teachers, save_adapter
+    from utils.batches import Plan, Sides, to_tensors
+    from utils.distill import prediction_terms, total_loss
+    from utils.models import quiet_paddlenlp
+    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed, write_json
     quiet_paddlenlp()
     set_device(args.device)
     set_seed(args.seed)
-    teachers, tokenizer = [], load_tokenizer(args.teacher_path[0])
-    for (spec, _, _), path in zip(tasks, args.teacher_path):
-        teacher = load_model(AutoModelForSequenceClassification, path, **label_config(spec))
-        if teacher.config.num_labels != spec.num_labels:
-            raise UserError(f"the teacher has {teacher.config.num_labels} outputs; {spec.name} needs "
-                            f"{spec.num_labels}", path)
-        if load_tokenizer(path).get_vocab() != tokenizer.get_vocab():
-            raise UserError("this teacher's vocabulary differs from the first teacher's; all must share one", path)
-        teacher.eval()
-        teachers.append(teacher)
-    from utils.intermediate import uniform_layer_map
-    student, tokenizer, _ = build_student(args.student_model_name_or_path, args.student_init, teachers[0], tokenizer,
-                                          tasks[0][0].num_labels,
-                                          lambda n: uniform_layer_map(n, teachers[0].config.num_hidden_layers),
-                                          intermediate=False)
-    model = MultiTaskStudent(student, [spec for spec, _, _ in tasks])
-    pad_id = tokenizer.pad_token_id
+    teachers = [load_teachers([path], label_config(spec))[0] for (spec, _, _), path in zip(tasks, args.teacher_path)]
+    if len({t.encoder.signature() for t in teachers}) > 1:
+        raise UserError("the teachers' vocabularies differ; all must share one tokenizer", args.teacher_path[1])
+    students = build_student(args, tasks, teachers)
+    config = resolve_config(args, students[0], teachers)
     data = []
-    for spec, train_ex, dev_ex in tasks:
-        train = tokenize(train_ex, tokenizer, args.max_seq_length, spec.is_regression, desc=f"tokenize {spec.name}")
-        dev = {s: tokenize(ex, tokenizer, args.max_seq_length, spec.is_regression) for s, ex in dev_ex.items()}
-        data.append((train, dev))
+    for (spec, train_ex, dev_ex), student in zip(tasks, students):
+        def sides(examples, desc):
+            s = student.encoder.encode(examples, args.max_seq_length, spec.is_regression, desc=desc)
+            same = student.encoder.signature() == teachers[0].encoder.signature()
+            return Sides(s, None if same else teachers[0].encoder.encode(examples, args.max_seq_length,
+                                                                         spec.is_regression, desc=desc))
+        data.append((sides(train_ex, f"encode {spec.name}"), {s: sides(ex, "encode dev").S for s, ex in dev_ex.items()}))
+    plans = [Plan(train.lengths, args.batch_size, args.seed + t, args.bucket) for t, (train, _) in enumerate(data)]
     probs = task_probabilities([len(train) for train, _ in data], args.tau)
-    per_epoch = [len(train_batches(train.lengths, args.batch_size, args.seed, 0, args.bucket)) for train, _ in data]
-    total_steps = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * sum(per_epoch))
-    optimizer, scheduler = build_optimizer(model.parameters(), args.learning_rate, total_steps, args.warmup_proportion,
+    total_steps = args.max_steps if args.max_steps > 0 else int(np.ceil(args.num_train_epochs *
+                                                                        sum(p.steps_per_epoch for p in plans)))
+    schedule, positions = task_schedule(probs, total_steps, args.seed)
+    trainable = paddle.nn.LayerList(students)
+    optimizer, scheduler = build_optimizer(trainable, args.learning_rate, total_steps, args.warmup_proportion,
                                            args.weight_decay, args.max_grad_norm)
+
+    def batch_at(step):
+        t = int(schedule[step - 1])
+        index = plans[t].index(positions[step - 1] + 1)
+        batch = to_tensors(data[t][0].batch(index))
+        batch["task"] = t
+        return batch, index, len(index)
+
+    def losses(batch, index, progress):
+        t, spec = batch["task"], tasks[batch["task"]][0]
+        with paddle.no_grad():
+            logits_T = teachers[t](batch["T"])["logits"]
+        terms, info = prediction_terms(config, students[t](batch["S"])["logits"], logits_T, batch["labels"],
+                                       spec.is_regression, progress)
+        total, logged = total_loss(terms)
+        return total, {f"{spec.name}/{k}": v for k, v in logged.items()}, info
+
+    def evaluate_all():
+        metrics = {}
+        for (spec, _, _), student, (_, dev) in zip(tasks, students, data):
+            for key, value in evaluate(spec, student, dev, args.eval_batch_size).items():
+                metrics[f"eval_{spec.name}_{key[len('eval_'):]}"] = value
+        metrics["eval_mean_main"] = float(np.mean([metrics[f"eval_{s.name}_{s.main_metric}"] for s, _, _ in tasks]))
+        return metrics
+
+    def save_best():
+        for (spec, _, _), student in zip(tasks, students):
+            save_adapter(student, os.path.join(args.output_dir, "best_model", spec.name))
+
     os.makedirs(args.output_dir, exist_ok=True)
     write_json(os.path.join(args.output_dir, "args.json"),
                dict(vars(args), task_probabilities=probs, command=command_line("multitask_distill.py", argv)))
+    write_json(os.path.join(args.output_dir, "distill_config.json"), config)
     log = ScalarLog(os.path.join(args.output_dir, "runs"))
-
-    def evaluate_all():
-        model.eval()
-        metrics = {}
-        with paddle.no_grad():
-            for (spec, _, _), (_, dev) in zip(tasks, data):
-                for split, features in dev.items():
-                    from utils.features import eval_batches
-                    out = np.zeros((len(features), spec.num_labels), dtype=np.float32)
-                    for index in eval_batches(features.lengths, args.eval_batch_size):
-                        out[index] = model.logits(spec.name, to_tensors(collate(features, index, pad_id))).numpy()
-                    prefix = f"eval_{spec.name}_" + ("mm_" if split == "dev_mismatched" else "")
-                    metrics.update({prefix + k: v for k, v in compute_metrics(spec, out, features.labels).items()})
-        metrics["eval_mean_main"] = float(np.mean([metrics[f"eval_{s.name}_{s.main_metric}"] for s, _, _ in tasks]))
-        model.train()
-        return metrics
-
-    rng = np.random.default_rng(args.seed)
-    cursor = [[0, 0, None] for _ in tasks]  # per task: epoch, position, that epoch's batches
-    best, best_metrics, best_step, steps_per_task, sums = None, {}, 0, [0] * len(tasks), {}
-    seen, train_seconds, start = 0, 0.0, time.time()
-    model.train()
-    bar = tqdm(total=total_steps, desc="multi-task", unit="step", dynamic_ncols=True)
-    for step in range(1, total_steps + 1):
-        t = int(rng.choice(len(tasks), p=probs))
-        spec, (train, _), c = tasks[t][0], data[t], cursor[t]
-        if c[2] is None or c[1] == len(c[2]):
-            if c[2] is not None:
-                c[0], c[1] = c[0] + 1, 0
-            c[2] = train_batches(train.lengths, args.batch_size, args.seed + t, c[0], args.bucket)
-        batch = to_tensors(collate(train, c[2][c[1]], pad_id))
-        c[1] += 1
-        t0 = time.time()
-        with paddle.no_grad():
-            logits_T = classifier_logits(teachers[t], batch)
-        logits_S = model.logits(spec.name, batch)
-        kd = PREDICTION_LOSSES["mse" if spec.is_regression else args.kd_loss](logits_S, logits_T, args.T)
-        terms = {f"{spec.name}/pred_loss": kd}
-        if args.hard_label_weight:
-            terms[f"{spec.name}/hard_loss"] = hard_loss(logits_S, batch["labels"], spec.is_regression)
-        loss = kd + args.hard_label_weight * terms.get(f"{spec.name}/hard_loss", 0.0)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.clear_grad()
-        train_seconds += time.time() - t0
-        seen += len(batch["labels"])
-        steps_per_task[t] += 1
-        for name, value in dict(terms, loss=loss).items():
-            total, n = sums.get(name, (0.0, 0))
-            sums[name] = (total + float(value), n + 1)
-        bar.update(1)
-        if step % args.logging_steps == 0 or step == total_steps:
-            for name, (total, n) in sums.items():
-                log.add(f"train/{name}", total / n, step)
-            log.add("train/lr", scheduler.get_lr(), step)
-            log.add("train/examples_per_second", seen / train_seconds, step)
-            bar.set_postfix(loss=f"{sums['loss'][0] / sums['loss'][1]:.4f}")
-            sums = {}
-        if step % args.save_steps == 0 or step == total_steps:
-            metrics = evaluate_all()
-            for name, value in metrics.items():
-                tag = name[len("eval_"):]
-                owner = next((spec.name for spec, _, _ in tasks if tag.startswith(spec.name + "_")), None)
-                log.add("eval/" + (f"{owner}/{tag[len(owner) + 1:]}" if owner else tag), value, step)
-            bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-            if best is None or metrics["eval_mean_main"] > best:
-                best, best_metrics, best_step = metrics["eval_mean_main"], metrics, step
-                for spec, _, _ in tasks:
-                    save_pretrained(os.path.join(args.output_dir, "best_model", spec.name), model.for_task(spec),
-                                    tokenizer)
-    bar.close()
+    job = loop.Job(name="multi-task", output_dir=args.output_dir,
+                   checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=trainable,
+                   optimizer=optimizer, scheduler=scheduler, total_steps=total_steps, batch_at=batch_at, loss=losses,
+                   evaluate=evaluate_all, key="eval_mean_main", save_best=save_best,
+                   logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed, log=log,
+                   fingerprint={"tasks": [s.name for s, _, _ in tasks], "student": students[0].describe(),
+                                "train_examples": [len(train) for train, _ in data]})
+    results = loop.run(job, resume=args.resume)
     log.close()
-    results = dict(best_metrics, best_step=best_step, train_runtime=time.time() - start,
-                   train_examples_per_second=seen / max(train_seconds, 1e-9), train_steps=total_steps,
-                   main_metric="eval_mean_main",
-                   steps_per_task={spec.name: n for (spec, _, _), n in zip(tasks, steps_per_task)})
+    results["steps_per_task"] = {spec.name: int((schedule == t).sum()) for t, (spec, _, _) in enumerate(tasks)}
     write_json(os.path.join(args.output_dir, "all_results.json"), results)
     print_results(results)
     return results

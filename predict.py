@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from run_glue import add_task_args
+from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly
 from utils.glue import Example, get_task, load_split, task_dir
 
@@ -75,18 +75,6 @@ def label_names(folder):
     return [id2label.get(str(i), str(i)) for i in range(len(id2label) or num)]
 
 
-def run_model(engine, features, batch_size, pad_token_id):
-    from utils.features import collate, eval_batches
-    out = None
-    for index in eval_batches(features.lengths, batch_size):
-        batch = collate(features, index, pad_token_id)
-        logits = engine(batch["input_ids"], batch["token_type_ids"])
-        if out is None:
-            out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
-        out[index] = logits
-    return out
-
-
 def write_predictions(path, examples, logits, labels):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -109,10 +97,11 @@ def write_predictions(path, examples, logits, labels):
 @exits_cleanly
 def main(argv=None):
     args = parse_args(argv)
-    from utils.features import tokenize
+    from utils.adapters import load_encoder
     from utils.inference import OnnxPredictor, PaddlePredictor, graph_file
     from utils.metrics import compute_metrics
-    from utils.models import load_tokenizer, quiet_paddlenlp
+    from utils.training import batched_logits
+    from utils.models import quiet_paddlenlp
     from utils.training import write_json
     quiet_paddlenlp()
     graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export
@@ -137,10 +126,10 @@ def main(argv=None):
             raise UserError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
     else:
         engine = PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
-    tokenizer = load_tokenizer(args.model_dir)
-    features = tokenize(examples, tokenizer, args.max_seq_length or info.get("max_seq_length", 128),
-                        regression=labels is None)
-    logits = run_model(engine, features, args.batch_size, tokenizer.pad_token_id)
+    encoder = load_encoder(args.model_dir)
+    features = encoder.encode(examples, args.max_seq_length or info.get("max_seq_length", 128),
+                              regression=labels is None)
+    logits = batched_logits(engine, features, args.batch_size, desc="predict")
     write_predictions(output, examples, logits, labels)
     print(f"wrote {len(examples)} predictions to {output}")
     if spec is not None:

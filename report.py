@@ -45,19 +45,16 @@ def scalars(run_dir):
 def dev_score_of_folder(folder, stage_args):
     """The main dev metric of a saved model (stage 1's student: its classifier has not been trained yet)."""
     import paddle
-    from paddlenlp.transformers import AutoModelForSequenceClassification
 
-    from run_glue import load_task
-    from utils.features import tokenize
-    from utils.models import load_model, load_tokenizer
+    from utils.adapters import load_adapter
+    from utils.cli import load_task
     from utils.training import evaluate
     args = argparse.Namespace(**stage_args)
     spec, _, dev = load_task(args, with_train=False)
     paddle.set_device("cpu")
-    model = load_model(AutoModelForSequenceClassification, folder)
-    tokenizer = load_tokenizer(folder)
-    dev_sets = {split: tokenize(ex, tokenizer, args.max_seq_length, spec.is_regression) for split, ex in dev.items()}
-    return evaluate(spec, model, dev_sets, 64, tokenizer.pad_token_id)
+    model = load_adapter(folder)
+    dev_sets = {split: model.encoder.encode(ex, args.max_seq_length, spec.is_regression) for split, ex in dev.items()}
+    return evaluate(spec, model, dev_sets, 64)
 
 
 def latency_rows(out, seq_len, repeats):
@@ -68,19 +65,17 @@ def latency_rows(out, seq_len, repeats):
 
     import numpy as np
 
-    from utils.inference import (EXPORTED, OnnxPredictor, PaddlePredictor, flops_per_example,
-                                 interleaved_medians, settle)
-    runs, sizes, vocab = {}, {}, []
+    from utils.inference import EXPORTED, OnnxPredictor, PaddlePredictor, interleaved_medians, settle
+    runs, sizes = {}, {}
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
         if not os.path.isfile(os.path.join(folder, "export.json")):
             continue
-        config, info = read_json(os.path.join(folder, "config.json")), read_json(os.path.join(folder, "export.json"))
+        info = read_json(os.path.join(folder, "export.json"))
         runs[(role, "paddle_inference")] = PaddlePredictor(folder)
         if os.path.isfile(os.path.join(folder, "model.onnx")) and importlib.util.find_spec("onnxruntime"):
             runs[(role, "onnxruntime")] = OnnxPredictor(folder)
-        sizes[role] = (info["parameters"], flops_per_example(config, seq_len))
-        vocab.append(config["vocab_size"])
+        sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
     rows = {}
     for engine in EXPORTED:
         # one engine at a time, after the other's threads have stopped spinning (settle): timed in alternation,
@@ -90,8 +85,9 @@ def latency_rows(out, seq_len, repeats):
             continue
         settle()
         for batch in (1, 32):
-            ids = np.random.default_rng(0).integers(5, min(vocab), (batch, seq_len))  # valid ids for both
-            timed = interleaved_medians([lambda run=run: run(ids, np.zeros_like(ids)) for run in group.values()],
+            ids = np.random.default_rng(0).integers(2, 50, (batch, seq_len))  # valid ids in every vocabulary
+            inputs = {"input_ids": ids, "token_type_ids": np.zeros_like(ids), "ids_a": ids, "ids_b": ids}
+            timed = interleaved_medians([lambda run=run: run(inputs) for run in group.values()],
                                         2, repeats, block_seconds=0.25)
             rows.update({(role, engine, batch, seq_len): (sec, *sizes[role])
                          for (role, _), sec in zip(group, timed)})

@@ -12,15 +12,16 @@ distill_config.json (the resolved losses, matches and schedules), runs/. Beyond 
 --teacher_path takes several teachers.
 """
 import argparse
-import math
+import hashlib
+import json
 import os
 import sys
-import time
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from run_glue import add_data_args, add_training_args, label_config, load_task, print_results, validate_args
+from utils.adapters.bert import PROJECTIONS, STUDENT_INITS
+from utils.cli import (add_data_args, add_training_args, add_word_student_args, label_config, load_task,
+                       print_results, validate_args)
 from utils.errors import UserError, exits_cleanly
-from utils.students import PROJECTIONS, STUDENT_INITS
 
 
 def parse_args(argv=None):
@@ -33,8 +34,9 @@ def parse_args(argv=None):
                         "(--teacher_weights) and intermediate matches use the first unless a config says otherwise")
     m.add_argument("--teacher_weights", type=float, nargs="+", help="one weight per teacher (default equal)")
     m.add_argument("--student_model_name_or_path", default="tinybert-4l-312d",
-                   help="tinybert-4l-312d[-v2|-zh], tinybert-6l-768d[-v2|-zh], a shape like 4l-312d (random/teacher "
-                        "init), or a folder such as stage 1's best_inter_model")
+                   help="bilstm, cnn or bow (word-level students with their own vocabulary; see the word students "
+                        "group), tinybert-4l-312d[-v2|-zh], tinybert-6l-768d[-v2|-zh], a shape like 4l-312d "
+                        "(random/teacher init), or a folder such as stage 1's best_inter_model")
     m.add_argument("--student_init", choices=STUDENT_INITS, default="pretrained",
                    help="pretrained: the checkpoint's weights; random: fresh weights of that shape (offline); "
                         "teacher: embeddings and mapped layers copied from the teacher (widths must match)")
@@ -67,11 +69,11 @@ def parse_args(argv=None):
                    help="compute the teachers' logits once per training example and reuse them every epoch (a "
                         "cache keyed by teachers and data: a stale one is never used)")
     d.add_argument("--cache_dir", help="where the logit cache lives (default OUTPUT_DIR/teacher_logits)")
-    t = add_training_args(p, learning_rate=5e-5)
-    t.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint-<stage> if present")
+    add_word_student_args(p)
+    add_training_args(p, learning_rate=5e-5)
     args = p.parse_args(argv)
     validate_args(args)
-    if args.T <= 0:
+    if not args.T > 0:  # also refuses nan
         raise UserError(f"--T must be positive, got {args.T}")
     weights = [args.emb_weight, args.hidden_weight, args.attn_weight] if args.intermediate_distill else [
         args.pred_weight, args.hard_label_weight]
@@ -84,36 +86,10 @@ def parse_args(argv=None):
     return args
 
 
-def load_teachers(args, spec):
-    """Every teacher in eval mode (dropout off: targets must not be noisy), with the first one's tokenizer."""
-    from paddlenlp.transformers import AutoModelForSequenceClassification
-    from utils.models import load_model, load_tokenizer
-    teachers, tokenizer = [], None
-    for path in args.teacher_path:
-        teacher = load_model(AutoModelForSequenceClassification, path, **label_config(spec))
-        if teacher.config.num_labels != spec.num_labels:
-            raise UserError(f"the teacher has {teacher.config.num_labels} outputs; {spec.name} needs "
-                            f"{spec.num_labels}", path)
-        vocab = load_tokenizer(path).get_vocab()
-        if tokenizer is None:
-            tokenizer = load_tokenizer(path)
-        elif vocab != tokenizer.get_vocab():
-            raise UserError("this teacher's vocabulary differs from the first teacher's; all must share one "
-                            "tokenizer", path)
-        teacher.eval()
-        teachers.append(teacher)
-    return teachers, tokenizer
-
-
-def distill_config(args, spec, student, projection, teachers):
+def distill_config(args, spec, student, teachers):
     """The resolved config: from --distill_config, or TinyBERT's stage from the flags."""
     from utils.presets import build_config, load_config_file
-
-    def info(model):
-        c = model.config
-        return {"layers": c.num_hidden_layers, "hidden": c.hidden_size, "heads": c.num_attention_heads}
-
-    S = dict(info(student), projection=projection, fit_size=getattr(student.config, "fit_size", None))
+    S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
     if args.distill_config:
         raw = load_config_file(args.distill_config)
         if args.intermediate_distill:
@@ -127,7 +103,7 @@ def distill_config(args, spec, student, projection, teachers):
         raw = {"temperature": args.T, "t2_scaling": args.t2_scaling, "kd_weight": args.pred_weight,
                "kd_loss": "mse" if spec.is_regression else "soft_ce", "hard_label_weight": args.hard_label_weight}
     try:
-        return build_config(raw, S, [info(t) for t in teachers], spec.is_regression)
+        return build_config(raw, S, [t.shape() for t in teachers], spec.is_regression)
     except UserError as err:
         if args.distill_config:
             raise UserError(str(err), args.distill_config) from None
@@ -136,10 +112,45 @@ def distill_config(args, spec, student, projection, teachers):
 
 def make_layer_map(args, teacher):
     from utils.intermediate import parse_layer_map, uniform_layer_map
-    n_T = teacher.config.num_hidden_layers
+    n_T = teacher.shape()["layers"]
     if args.layer_map:
         return lambda n_S: parse_layer_map(args.layer_map, n_S, n_T)
     return lambda n_S: uniform_layer_map(n_S, n_T)
+
+
+def build_models(args, spec, train_examples):
+    """(teachers, student, resolved config); every refusal (shapes, vocabularies, config) before anything is written."""
+    from utils.adapters import build_student, load_teachers
+    from utils.adapters.words import OPTIONS
+    teachers = load_teachers(args.teacher_path, label_config(spec))
+    student = build_student(
+        args.student_model_name_or_path, teachers[0], spec.num_labels, init=args.student_init,
+        examples=train_examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
+        layer_map_fn=make_layer_map(args, teachers[0]), projection=args.projection,
+        intermediate=args.intermediate_distill)
+    if getattr(student, "vector_coverage", None) is not None:
+        print(f"word vectors: {student.vector_coverage:.1%} of the student's vocabulary found in {args.glove_embs}")
+    student.set_label_info(label_config(spec))
+    return teachers, student, distill_config(args, spec, student, teachers)
+
+
+def encode_sides(student, teachers, examples, args, spec, desc, teachers_run=True):
+    """The examples as the student reads them and as the teachers do (one encoding when they tokenise alike;
+    none for the teachers when they never run on these examples)."""
+    from utils.batches import Sides
+    s = student.encoder.encode(examples, args.max_seq_length, spec.is_regression, desc=desc)
+    if student.encoder.signature() == teachers[0].encoder.signature():
+        return Sides(s)
+    if not teachers_run:
+        return Sides(s, student_only=True)
+    return Sides(s, teachers[0].encoder.encode(examples, args.max_seq_length, spec.is_regression, desc=desc))
+
+
+def fingerprint(args, config, student, train):
+    """What a resumed run must share with the checkpoint: the resolved config, the student and the data."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"config": digest, "student": student.describe(), "train_examples": len(train),
+            "batch_size": args.batch_size, "seed": args.seed}
 
 
 @exits_cleanly
@@ -157,14 +168,13 @@ def main(argv=None):
 
     import paddle
     import paddle.distributed as dist
-    from tqdm import tqdm
-    from utils.distill import (DistillOutputs, cached_teacher_logits, has_checkpoint, load_checkpoint, match_terms,
-                               prediction_terms, requests, save_checkpoint, total_loss)
-    from utils.features import collate, tokenize, train_batches
-    from utils.models import quiet_paddlenlp, save_pretrained
-    from utils.students import build_student
-    from utils.training import (ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed, to_tensors,
-                                write_json)
+    from utils import loop
+    from utils.adapters import save_adapter
+    from utils.batches import Plan, to_tensors
+    from utils.distill import (DistillOutputs, cached_teacher_logits, logit_cache_path, match_terms,
+                               prediction_terms, requests, total_loss)
+    from utils.models import quiet_paddlenlp
+    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed, write_json
 
     quiet_paddlenlp()
     set_device(args.device)
@@ -172,52 +182,41 @@ def main(argv=None):
     world, rank = dist.get_world_size(), dist.get_rank()
     if world > 1:
         dist.init_parallel_env()
-    teachers, teacher_tokenizer = load_teachers(args, spec)
-    layer_map_fn = make_layer_map(args, teachers[0])
-    wants_matches = args.intermediate_distill or bool(args.distill_config)
-    student, tokenizer, projection = build_student(
-        args.student_model_name_or_path, args.student_init, teachers[0], teacher_tokenizer, spec.num_labels,
-        layer_map_fn, args.projection, intermediate=wants_matches)
-    config = distill_config(args, spec, student, projection, teachers)
+    teachers, student, config = build_models(args, spec, train_examples)
     inter = not (config["kd_weight"] or config["hard_label_weight"])  # stage 1: no prediction-layer loss
     stage = "intermediate" if inter else "prediction"
-    layer_map = layer_map_fn(student.config.num_hidden_layers)
-    student.config.update(label_config(spec))
-    pad_id = tokenizer.pad_token_id
-    train = tokenize(train_examples, tokenizer, args.max_seq_length, spec.is_regression, desc="tokenize train")
-    dev = {s: tokenize(ex, tokenizer, args.max_seq_length, spec.is_regression) for s, ex in dev_examples.items()}
-    lengths = train.lengths
-    steps_per_epoch = len(train_batches(lengths, args.batch_size, args.seed, 0, args.bucket, num_shards=world))
-    total_steps = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * steps_per_epoch)
-    student_out = DistillOutputs(student, requests(config, "S"), logits=not inter, projection_kind=projection)
     need_logits_T = bool(config["kd_weight"])  # a gold-labels-only baseline needs no teacher outputs
-    teacher_outs = [DistillOutputs(t, requests(config, "T", i), logits=need_logits_T)
-                    for i, t in enumerate(teachers)]
     teacher_weights = args.teacher_weights or [1.0] * len(teachers)
+    cache_path = logit_cache_path(args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
+                                  teacher_weights, teachers[0].encoder.signature(), args.max_seq_length,
+                                  train_examples) if args.cache_teacher_logits and need_logits_T else None
+    teachers_run = any(requests(config, "T", i) for i in range(len(teachers))) or (
+        need_logits_T and not (cache_path and os.path.isfile(cache_path)))
+    train = encode_sides(student, teachers, train_examples, args, spec, "encode train", teachers_run)
+    dev = {s: encode_sides(student, teachers, ex, args, spec, "encode dev") for s, ex in dev_examples.items()}
+    plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
+    total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
+    student_out = DistillOutputs(student, requests(config, "S"), logits=not inter)
+    teacher_outs = [DistillOutputs(t, requests(config, "T", i), logits=need_logits_T) for i, t in enumerate(teachers)]
     optimizer, scheduler = build_optimizer(student_out, args.learning_rate, total_steps, args.warmup_proportion,
                                            args.weight_decay, args.max_grad_norm)
-    forward_S = student_out
-    if world > 1:
-        forward_S = paddle.DataParallel(student_out, find_unused_parameters=True)
-    cache = None
-    if args.cache_teacher_logits and need_logits_T:
-        cache = cached_teacher_logits(teacher_outs, teacher_weights, args.teacher_path, train, args.eval_batch_size,
-                                      pad_id, args.cache_dir or os.path.join(args.output_dir, "teacher_logits"))
+    forward_S = paddle.DataParallel(student_out, find_unused_parameters=True) if world > 1 else student_out
+    cache = cached_teacher_logits(cache_path, teachers, teacher_weights, train.T, args.eval_batch_size) \
+        if cache_path else None
 
     def losses(batch, index=None, progress=1.0):
         """(weighted total, {tag: value}, {temperature, kd_weight, hard_weight}) of one batch. Teachers run under
         no_grad: their outputs are targets only; cached logits replace their forward pass when nothing else
         (no intermediate match) needs it."""
-        inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
         from_cache = cache is not None and index is not None
         outs_T = [None] * len(teachers)
         with paddle.no_grad():
             for i, t_out in enumerate(teacher_outs):
                 if t_out.requests or (need_logits_T and not from_cache):
-                    outs_T[i] = t_out(**inputs)
-        out_S = forward_S(**inputs)
-        terms = match_terms(config, out_S.get("features", []), [o and o.get("features") for o in outs_T],
-                            batch["attention_mask"]) if config["intermediate_matches"] else []
+                    outs_T[i] = t_out(batch["T"])
+        out_S = forward_S(batch["S"])
+        terms = match_terms(config, out_S["features"], [o and o["features"] for o in outs_T],
+                            out_S["mask"]) if config["intermediate_matches"] else []
         info = {}
         if not inter:
             logits_T = None
@@ -231,92 +230,46 @@ def main(argv=None):
         total, logged = total_loss(terms)
         return total, logged, info
 
-    @paddle.no_grad()
     def eval_intermediate():
-        from utils.features import eval_batches
-        student.eval()
-        total, count = 0.0, 0
-        for index in eval_batches(dev[spec.dev_splits[0]].lengths, args.eval_batch_size):
-            loss, _, _ = losses(to_tensors(collate(dev[spec.dev_splits[0]], index, pad_id)))
-            total, count = total + float(loss) * len(index), count + len(index)
-        student.train()
-        return {"eval_inter_loss": total / count}
+        from utils.batches import eval_batches
+        first = dev[spec.dev_splits[0]]
+        total = 0.0
+        with paddle.no_grad():
+            for index in eval_batches(first.lengths, args.eval_batch_size):
+                loss, _, _ = losses(to_tensors(first.batch(index)))
+                total += float(loss) * len(index)
+        return {"eval_inter_loss": total / len(first)}
 
-    ckpt_dir = os.path.join(args.output_dir, f"checkpoint-{stage}")
+    def batch_at(step):
+        index = plan.index(step)
+        return to_tensors(train.batch(index)), index, len(index) * world
+
     best_dir = os.path.join(args.output_dir, "best_inter_model" if inter else "best_model")
-    state = {"step": 0, "best": None, "best_step": 0, "best_metrics": {}, "seen": 0, "train_seconds": 0.0}
-    if args.resume and has_checkpoint(ckpt_dir):
-        state = load_checkpoint(ckpt_dir, student_out, optimizer, scheduler)
-        print(f"resuming from {ckpt_dir} at step {state['step']}")
+    job = loop.Job(
+        name=f"{stage} {spec.name}", output_dir=args.output_dir,
+        checkpoint_dir=os.path.join(args.output_dir, f"checkpoint-{stage}"), trainable=student_out,
+        optimizer=optimizer, scheduler=scheduler, total_steps=total_steps, batch_at=batch_at, loss=losses,
+        evaluate=eval_intermediate if inter else (lambda: evaluate(spec, student, {k: v.S for k, v in dev.items()},
+                                                                   args.eval_batch_size)),
+        key="eval_inter_loss" if inter else f"eval_{spec.main_metric}", lower_is_better=inter,
+        save_best=lambda: save_adapter(student, best_dir), logging_steps=args.logging_steps,
+        save_steps=args.save_steps, seed=args.seed, rank=rank, world=world,
+        fingerprint=fingerprint(args, config, student, train))
+    if args.resume and loop.has_checkpoint(job.checkpoint_dir):
+        loop.load_checkpoint(job)  # refuses a mismatched checkpoint before args.json is rewritten
     if rank == 0:
         os.makedirs(args.output_dir, exist_ok=True)
-        write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), projection=projection,
-                                                                      layer_map=layer_map, stage=stage,
-                                                                      command=command_line("task_distill.py", argv)))
+        layers = student.shape()["layers"]
+        layer_map = make_layer_map(args, teachers[0])(layers) if layers else None
+        write_json(os.path.join(args.output_dir, "args.json"), dict(
+            vars(args), student=student.describe(), projection=student.projection, layer_map=layer_map, stage=stage,
+            command=command_line("task_distill.py", argv)))
         write_json(os.path.join(args.output_dir, "distill_config.json"), config)
-    log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0)
-    sums = {}
-    start = time.time()
-    student.train()
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"{stage} {spec.name}", unit="step",
-               dynamic_ncols=True, disable=rank != 0)
-    plan, plan_epoch = None, None
-    for step in range(state["step"] + 1, total_steps + 1):
-        # step: the batch and the dropout noise are functions of (seed, step), so a resumed run replays exactly
-        epoch, position = divmod(step - 1, steps_per_epoch)
-        if plan_epoch != epoch:
-            plan, plan_epoch = train_batches(lengths, args.batch_size, args.seed, epoch, args.bucket, num_shards=world,
-                                             shard=rank), epoch
-        paddle.seed(args.seed * 100003 + step)
-        batch = to_tensors(collate(train, plan[position], pad_id))
-        t0 = time.time()
-        loss, terms, info = losses(batch, plan[position], step / total_steps)
-        if loss is not None:  # every weight can be 0 at a schedule's end point
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
-        optimizer.clear_grad()
-        state["train_seconds"] += time.time() - t0
-        state["seen"] += len(plan[position]) * world
-        for name, value in dict(terms, loss=0.0 if loss is None else loss, **info).items():
-            sums[name] = sums.get(name, 0.0) + float(value)
-        sums["_n"] = sums.get("_n", 0) + 1
-        bar.update(1)
-
-        # log: every loss term under its own tag
-        if step % args.logging_steps == 0 or step == total_steps:
-            n = sums.pop("_n")
-            for name, value in sums.items():
-                log.add(f"train/{name}", value / n, step)
-            log.add("train/lr", scheduler.get_lr(), step)
-            log.add("train/examples_per_second", state["seen"] / state["train_seconds"], step)
-            bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", lr=f"{scheduler.get_lr():.2e}")
-            sums = {}
-
-        # eval, keep the best, checkpoint
-        if step % args.save_steps == 0 or step == total_steps:
-            metrics = eval_intermediate() if inter else evaluate(spec, student, dev, args.eval_batch_size,
-                                                                           pad_id)
-            key = "eval_inter_loss" if inter else f"eval_{spec.main_metric}"
-            for name, value in metrics.items():
-                log.add(f"eval/{name[len('eval_'):]}", value, step)
-            bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-            better = state["best"] is None or (metrics[key] < state["best"] if inter
-                                               else metrics[key] > state["best"])
-            if better:
-                state.update(best=metrics[key], best_step=step, best_metrics=metrics)
-            state.update(step=step, scheduler=scheduler.state_dict())
-            if rank == 0:
-                if better:
-                    save_pretrained(best_dir, student, tokenizer)
-                save_checkpoint(ckpt_dir, student_out, tokenizer, optimizer, state)
-    bar.close()
-    log.close()
-
-    results = dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start,
-                   train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
-                   train_steps=total_steps, train_examples=len(train), task=spec.name, stage=stage,
-                   main_metric="eval_inter_loss" if inter else f"eval_{spec.main_metric}")
+    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0)
+    results = loop.run(job, resume=args.resume)
+    job.log.close()
+    results.update(train_examples=len(train), task=spec.name, stage=stage, student=student.describe(),
+                   student_parameters=student.num_parameters())
     if rank == 0:
         write_json(os.path.join(args.output_dir, "all_results.json"), results)
         print_results(results)

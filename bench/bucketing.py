@@ -20,12 +20,14 @@ import numpy as np  # noqa: E402
 
 def padding_share(glue_dir, task, tokenizer_path, batch_size, max_seq_length):
     """Share of real tokens in a batch, bucketed vs random, over one epoch's plan."""
-    from utils.features import tokenize, train_batches
+    from utils.adapters.bert import BertEncoder
+    from utils.batches import train_batches
     from utils.glue import get_task, read_examples
     from utils.models import load_tokenizer
     spec = get_task(task)
-    lengths = tokenize(read_examples(spec, os.path.join(glue_dir, spec.name), "train"), load_tokenizer(tokenizer_path),
-                       max_seq_length).lengths
+    features = BertEncoder(load_tokenizer(tokenizer_path)).encode(
+        read_examples(spec, os.path.join(glue_dir, spec.name), "train"), max_seq_length)
+    lengths = np.array([len(ids) for ids in features.columns["input_ids"]])
     share = {}
     for bucket in (True, False):
         batches = train_batches(lengths, batch_size, 0, 0, bucket)

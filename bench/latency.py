@@ -36,27 +36,28 @@ def random_model(shape, vocab_size=30522):
     ffn = 1200 if hidden == 312 else 4 * hidden  # TinyBERT 4L-312d's FFN is 1200, not 4 x 312
     config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=int(layers),
                         num_attention_heads=heads, intermediate_size=ffn, type_vocab_size=2, num_labels=2)
-    return BertForSequenceClassification(config)
+    from types import SimpleNamespace
+
+    from utils.adapters.bert import BertAdapter
+    no_tokenizer = SimpleNamespace(input_names=("input_ids", "token_type_ids"), pads={"input_ids": 0})
+    return BertAdapter(BertForSequenceClassification(config), no_tokenizer)
 
 
 def load(path):
-    from paddlenlp.transformers import AutoModelForSequenceClassification
-
-    from utils.models import load_model
-    return load_model(AutoModelForSequenceClassification, path)
+    from utils.adapters import load_adapter
+    return load_adapter(path)
 
 
 def engines(model, folder, threads, wanted):
-    """name -> callable(input_ids, token_type_ids) for every engine asked for and available."""
+    """name -> callable({input name: array}) for every engine asked for and available."""
     import paddle
 
     from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static
     model.eval()
 
     @paddle.no_grad()
-    def dygraph(ids, types):
-        return model(input_ids=paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types),
-                     return_dict=True).logits.numpy()
+    def dygraph(inputs):
+        return model({k: paddle.to_tensor(v) for k, v in inputs.items()})["logits"].numpy()
 
     found = {"dygraph": dygraph} if "dygraph" in wanted else {}
     export_static(model, folder)
@@ -71,7 +72,7 @@ def engines(model, folder, threads, wanted):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", help="teacher folder (best_model)")
-    p.add_argument("--student", help="student folder (best_model)")
+    p.add_argument("--student", help="student folder (best_model): any architecture (TinyBERT, bilstm, cnn, bow)")
     p.add_argument("--shapes", default="12l-768d,4l-312d",
                    help="random-weight teacher,student shapes timed as well, LAYERSl-HIDDENd[-HEADSh] ('' to skip)")
     p.add_argument("--batch_sizes", default="1,32")
@@ -86,8 +87,7 @@ def main():
 
     import paddle
 
-    from utils.inference import (count_parameters, fastest_exported, flops_per_example, interleaved_medians,
-                                 settle, speedups)
+    from utils.inference import fastest_exported, interleaved_medians, settle, speedups
     from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     paddle.set_device("cpu")
@@ -107,7 +107,7 @@ def main():
     wanted = args.engines.split(",")
     for title, teacher, student in pairs:
         rows = {}
-        configs = {"teacher": teacher.config.to_dict(), "student": student.config.to_dict()}
+        models = {"teacher": teacher, "student": student}
         with tempfile.TemporaryDirectory() as t_dir, tempfile.TemporaryDirectory() as s_dir:
             runs_T = engines(teacher, t_dir, threads, wanted)
             runs_S = engines(student, s_dir, threads, wanted)
@@ -115,15 +115,14 @@ def main():
                 settle()  # the previous engine's threads stop spinning before this one is timed
                 for bs in batch_sizes:
                     for seq in seq_lens:
-                        ids = rng.integers(1000, 2000, (bs, seq)).astype(np.int64)
-                        types = np.zeros_like(ids)
+                        ids = rng.integers(2, 50, (bs, seq)).astype(np.int64)  # in every vocabulary
+                        inputs = {"input_ids": ids, "token_type_ids": np.zeros_like(ids), "ids_a": ids, "ids_b": ids}
                         seconds = interleaved_medians(
-                            [lambda run=runs[engine]: run(ids, types) for runs in (runs_T, runs_S)],
+                            [lambda run=runs[engine]: run(inputs) for runs in (runs_T, runs_S)],
                             args.warmup, args.repeats, args.min_seconds)
                         for role, sec in zip(("teacher", "student"), seconds):
-                            config = configs[role]
-                            rows[(role, engine, bs, seq)] = (sec, count_parameters(config),
-                                                             flops_per_example(config, seq))
+                            m = models[role]
+                            rows[(role, engine, bs, seq)] = (sec, m.num_parameters(), m.flops(seq))
         print(f"\n### {title}\n")
         print("| model | engine | batch | seq | latency ms | examples/s | params | GFLOPs/example |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")

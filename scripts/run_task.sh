@@ -8,7 +8,8 @@
 # Environment:
 #   GLUE_DIR      GLUE folder with TASK/train.tsv, dev.tsv (required)
 #   TEACHER       model the teacher is fine-tuned from (default bert-base-uncased; any run_glue.py source)
-#   STUDENT       student name, shape or folder (default tinybert-4l-312d)
+#   STUDENT       student name, shape or folder (default tinybert-4l-312d), or bilstm / cnn / bow (no stage 1;
+#                 GLOVE initialises their embeddings, WORD_ARGS sets their hyper-parameters)
 #   STUDENT_INIT  pretrained | random | teacher (default pretrained)
 #   DEVICE        cpu | gpu | ... (default cpu)
 #   OUT           output folder (default out/TASK)
@@ -62,20 +63,34 @@ if [ "${USE_AUG:-0}" = 1 ]; then
            --use_aug)
 fi
 
-# shellcheck disable=SC2086
-stage "$OUT/inter" "$PY" task_distill.py "${DISTILL[@]}" --intermediate_distill \
-  --teacher_path "$OUT/teacher/best_model" --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" \
-  --output_dir "$OUT/inter" --learning_rate 5e-5 --num_train_epochs "$INTER_EPOCHS" ${INTER_ARGS:-}
-# shellcheck disable=SC2086
-stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
-  --student_model_name_or_path "$OUT/inter/best_inter_model" --output_dir "$OUT/pred" \
-  --learning_rate 3e-5 --num_train_epochs 3 ${PRED_ARGS:-}
+case $STUDENT in
+  bilstm|cnn|bow)
+    # word students have no layers to match: prediction-layer distillation only (Tang et al.'s MSE on logits),
+    # embeddings from GLOVE when given; WORD_ARGS for their hyper-parameters (--hidden_size ...)
+    # shellcheck disable=SC2086
+    stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
+      --student_model_name_or_path "$STUDENT" --output_dir "$OUT/pred" --distill_config configs/tang_mse.json \
+      --cache_teacher_logits ${GLOVE:+--glove_embs "$GLOVE"} --learning_rate 1e-3 --num_train_epochs 3 \
+      ${WORD_ARGS:-} ${PRED_ARGS:-}
+    BASELINE_INIT=() ;;
+  *)
+    # shellcheck disable=SC2086
+    stage "$OUT/inter" "$PY" task_distill.py "${DISTILL[@]}" --intermediate_distill \
+      --teacher_path "$OUT/teacher/best_model" --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" \
+      --output_dir "$OUT/inter" --learning_rate 5e-5 --num_train_epochs "$INTER_EPOCHS" ${INTER_ARGS:-}
+    # shellcheck disable=SC2086
+    stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
+      --student_model_name_or_path "$OUT/inter/best_inter_model" --output_dir "$OUT/pred" \
+      --learning_rate 3e-5 --num_train_epochs 3 ${PRED_ARGS:-}
+    BASELINE_INIT=(--student_init "$STUDENT_INIT") ;;
+esac
 
 if [ "${BASELINE:-0}" = 1 ]; then
   # shellcheck disable=SC2086
   stage "$OUT/baseline" "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" \
-    --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" --pred_weight 0 --hard_label_weight 1 \
-    --output_dir "$OUT/baseline" --learning_rate 5e-5 --num_train_epochs 3 ${INTER_ARGS:-} ${BASELINE_ARGS:-}
+    --student_model_name_or_path "$STUDENT" "${BASELINE_INIT[@]}" --pred_weight 0 --hard_label_weight 1 \
+    --output_dir "$OUT/baseline" --learning_rate 5e-5 --num_train_epochs 3 ${INTER_ARGS:-} ${WORD_ARGS:-} \
+    ${BASELINE_ARGS:-}
 fi
 
 if [ "${REPORT:-1}" = 1 ]; then
@@ -94,6 +109,8 @@ import json, os, sys
 out = sys.argv[1]
 print(f"\n| {out} | main dev metric | best step |\n| --- | --- | --- |")
 for stage in ("teacher", "inter", "pred"):
+    if not os.path.isfile(os.path.join(out, stage, "all_results.json")):
+        continue  # a word student has no stage 1
     with open(os.path.join(out, stage, "all_results.json")) as f:
         r = json.load(f)
     key = r["main_metric"]

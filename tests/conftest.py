@@ -57,3 +57,14 @@ def write(path, text, encoding="utf-8"):
     with open(path, "wb") as f:
         f.write(text.encode(encoding) if isinstance(text, str) else text)
     return path
+
+
+def model_logits(model_dir, examples, max_seq_length=128, batch_size=16):
+    """Dygraph logits of any saved model folder (through its adapter), in the examples' order."""
+    import paddle
+
+    from utils.adapters import load_adapter
+    from utils.training import predict
+    paddle.set_device("cpu")
+    model = load_adapter(str(model_dir))
+    return predict(model, model.encoder.encode(examples, max_seq_length), batch_size)

@@ -113,7 +113,8 @@ def test_config_run_with_matches_schedules_and_two_teachers(tmp_path, demo_glue,
     assert len(resolved["intermediate_matches"]) == 4 and resolved["temperature_schedule"]["name"] == "flsw"
     # the new tanh projection is trained and checkpointed beside the student
     import paddle
-    projections = paddle.load(str(out / "checkpoint-prediction" / "match_projections.pdparams"))
+    projections = {k: v for k, v in paddle.load(str(out / "checkpoint-prediction" / "trainable.pdparams")).items()
+                   if k.startswith("projections.")}
     assert [tuple(v.shape) for k, v in projections.items() if k.endswith("weight")] == [(16, 48)]
 
 
@@ -135,17 +136,10 @@ def test_two_teachers_logits_are_weighted_means(tmp_path, demo_glue, tiny_teache
     run(demo_glue, [tiny_teacher, other_teacher], out, "--teacher_weights", 3, 1, "--cache_teacher_logits",
         steps=2)
     (cache,) = glob.glob(str(out / "teacher_logits" / "logits-*.npy"))
-    import paddle
-    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from utils.features import tokenize
+    from conftest import model_logits
     from utils.glue import get_task, read_examples
-    from utils.training import predict
     examples = read_examples(get_task("SST-2"), os.path.join(demo_glue, "SST-2"), "train")
-    features = tokenize(examples, AutoTokenizer.from_pretrained(tiny_teacher), 32)
-    paddle.set_device("cpu")
-    a, b = (predict(AutoModelForSequenceClassification.from_pretrained(p), features, 64)
-            for p in (tiny_teacher, other_teacher))
+    a, b = (model_logits(p, examples, 32, 64) for p in (tiny_teacher, other_teacher))
     np.testing.assert_allclose(np.load(cache), (3 * a + b) / 4, atol=1e-5)
 
 
@@ -160,7 +154,7 @@ def test_logit_cache_reused_and_invalidated(tmp_path, demo_glue, tiny_teacher, c
     # without the cache the same run gives the same student (teacher in eval mode: logits are deterministic)
     plain = run(demo_glue, [tiny_teacher], tmp_path / "c")
     import paddle
-    w = [paddle.load(str(tmp_path / d / "checkpoint-prediction" / "model_state.pdparams")) for d in ("a", "c")]
+    w = [paddle.load(str(tmp_path / d / "checkpoint-prediction" / "trainable.pdparams")) for d in ("a", "c")]
     for name in w[0]:
         np.testing.assert_allclose(w[0][name].numpy(), w[1][name].numpy(), atol=1e-4, err_msg=name)
     assert plain["eval_accuracy"] == first["eval_accuracy"]

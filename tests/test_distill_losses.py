@@ -7,7 +7,8 @@ import pytest
 from utils.distill import prediction_terms
 from utils.presets import build_config
 from utils.errors import UserError
-from utils.intermediate import Capture, parse_layer_map, projection_parameters, uniform_layer_map
+from utils.adapters.bert import Capture, projection_parameters
+from utils.intermediate import parse_layer_map, uniform_layer_map
 from utils.losses import attention_mse, hidden_mse, soft_cross_entropy
 
 t = paddle.to_tensor

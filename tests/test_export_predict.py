@@ -20,15 +20,8 @@ def trained(tmp_path_factory, demo_glue, tiny_bert):
 
 
 def dygraph_logits(model_dir, examples, max_seq_length=128):
-    import paddle
-    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from utils.features import tokenize
-    from utils.training import predict as predict_logits
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    paddle.set_device("cpu")
-    return predict_logits(model, tokenize(examples, tokenizer, max_seq_length), 16, tokenizer.pad_token_id)
+    from conftest import model_logits
+    return model_logits(model_dir, examples, max_seq_length)
 
 
 def read_tsv(path):
@@ -68,23 +61,22 @@ def test_export_then_predict_equals_dygraph(tmp_path, trained, demo_glue):
 
 
 def test_predictor_logits_within_1e4_of_dygraph_and_onnx(tmp_path, trained):
-    from utils.features import collate, tokenize
+    from utils.adapters import load_encoder
+    from utils.batches import collate
     from utils.glue import Example
     from utils.inference import PaddlePredictor
-    from utils.models import load_tokenizer
     export = str(tmp_path / "export")
     export_model.main(["--model_dir", trained, "--output_dir", export, "--onnx"])
     examples = [Example("the movie was good .", None, 0), Example("the plot was not very dull but the cast was "
                                                                    "weak from start to finish .", None, 1)]
     reference = dygraph_logits(trained, examples)
-    features = tokenize(examples, load_tokenizer(export), 128)
-    batch = collate(features, np.arange(2))
+    batch = collate(load_encoder(export).encode(examples, 128), np.arange(2))
     for onednn in (True, False):
-        got = PaddlePredictor(export, onednn=onednn)(batch["input_ids"], batch["token_type_ids"])
+        got = PaddlePredictor(export, onednn=onednn)(batch)
         assert np.abs(got - reference).max() <= 1e-4
     pytest.importorskip("onnxruntime")
     from utils.inference import OnnxPredictor
-    assert np.abs(OnnxPredictor(export)(batch["input_ids"], batch["token_type_ids"]) - reference).max() <= 1e-4
+    assert np.abs(OnnxPredictor(export)(batch) - reference).max() <= 1e-4
 
 
 def test_predict_a_text_file(tmp_path, trained):
@@ -124,10 +116,9 @@ def test_export_refuses_a_missing_folder_and_writes_nothing(tmp_path, capsys):
 
 def test_exported_graph_has_no_dropout_and_the_model_keeps_its_own(tmp_path, trained):
     # eval-mode dropout is an identity, but a traced one stays in the graph as a copy op per call site
-    from paddlenlp.transformers import AutoModelForSequenceClassification
-
+    from utils.adapters import load_adapter
     from utils.inference import export_static
-    model = AutoModelForSequenceClassification.from_pretrained(trained)
+    model = load_adapter(trained)
     before = [(type(m).__name__, getattr(m, "p", None), getattr(m, "dropout", None)) for m in model.sublayers()]
     assert any(p for _, p, _ in before), "the fixture should have dropout to remove"
     export_static(model, str(tmp_path))
@@ -146,12 +137,13 @@ def test_predictor_keeps_freed_memory_on_glibc():
 
 
 def test_parameter_and_flop_counts(trained):
-    from paddlenlp.transformers import AutoModelForSequenceClassification
-
+    from utils.adapters import load_adapter
     from utils.inference import count_parameters, flops_per_example
-    model = AutoModelForSequenceClassification.from_pretrained(trained)
-    config = model.config.to_dict()
-    assert count_parameters(config) == sum(int(p.size) for p in model.parameters())
+    adapter = load_adapter(trained)
+    config = adapter.model.config.to_dict()
+    assert count_parameters(config) == sum(int(p.size) for p in adapter.model.parameters()) \
+        == adapter.num_parameters()
+    assert adapter.flops(10) == flops_per_example(config, 10)
     h, f, n, s = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], 10
     per_layer = 3 * s * h * h + s * s * h + s * s * h + s * h * h + s * h * f + s * f * h  # q,k,v; QK^T; AV; out; FFN
     assert flops_per_example(config, s) == 2 * (n * per_layer + h * h)  # + pooler; x2 for multiply and add

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils.features import Features, collate, eval_batches, train_batches
+from utils.batches import Features, Sides, collate, eval_batches, train_batches
 
 LENGTHS = np.random.RandomState(0).randint(3, 60, size=1000)
 
@@ -56,10 +56,23 @@ def test_eval_batches_sorted_and_complete():
 
 
 def test_collate_pads_to_longest_in_batch():
-    f = Features([np.array([2, 5, 3]), np.array([2, 7, 8, 9, 3])], [np.zeros(3, int), np.array([0, 0, 0, 1, 1])],
-                 np.array([1, 0]))
-    b = collate(f, np.array([1, 0]), pad_token_id=0)
-    assert b["input_ids"].tolist() == [[2, 7, 8, 9, 3], [2, 5, 3, 0, 0]]
+    f = Features({"input_ids": [np.array([2, 5, 3]), np.array([2, 7, 8, 9, 3])],
+                  "token_type_ids": [np.zeros(3, int), np.array([0, 0, 0, 1, 1])]}, np.array([1, 0]),
+                 {"input_ids": 7})
+    b = collate(f, np.array([1, 0]))
+    assert b["input_ids"].tolist() == [[2, 7, 8, 9, 3], [2, 5, 3, 7, 7]]  # each column's own pad value
     assert b["token_type_ids"].tolist() == [[0, 0, 0, 1, 1], [0, 0, 0, 0, 0]]
-    assert b["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
     assert b["labels"].tolist() == [0, 1]
+
+
+def test_sides_carry_each_models_ids_for_the_same_examples():
+    student = Features({"ids_a": [np.array([4, 5]), np.array([6, 7, 8, 9])]}, np.array([1, 0]))
+    teacher = Features({"input_ids": [np.array([2, 10, 11, 12, 3]), np.array([2, 13, 3])]}, np.array([1, 0]))
+    both = Sides(student, teacher)
+    assert both.lengths.tolist() == [2, 4]  # the student's: a cached (absent) teacher side changes no plan
+    b = both.batch(np.array([1, 0]))
+    assert b["S"]["ids_a"].tolist() == [[6, 7, 8, 9], [4, 5, 0, 0]]
+    assert b["T"]["input_ids"].tolist() == [[2, 13, 3, 0, 0], [2, 10, 11, 12, 3]]
+    assert b["labels"].tolist() == [0, 1] and "labels" not in b["S"] and "labels" not in b["T"]
+    shared = Sides(student).batch(np.array([0]))
+    assert shared["S"] is shared["T"]  # one tokenisation: collated once

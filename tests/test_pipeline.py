@@ -1,4 +1,5 @@
 """scripts/pipeline.sh on the built-in default: every stage, report.md and plots; skipping and rerunning."""
+import json
 import os
 import subprocess
 import sys
@@ -9,8 +10,8 @@ FAST = {"DEMO_ARGS": "--n_train 160 --n_dev 40", "TEACHER_ARGS": "--max_steps 6 
         "INTER_ARGS": "--max_steps 4", "PRED_ARGS": "--max_steps 4", "BASELINE_ARGS": "--max_steps 4"}
 
 
-def pipeline(out, task="demo"):
-    env = dict(os.environ, PY=sys.executable, OUT=str(out), **FAST)
+def pipeline(out, task="demo", **extra):
+    env = dict(os.environ, PY=sys.executable, OUT=str(out), **FAST, **extra)
     return subprocess.run(["bash", "scripts/pipeline.sh", task], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
 
@@ -47,6 +48,20 @@ def test_demo_pipeline_end_to_end_then_skips_and_reruns(tmp_path):
     assert "skip augmentation" in second.stdout and f"skip {out / 'export' / 'teacher'}" in second.stdout
     assert f"skip {out / 'pred'}" not in second.stdout and f"skip {out / 'export' / 'student'}" not in second.stdout
     assert (out / "pred" / "all_results.json").is_file()
+
+
+def test_pipeline_with_a_bilstm_student_exports_and_reports(tmp_path):
+    out = tmp_path / "demo"
+    run = pipeline(out, STUDENT="bilstm", USE_AUG="0", WORD_ARGS="--hidden_size 16 --mlp_size 16")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not (out / "inter").exists()  # no layers to match: prediction-layer distillation only
+    with open(out / "pred" / "args.json", encoding="utf-8") as f:
+        assert json.load(f)["student"].startswith("bilstm")
+    info = json.loads((out / "export" / "student" / "export.json").read_text())
+    assert info["arch"] == "bilstm" and info["inputs"] == ["ids_a"]
+    report = (out / "report.md").read_text()
+    assert "| student after stage 2 (distilled)" in report and "| student on gold labels only" in report
+    assert "| student | onnxruntime | 32 |" in report
 
 
 def test_pipeline_rejects_an_unknown_task(tmp_path):

@@ -68,7 +68,7 @@ def test_loss_decreases_in_intermediate_stage(tmp_path, demo_glue, tiny_teacher)
 
 
 def final_weights(folder):
-    return paddle.load(os.path.join(folder, "model_state.pdparams"))
+    return paddle.load(os.path.join(folder, "trainable.pdparams"))
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, demo_glue, tiny_teacher, monkeypatch):
@@ -101,27 +101,46 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, demo_glue, t
 def test_resume_from_an_incomplete_checkpoint_is_one_clear_error(tmp_path, demo_glue, tiny_teacher, capsys):
     argv = args(demo_glue, tiny_teacher, tmp_path, *INTER, steps=4)
     task_distill.main(argv)
-    os.remove(tmp_path / "checkpoint-intermediate" / "match_projections.pdparams")
+    os.remove(tmp_path / "checkpoint-intermediate" / "optimizer.pdopt")
     capsys.readouterr()
-    expect_error(capsys, argv + ["--resume"], "cannot resume: the checkpoint lacks match_projections.pdparams",
-                 tmp_path / "checkpoint-intermediate" / "match_projections.pdparams")
+    expect_error(capsys, argv + ["--resume"], "cannot resume: the checkpoint lacks optimizer.pdopt",
+                 tmp_path / "checkpoint-intermediate" / "optimizer.pdopt")
 
 
-def test_teacher_runs_in_eval_mode(demo_glue, tiny_teacher, tmp_path):
-    a = task_distill.parse_args(args(demo_glue, tiny_teacher, tmp_path))
+def test_resume_refuses_a_checkpoint_of_another_run_before_writing(tmp_path, demo_glue, tiny_teacher, capsys):
+    argv = args(demo_glue, tiny_teacher, tmp_path, *INTER, steps=4)
+    task_distill.main(argv)
+    with open(tmp_path / "args.json") as f:
+        before = f.read()
+    capsys.readouterr()
+    other = args(demo_glue, tiny_teacher, tmp_path, "--intermediate_distill", "--student_model_name_or_path", "1l-16d",
+                 "--student_init", "random", steps=4)
+    with pytest.raises(SystemExit) as info:
+        task_distill.main(other + ["--resume"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "\n" not in err
+    assert err.startswith(f"error: {tmp_path / 'checkpoint-intermediate'}: cannot resume: this run's config, student "
+                          "differ(s) from the checkpoint's")
+    with open(tmp_path / "args.json") as f:
+        assert f.read() == before  # the earlier run's record is untouched
+
+
+def test_teacher_runs_in_eval_mode(tiny_teacher):
+    from utils.adapters import load_teachers
+    from utils.cli import label_config
     from utils.glue import get_task
-    (teacher,), _ = task_distill.load_teachers(a, get_task("SST-2"))
+    (teacher,) = load_teachers([tiny_teacher], label_config(get_task("SST-2")))
     assert not teacher.training and all(not layer.training for layer in teacher.sublayers())
 
 
-def test_student_init_teacher_copies_mapped_layers(tmp_path, demo_glue, tiny_teacher):
+def test_student_init_teacher_copies_mapped_layers(tiny_teacher):
+    from utils.adapters import build_student, load_teachers
+    from utils.cli import label_config
     from utils.glue import get_task
     from utils.intermediate import uniform_layer_map
-    from utils.students import build_student
-    a = task_distill.parse_args(args(demo_glue, tiny_teacher, tmp_path))
-    (teacher,), tok = task_distill.load_teachers(a, get_task("SST-2"))
-    student, _, _ = build_student("1l-32d", "teacher", teacher, tok, 2, lambda n: uniform_layer_map(n, 2))
-    s, t = student.base_model, teacher.base_model
+    (teacher,) = load_teachers([tiny_teacher], label_config(get_task("SST-2")))
+    student = build_student("1l-32d", teacher, 2, init="teacher", layer_map_fn=lambda n: uniform_layer_map(n, 2))
+    s, t = student.model.base_model, teacher.model.base_model
     assert np.array_equal(s.encoder.layers[0].linear1.weight.numpy(), t.encoder.layers[1].linear1.weight.numpy())
     assert np.array_equal(s.embeddings.word_embeddings.weight.numpy(), t.embeddings.word_embeddings.weight.numpy())
 

@@ -1,14 +1,11 @@
-"""Loss terms from a resolved distillation config (utils/presets.py), and the self-describing checkpoint
-that makes --resume exact."""
-import json
+"""Loss terms from a resolved distillation config (utils/presets.py), the models' outputs they read, and the
+teacher-logit cache. Models are reached through adapters only (utils/adapters)."""
 import os
 
 import paddle
 
 from utils.errors import UserError
-from utils.intermediate import Capture, projection_layer
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES, hard_loss
-from utils.models import save_pretrained
 from utils.presets import PROJECTIONS
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
 
@@ -17,38 +14,29 @@ PREDICTION_TERMS = ("pred_loss", "hard_loss")
 
 
 class DistillOutputs(paddle.nn.Layer):
-    """A model plus the features its matches read, in one forward pass.
+    """An adapter plus the features its matches read, in one forward pass.
 
     requests: [(feature, layer, proj)] in match order. For the student, projections run inside forward so that
     DataParallel sees every trained parameter used in forward (it syncs gradients only for those); new
-    projection layers live here (so the optimizer and checkpoints hold them), TinyBERT's own fit_dense(s) in
-    the model. Returns {"logits"} when asked (stage 1 leaves them out: under DataParallel every output must
-    reach the loss) and {"features"}: one tensor per request.
+    projection layers live here (so the optimizer and checkpoints hold them), a TinyBERT student's own
+    fit_dense(s) in its model. Returns {"logits"} when asked (stage 1 leaves them out: under DataParallel every
+    output must reach the loss), {"mask"} of real tokens and {"features"}: one tensor per request.
     """
 
-    def __init__(self, model, requests=(), logits=True, projection_kind=None):
+    def __init__(self, adapter, requests=(), logits=True):
         super().__init__()
-        self.model, self.requests, self.want_logits = model, list(requests), logits
-        self.projection_kind = projection_kind
-        self.capture = Capture(model, any(f == "attention" for f, _, _ in self.requests)) if self.requests else None
+        self.adapter, self.requests, self.want_logits = adapter, list(requests), logits
         self.projections = paddle.nn.LayerDict({str(i): PROJECTIONS[p[0]](p[1], p[2])
                                                 for i, (_, _, p) in enumerate(self.requests) if isinstance(p, list)})
 
-    def forward(self, input_ids, token_type_ids, attention_mask):
-        logits = self.model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
-                            return_dict=True).logits
-        out = {"logits": logits} if self.want_logits else {}
-        if self.capture is not None:
-            features = []
-            for i, (feature, layer, proj) in enumerate(self.requests):
-                x = self.capture.scores(layer) if feature == "attention" else self.capture.hidden[layer]
-                if proj == "student":
-                    x = projection_layer(self.model, self.projection_kind, layer)(x)
-                elif isinstance(proj, list):
-                    x = self.projections[str(i)](x)
-                features.append(x)
-            out["features"] = features
-        return out
+    def forward(self, inputs):
+        out = self.adapter(inputs, [(f, layer, p if p == "student" else None) for f, layer, p in self.requests])
+        features = [self.projections[str(i)](x) if str(i) in self.projections else x
+                    for i, x in enumerate(out["features"])]
+        result = {"mask": out["mask"], "features": features}
+        if self.want_logits:
+            result["logits"] = out["logits"]
+        return result
 
 
 def requests(config, side, teacher=0):
@@ -105,18 +93,11 @@ def _file_digest(path, h):
             h.update(block)
 
 
-def cached_teacher_logits(teacher_outs, weights, paths, features, batch_size, pad_id, cache_dir):
-    """[N, labels]: the teachers' weighted-mean logits of every training example, computed once.
-
-    The file is named by a hash of the teachers' files, their weights and the token ids, so a changed teacher
-    or data set (augmented, re-tokenised, truncated differently) never reads a stale cache.
-    """
+def logit_cache_path(cache_dir, paths, weights, signature, max_seq_length, examples):
+    """Where the teachers' logits of these examples live: named by a hash of the teachers' files, their weights,
+    their tokenizer, the truncation length and the texts, so a changed teacher or data set (augmented, truncated
+    differently) never reads a stale cache, and a hit needs no teacher-side tokenisation at all."""
     import hashlib
-
-    import numpy as np
-
-    from utils.features import collate, eval_batches
-    from utils.training import classifier_logits, to_tensors
     h = hashlib.sha256()
     for path, weight in zip(paths, weights):
         for name in sorted(os.listdir(path)):
@@ -124,80 +105,30 @@ def cached_teacher_logits(teacher_outs, weights, paths, features, batch_size, pa
                 h.update(name.encode())
                 _file_digest(os.path.join(path, name), h)
         h.update(repr(float(weight)).encode())
-    for ids, types in zip(features.input_ids, features.token_type_ids):
-        h.update(ids.tobytes() + b"|" + types.tobytes() + b";")
-    target = os.path.join(cache_dir, f"logits-{h.hexdigest()[:24]}.npy")
+    h.update(repr((signature, max_seq_length)).encode())
+    for e in examples:
+        h.update(e.text_a.encode("utf-8") + b"\t" + (e.text_b or "").encode("utf-8") + b"\n")
+    return os.path.join(cache_dir, f"logits-{h.hexdigest()[:24]}.npy")
+
+
+def cached_teacher_logits(target, teachers, weights, features, batch_size):
+    """[N, labels]: the teachers' weighted-mean logits of every training example, computed once into target.
+    features: the teachers' side of the training set (None on a cache hit, when it is not needed)."""
+    import numpy as np
+
+    from utils.training import predict
     if os.path.isfile(target):
         print(f"teacher logits: reusing {target}")
         return np.load(target)
-    out = None
-    with paddle.no_grad():
-        for index in eval_batches(features.lengths, batch_size):
-            batch = to_tensors(collate(features, index, pad_id))
-            logits = sum(w * classifier_logits(t.model, batch) for w, t in zip(weights, teacher_outs)) / sum(weights)
-            if out is None:
-                out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
-            out[index] = logits.numpy()
-    os.makedirs(cache_dir, exist_ok=True)
+    out = sum(w * predict(t, features, batch_size, desc="teacher logits") for w, t in zip(weights, teachers))
+    out = (out / sum(weights)).astype(np.float32)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + f".{os.getpid()}.tmp.npy"
-    np.save(tmp, out)
-    os.replace(tmp, target)
+    try:
+        np.save(tmp, out)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     print(f"teacher logits: wrote {target}")
     return out
-
-
-# ---- checkpoints: a from_pretrained folder plus the optimizer and a JSON of where training stood
-
-STATE_FILE, OPTIMIZER_FILE = "trainer_state.json", "optimizer.pdopt"
-
-
-def _rename_optimizer_state(opt_state, names):
-    """Optimizer state keys embed paddle's generated parameter names (e.g. linear_7.w_0_moment1_0), which differ
-    between processes; checkpoints store them under the structured names (tinybert.encoder...) instead."""
-    by_length = sorted(names, key=len, reverse=True)
-    renamed = {}
-    for key, value in opt_state.items():
-        owner = next((n for n in by_length if key.startswith(n + "_")), None)
-        renamed[names[owner] + key[len(owner):] if owner else key] = value
-    return renamed
-
-
-PROJECTIONS_FILE = "match_projections.pdparams"
-
-
-def save_checkpoint(folder, wrapper, tokenizer, optimizer, state):
-    """wrapper: the student's DistillOutputs (the model and any match projections)."""
-    def write_state(path):
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=2, default=str)
-
-    save_pretrained(folder, wrapper.model, tokenizer, extra_files={
-        OPTIMIZER_FILE: lambda path: paddle.save(_rename_optimizer_state(
-            optimizer.state_dict(), {p.name: n for n, p in wrapper.named_parameters()}), path),
-        PROJECTIONS_FILE: lambda path: paddle.save(wrapper.projections.state_dict(), path),
-        STATE_FILE: write_state})
-
-
-def load_checkpoint(folder, wrapper, optimizer, scheduler):
-    """Restore weights, projections, optimizer moments and lr schedule in place; return the trainer state."""
-    wrapper.model.set_state_dict(paddle.load(os.path.join(folder, "model_state.pdparams")))
-    wrapper.projections.set_state_dict(paddle.load(os.path.join(folder, PROJECTIONS_FILE)))
-    optimizer.set_state_dict(_rename_optimizer_state(paddle.load(os.path.join(folder, OPTIMIZER_FILE)),
-                                                     {n: p.name for n, p in wrapper.named_parameters()}))
-    with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as f:
-        state = json.load(f)
-    scheduler.set_state_dict(state["scheduler"])
-    return state
-
-
-def has_checkpoint(folder):
-    """True when folder holds a complete checkpoint; a partial or older-format one is an error, not a restart."""
-    if not os.path.isfile(os.path.join(folder, STATE_FILE)):
-        return False
-    missing = [f for f in ("model_state.pdparams", OPTIMIZER_FILE, PROJECTIONS_FILE)
-               if not os.path.isfile(os.path.join(folder, f))]
-    if missing:
-        raise UserError(f"cannot resume: the checkpoint lacks {', '.join(missing)} (written by an older version?); "
-                        "delete it or run without --resume", folder)
-    return True
-

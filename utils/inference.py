@@ -1,39 +1,30 @@
-"""Deployment: a trained classifier as a Paddle Inference static model (and ONNX), and predictors over both.
+"""Deployment: a trained classifier (any adapter) as a Paddle Inference static model (and ONNX), and predictors
+over both.
 
-An export folder holds inference.json (or .pdmodel) + inference.pdiparams, optionally model.onnx, and the
-source folder's config.json and tokenizer files, so predict.py needs nothing else. The graph takes input_ids
-and token_type_ids with dynamic batch and length; padding is recognised by the pad id, as in training.
+An export folder holds inference.json (or .pdmodel) + inference.pdiparams, optionally model.onnx, the model's
+config.json and its encoder's files (tokenizer or vocabulary), and export.json (the inputs, size and FLOPs), so
+predict.py needs nothing else. The graph takes the encoder's inputs (a BERT's input_ids and token_type_ids, a
+word model's ids_a [and ids_b]) with dynamic batch and length; padding is recognised by the pad id, as in training.
 """
 import contextlib
 import os
-import shutil
 
 import numpy as np
 
 from utils.errors import UserError
-from utils.models import TOKENIZER_FILES
 
 PREFIX = "inference"
 EXPORTED = ("paddle_inference", "onnxruntime")  # engines that run an export (dygraph does not)
 
 
-def export_static(model, out_dir):
-    """paddle.jit.save of the model's logits for (input_ids, token_type_ids) into out_dir/inference.*"""
+def export_static(adapter, out_dir):
+    """paddle.jit.save of the adapter's logits for its encoder's inputs (int64 [batch, length] each, both
+    dynamic) into out_dir/inference.*"""
     import paddle
-
-    class Logits(paddle.nn.Layer):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, token_type_ids):
-            return self.inner(input_ids=input_ids, token_type_ids=token_type_ids, return_dict=True).logits
-
-    model.eval()
-    spec = [paddle.static.InputSpec([None, None], "int64", "input_ids"),
-            paddle.static.InputSpec([None, None], "int64", "token_type_ids")]
-    with dropout_removed(model):
-        static = paddle.jit.to_static(Logits(model), input_spec=spec, full_graph=True)
+    adapter.eval()
+    spec = [paddle.static.InputSpec([None, None], "int64", name) for name in adapter.encoder.input_names]
+    with dropout_removed(adapter):
+        static = paddle.jit.to_static(adapter.export_layer(), input_spec=spec, full_graph=True)
         paddle.jit.save(static, os.path.join(out_dir, PREFIX))
 
 
@@ -74,12 +65,6 @@ def export_onnx(folder, opset=14):
     return target
 
 
-def copy_side_files(src, dst):
-    for name in ("config.json",) + TOKENIZER_FILES:
-        if os.path.isfile(os.path.join(src, name)):
-            shutil.copy(os.path.join(src, name), dst)
-
-
 class PaddlePredictor:
     """Paddle Inference over an export folder: CPU threads and oneDNN configurable, GPU when asked."""
 
@@ -98,13 +83,15 @@ class PaddlePredictor:
             keep_freed_memory()
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
-        self.inputs = [self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()]
+        self.input_names = list(self.predictor.get_input_names())
+        self.inputs = {n: self.predictor.get_input_handle(n) for n in self.input_names}
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    def __call__(self, input_ids, token_type_ids):
-        for handle, array in zip(self.inputs, (input_ids, token_type_ids)):
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(np.ascontiguousarray(array, dtype=np.int64))
+    def __call__(self, inputs):
+        """inputs: {input name: int array [batch, length]} (extra keys, such as labels, are ignored)."""
+        for name, handle in self.inputs.items():
+            handle.reshape(inputs[name].shape)
+            handle.copy_from_cpu(np.ascontiguousarray(inputs[name], dtype=np.int64))
         self.predictor.run()
         return self.output.copy_to_cpu()
 
@@ -134,10 +121,11 @@ class OnnxPredictor:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(os.path.join(folder, "model.onnx"), options,
                                             providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, input_ids, token_type_ids):
-        return self.session.run(None, {"input_ids": input_ids.astype(np.int64),
-                                       "token_type_ids": token_type_ids.astype(np.int64)})[0]
+    def __call__(self, inputs):
+        """inputs: {input name: int array [batch, length]} (extra keys, such as labels, are ignored)."""
+        return self.session.run(None, {n: inputs[n].astype(np.int64) for n in self.input_names})[0]
 
 
 def settle(seconds=0.3):

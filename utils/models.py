@@ -68,19 +68,35 @@ def load_tokenizer(name_or_path):
     return _from_pretrained(AutoTokenizer, name_or_path, "tokenizer")
 
 
-def save_pretrained(out_dir, model, tokenizer, extra_files=None):
-    """Write a from_pretrained folder under a temporary name, then swap it in whole.
-
-    `extra_files`: {file name: callable(path)} for anything else that belongs with the weights.
-    """
-    parent = os.path.dirname(os.path.abspath(out_dir))
+def write_folder(target, fill):
+    """Build a folder under a temporary name with fill(tmp_path), then swap it in whole: readers never see half
+    of it, and a failure leaves no partial folder and the earlier one (if any) untouched."""
+    parent = os.path.dirname(os.path.abspath(target))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".tmp", dir=parent)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    for name, write in (extra_files or {}).items():
-        write(os.path.join(tmp, name))
-    replace_dir(tmp, out_dir)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(target) + ".tmp", dir=parent)
+    try:
+        fill(tmp)
+        follow_umask(tmp)
+        replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
+
+
+def follow_umask(path):
+    """Give a file or folder made by mkstemp/mkdtemp (always 0600/0700) the modes the user's umask allows, so a
+    team can read a shared model folder; a folder's files too."""
+    mask = os.umask(0)
+    os.umask(mask)
+    if os.path.isdir(path):
+        os.chmod(path, 0o777 & ~mask)
+        for name in os.listdir(path):
+            full = os.path.join(path, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                os.chmod(full, 0o666 & ~mask)
+            elif os.path.isdir(full):
+                follow_umask(full)
+    else:
+        os.chmod(path, 0o666 & ~mask)
 
 
 def replace_dir(new, target):

@@ -103,6 +103,12 @@ DEFAULTS = {"temperature": 1.0, "temperature_schedule": "constant", "t2_scaling"
 MATCH_KEYS = {"layer_S", "layer_T", "feature", "loss", "weight", "proj", "teacher", "group", "name"}
 
 
+def _number(value):
+    """A finite int or float (not a bool, a string, NaN or infinity: JSON allows NaN and Infinity)."""
+    import math
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _pick(value, table, what):
     if value not in table:
         raise UserError(f"{what} '{value}' is not one of: {', '.join(table)}")
@@ -111,6 +117,10 @@ def _pick(value, table, what):
 
 def _schedule(spec, table, what):
     """'name' or {"name": ..., params}: validated by building it once."""
+    if not isinstance(spec, (str, dict)):
+        raise UserError(f"{what} must be a name or an object with \"name\", got {spec!r}")
+    if isinstance(spec, dict) and not all(_number(v) for k, v in spec.items() if k != "name"):
+        raise UserError(f"{what}: parameters must be finite numbers, got {spec!r}")
     name, params = (spec, {}) if isinstance(spec, str) else (spec.get("name"), {k: v for k, v in spec.items()
                                                                                if k != "name"})
     _pick(name, table, what)
@@ -147,8 +157,8 @@ def _check_match(i, m, S, teachers):
     if attention != (m["loss"] in ATTENTION_LOSSES):
         raise UserError(f"{where}: loss '{m['loss']}' does not apply to {m['feature']} "
                         f"(attention takes {' or '.join(ATTENTION_LOSSES)})")
-    if not isinstance(m["weight"], (int, float)) or m["weight"] < 0:
-        raise UserError(f"{where}: weight must be a number >= 0")
+    if not _number(m["weight"]) or m["weight"] < 0:
+        raise UserError(f"{where}: weight must be a finite number >= 0, got {m['weight']!r}")
     proj = m["proj"]
     if attention and proj is not None:
         raise UserError(f"{where}: attention scores take no projection")
@@ -181,7 +191,7 @@ def build_config(raw, S, teachers, regression=False):
     if unknown:
         raise UserError(f"unknown config key '{sorted(unknown)[0]}'; expected: {', '.join(DEFAULTS)}")
     config = dict(copy.deepcopy(DEFAULTS), **copy.deepcopy(raw))
-    if not isinstance(config["temperature"], (int, float)) or config["temperature"] <= 0:
+    if not _number(config["temperature"]) or config["temperature"] <= 0:
         raise UserError(f"temperature must be a positive number, got {config['temperature']!r}")
     config["temperature"] = float(config["temperature"])
     config["temperature_schedule"] = _schedule(config["temperature_schedule"], TEMPERATURE_SCHEDULES,
@@ -192,8 +202,15 @@ def build_config(raw, S, teachers, regression=False):
     for key in ("kd_weight_schedule", "hard_weight_schedule"):
         config[key] = _schedule(config[key], WEIGHT_SCHEDULES, key)["name"]
     for key in ("kd_weight", "hard_label_weight"):
-        if not isinstance(config[key], (int, float)) or config[key] < 0:
-            raise UserError(f"{key} must be a number >= 0")
+        if not _number(config[key]) or config[key] < 0:
+            raise UserError(f"{key} must be a finite number >= 0, got {config[key]!r}")
+    if not isinstance(config["t2_scaling"], bool):
+        raise UserError(f"t2_scaling must be true or false, got {config['t2_scaling']!r}")
+    if not isinstance(config["intermediate_matches"], list):
+        raise UserError(f"intermediate_matches must be a list of matches, got {config['intermediate_matches']!r}")
+    if config["intermediate_matches"] and S.get("layers") is None:
+        raise UserError("intermediate_matches need a student with transformer layers; this student learns from the "
+                        "teacher's predictions only (use kd_weight / hard_label_weight)")
     matches = []
     for i, item in enumerate(config["intermediate_matches"]):
         if not isinstance(item, dict):

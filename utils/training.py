@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 
 from utils.errors import UserError
-from utils.features import collate, eval_batches
+from utils.batches import collate, eval_batches
 from utils.metrics import compute_metrics
 
 # The first dev split is reported as eval_<metric>; MNLI's mismatched one as eval_mm_<metric>.
@@ -28,14 +28,11 @@ def set_seed(seed):
     paddle.seed(seed)
 
 
-def to_tensors(batch):
-    return {k: paddle.to_tensor(v) for k, v in batch.items()}
-
-
 def build_optimizer(model_or_params, learning_rate, total_steps, warmup_proportion, weight_decay, max_grad_norm=1.0):
     """AdamW with linear warmup then linear decay; no decay on biases and LayerNorm weights."""
     from paddlenlp.transformers import LinearDecayWithWarmup
     params = model_or_params.parameters() if hasattr(model_or_params, "parameters") else list(model_or_params)
+    params = list({id(p): p for p in params}.values())  # multi-task twins share their encoder's parameters
     scheduler = LinearDecayWithWarmup(learning_rate, max(total_steps, 1), warmup_proportion)
     no_decay = {p.name for p in params if p.ndim == 1}  # biases and LayerNorm scales/shifts
     optimizer = paddle.optimizer.AdamW(
@@ -45,33 +42,38 @@ def build_optimizer(model_or_params, learning_rate, total_steps, warmup_proporti
     return optimizer, scheduler
 
 
-def classifier_logits(model, batch):
-    """Logits of a sequence classifier; return_dict because some configs (use_cache) add tuple members."""
-    return model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                 attention_mask=batch["attention_mask"], return_dict=True).logits
-
-
 @paddle.no_grad()
-def predict(model, features, batch_size, pad_token_id=0):
-    """Logits [N, num_labels] in the features' order, computed in length-sorted batches."""
-    was_training = model.training
-    model.eval()
-    out = None
-    for index in eval_batches(features.lengths, batch_size):
-        logits = classifier_logits(model, to_tensors(collate(features, index, pad_token_id))).numpy()
-        if out is None:
-            out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
-        out[index] = logits
+def predict(adapter, features, batch_size, desc=None):
+    """Logits [N, num_labels] in the features' order, computed in length-sorted batches in eval mode."""
+    was_training = adapter.training
+    adapter.eval()
+    out = batched_logits(lambda inputs: adapter({k: paddle.to_tensor(v) for k, v in inputs.items()})["logits"].numpy(),
+                         features, batch_size, desc)
     if was_training:
-        model.train()
+        adapter.train()
     return out
 
 
-def evaluate(spec, model, dev_sets, batch_size, pad_token_id=0):
+def batched_logits(fn, features, batch_size, desc=None):
+    """fn({column: padded array}) -> logits, over features in length-sorted batches; returned in their order."""
+    from tqdm import tqdm
+    out = None
+    batches = eval_batches(features.lengths, batch_size)
+    for index in tqdm(batches, desc=desc, unit="batch", leave=False, disable=desc is None or len(batches) < 50):
+        inputs = collate(features, index)
+        inputs.pop("labels")
+        logits = fn(inputs)
+        if out is None:
+            out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
+        out[index] = logits
+    return out
+
+
+def evaluate(spec, adapter, dev_sets, batch_size):
     """{'eval_<metric>': value} over every dev split (MNLI's mismatched as eval_mm_<metric>)."""
     results = {}
     for split, features in dev_sets.items():
-        logits = predict(model, features, batch_size, pad_token_id)
+        logits = predict(adapter, features, batch_size)
         for name, value in compute_metrics(spec, logits, features.labels).items():
             results[f"eval_{SPLIT_PREFIX.get(split, split + '_')}{name}"] = value
     return results
@@ -100,12 +102,18 @@ class ScalarLog:
 
 def write_json(path, data):
     """Write JSON under a temporary name in the same folder, then rename: readers never see half a file."""
+    from utils.models import follow_umask
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        follow_umask(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)  # a failed write (disk full) leaves nothing behind
 
 
 def command_line(script, argv=None):

@@ -1,0 +1,98 @@
+"""Exported latency of students of any architecture against their teacher, on real sentences.
+
+    python bench/student_latency.py --teacher out/sst2/teacher/best_model \\
+        --student out/sst2/bilstm-kd/best_model out/sst2/cnn-kd/best_model --task_name SST-2 --glue_dir GLUE
+
+Each model is exported (Paddle Inference + ONNX) and run on the same dev sentences, each through its own
+tokenizer (WordPiece tokens for BERTs, words for word students, so no model is timed on a length it would not
+see). For batch 1 and 32, every engine (Paddle Inference, onnxruntime) and thread count (1, 2): the median of at
+least --repeats timed passes over --examples sentences, per example. Then per student: its parameters, and its
+speed-up over the teacher with each model on its fastest engine and thread count, as one would deploy it.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402,F401
+
+import numpy as np  # noqa: E402
+
+
+def exported(folder, tmp):
+    """(adapter, export folder) for a trained model folder."""
+    import export_model
+    from utils.adapters import load_adapter
+    out = os.path.join(tmp, os.path.basename(os.path.dirname(os.path.abspath(folder))) + "-export")
+    export_model.main(["--model_dir", folder, "--output_dir", out, "--onnx"])
+    return load_adapter(folder), out
+
+
+def engines(folder, threads):
+    from utils.inference import OnnxPredictor, PaddlePredictor
+    return {("paddle_inference", threads): PaddlePredictor(folder, threads=threads),
+            ("onnxruntime", threads): OnnxPredictor(folder, threads=threads)}
+
+
+def batches(encoder, examples, batch_size, max_seq_length):
+    from utils.batches import collate
+    features = encoder.encode(examples, max_seq_length)
+    return [collate(features, np.arange(i, min(i + batch_size, len(examples))))
+            for i in range(0, len(examples), batch_size)]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", required=True, help="the teacher's best_model folder")
+    p.add_argument("--student", nargs="+", required=True, help="student best_model folders, any architecture")
+    p.add_argument("--task_name", default="SST-2")
+    p.add_argument("--glue_dir", required=True)
+    p.add_argument("--examples", type=int, default=256, help="dev sentences per timed pass (default 256)")
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", default="1,2", help="thread counts to try (default 1,2)")
+    args = p.parse_args()
+
+    from utils.glue import get_task, load_split, task_dir
+    from utils.inference import interleaved_medians, settle
+    from utils.models import quiet_paddlenlp
+    quiet_paddlenlp()
+    spec = get_task(args.task_name)
+    dev = load_split(spec, task_dir(spec, args.glue_dir, None), spec.dev_splits[0], args.examples)
+    rows = {}  # (model, engine, threads, batch) -> seconds per example
+    sizes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {"teacher": exported(args.teacher, tmp)}
+        models.update({f"student {i + 1}": exported(s, tmp) for i, s in enumerate(args.student)})
+        for name, (adapter, folder) in models.items():
+            sizes[name] = (adapter.describe(), adapter.num_parameters())
+            for threads in (int(t) for t in args.threads.split(",")):
+                for (engine, n), run in engines(folder, threads).items():
+                    settle()  # the previous engine's threads stop spinning first
+                    for bs in (1, 32):
+                        data = batches(adapter.encoder, dev, bs, args.max_seq_length)
+                        (sec,) = interleaved_medians([lambda: [run(b) for b in data]], 1, args.repeats)
+                        rows[(name, engine, n, bs)] = sec / len(dev)
+    print(f"{len(dev)} {spec.name} dev sentences per pass; milliseconds per example\n")
+    print("| model | engine | threads | batch 1 ms | batch 32 ms/example |\n| --- | --- | --- | --- | --- |")
+    for (name, engine, n, bs), sec in sorted(rows.items()):
+        if bs == 1:
+            print(f"| {name} | {engine} | {n} | {sec * 1e3:.3f} | {rows[(name, engine, n, 32)] * 1e3:.3f} |")
+    best = {}
+    for (name, engine, n, bs), sec in rows.items():
+        if (name, bs) not in best or sec < best[(name, bs)][0]:
+            best[(name, bs)] = (sec, f"{engine} x{n}")
+    print("\nEach model on its fastest engine and thread count:\n")
+    print("| model | parameters | batch 1 ms (engine) | speed-up | batch 32 ms/example (engine) | speed-up |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in models:
+        cells = []
+        for bs in (1, 32):
+            sec, where = best[(name, bs)]
+            cells += [f"{sec * 1e3:.3f} ({where})", f"{best[('teacher', bs)][0] / sec:.1f}x"]
+        print(f"| {name}: {sizes[name][0]} | {sizes[name][1]:,} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

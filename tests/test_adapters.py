@@ -1,0 +1,222 @@
+"""The adapter contract, run over every architecture; word students distilled end to end through main()."""
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+from conftest import model_logits, write
+
+import export_model
+import predict
+import run_glue
+import task_distill
+from utils.glue import Example
+
+WORD_ARCHS = ("bilstm", "cnn", "bow")
+SMALL = ["--emb_dim", "16", "--hidden_size", "16", "--mlp_size", "16", "--num_filters", "8", "--num_buckets", "512"]
+
+
+def distill_argv(glue, teacher, out, student, *extra, steps=12):
+    return [str(a) for a in ["--task_name", "SST-2", "--glue_dir", glue, "--teacher_path", teacher,
+                             "--output_dir", out, "--student_model_name_or_path", student, "--max_steps", steps,
+                             "--save_steps", 6, "--logging_steps", 3, "--batch_size", 16, "--learning_rate", 3e-3,
+                             "--max_seq_length", 32, *SMALL, *extra]]
+
+
+@pytest.fixture(scope="module")
+def vectors(tmp_path_factory):
+    from utils.demo import vocabulary, write_vectors
+    path = str(tmp_path_factory.mktemp("vectors") / "vectors.txt")
+    return write_vectors(path, [w for w in vocabulary() if w.isalpha()], dim=16)
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory, demo_glue, tiny_teacher, vectors):
+    """One distilled student folder per word architecture (a short run each)."""
+    out = tmp_path_factory.mktemp("students")
+    results = {}
+    for arch in WORD_ARCHS:
+        results[arch] = task_distill.main(distill_argv(demo_glue, tiny_teacher, out / arch, arch,
+                                                       "--glove_embs", vectors))
+    return out, results
+
+
+@pytest.fixture(scope="module")
+def tinybert_student(tmp_path_factory, demo_glue, tiny_teacher):
+    out = tmp_path_factory.mktemp("tinybert")
+    task_distill.main(distill_argv(demo_glue, tiny_teacher, out, "2l-16d", "--student_init", "random", steps=4)
+                      + ["--learning_rate", "1e-4"])
+    return str(out / "best_model")
+
+
+def folders(students, tinybert_student, tiny_teacher):
+    out, _ = students
+    return {"bert-teacher": tiny_teacher, "tinybert": tinybert_student,
+            **{arch: str(out / arch / "best_model") for arch in WORD_ARCHS}}
+
+
+EXAMPLES = [Example("the movie was good .", None, 1),
+            Example("the plot was not very dull but the cast was weak from start to finish .", None, 0),
+            Example("zzz unknownword", None, 0)]
+
+
+@pytest.mark.parametrize("name", ["bert-teacher", "tinybert", *WORD_ARCHS])
+def test_adapter_contract(name, students, tinybert_student, tiny_teacher, tmp_path):
+    import paddle
+
+    from utils.adapters import arch_of, load_adapter, load_encoder
+    from utils.batches import collate
+    from utils.inference import OnnxPredictor, PaddlePredictor
+    folder = folders(students, tinybert_student, tiny_teacher)[name]
+    adapter = load_adapter(folder)
+    adapter.eval()
+    assert adapter.arch == arch_of(folder) == ("bert" if name in ("bert-teacher", "tinybert") else name)
+    batch = collate(adapter.encoder.encode(EXAMPLES, 32), np.arange(3))
+    inputs = {k: paddle.to_tensor(v) for k, v in batch.items() if k != "labels"}
+    out = adapter(inputs)
+    logits = out["logits"].numpy()
+    assert logits.shape == (3, 2) and np.isfinite(logits).all()
+    assert out["mask"].shape[0] == 3
+    # parameters and FLOPs
+    assert adapter.num_parameters() == sum(int(p.size) for p in adapter.model.parameters()) > 0
+    assert adapter.flops(64) > adapter.flops(16) > 0
+    # save -> load -> the same logits
+    from utils.adapters import save_adapter
+    save_adapter(adapter, str(tmp_path / "again"))
+    again = load_adapter(str(tmp_path / "again"))
+    again.eval()
+    np.testing.assert_allclose(again(inputs)["logits"].numpy(), logits, atol=1e-6)
+    # export -> Paddle Inference and onnxruntime give the same logits (within 1e-4)
+    export = str(tmp_path / "export")
+    export_model.main(["--model_dir", folder, "--output_dir", export, "--onnx", "--max_seq_length", "32"])
+    with open(os.path.join(export, "export.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    assert info["arch"] == adapter.arch and info["parameters"] == adapter.num_parameters()
+    assert info["inputs"] == list(adapter.encoder.input_names)
+    exported = collate(load_encoder(export).encode(EXAMPLES, 32), np.arange(3))
+    for engine in (PaddlePredictor(export), OnnxPredictor(export)):
+        assert np.abs(engine(exported) - logits).max() <= 1e-4
+
+
+def test_word_students_train_and_report(students, demo_glue):
+    out, results = students
+    for arch in WORD_ARCHS:
+        r = results[arch]
+        assert r["student"].startswith(arch) and r["student_parameters"] > 0
+        assert 0.0 <= r["eval_accuracy"] <= 1.0 and r["best_step"] in (6, 12)
+        saved = json.load(open(out / arch / "best_model" / "config.json", encoding="utf-8"))
+        assert saved["distill_arch"] == arch and saved["id2label"] == {"0": "0", "1": "1"}
+        vocab = open(out / arch / "best_model" / "vocab.txt", encoding="utf-8").read().split("\n")
+        assert vocab[:2] == ["[PAD]", "[UNK]"] and "movie" in vocab  # built from the training file
+        # the saved best model scores what the run reported
+        from utils.glue import get_task, read_examples
+        dev = read_examples(get_task("SST-2"), os.path.join(demo_glue, "SST-2"), "dev")
+        logits = model_logits(out / arch / "best_model", dev, 32)
+        accuracy = float((logits.argmax(1) == np.array([e.label for e in dev])).mean())
+        assert accuracy == pytest.approx(r["eval_accuracy"], abs=1e-6)
+
+
+def test_predict_writes_labels_for_a_word_student(students, tmp_path, demo_glue):
+    out, results = students
+    export = str(tmp_path / "export")
+    export_model.main(["--model_dir", str(out / "bilstm" / "best_model"), "--output_dir", export])
+    got = predict.main(["--model_dir", export, "--task_name", "SST-2", "--glue_dir", demo_glue, "--split", "dev",
+                        "--output_file", str(tmp_path / "pred.tsv")])
+    assert got["dev_accuracy"] == pytest.approx(results["bilstm"]["eval_accuracy"], abs=1e-6)
+
+
+# ---- distillation beats gold labels when the teacher knows more than the labels show
+
+def noisy_copy(demo_glue, folder, flip=0.35, seed=3):
+    """The demo task with a share of its training labels flipped (dev untouched): gold labels now mislead."""
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(folder, "SST-2"), exist_ok=True)
+    with open(os.path.join(demo_glue, "SST-2", "train.tsv"), encoding="utf-8") as f:
+        header, *rows = f.read().splitlines()
+    flipped = []
+    for row in rows:
+        text, label = row.rsplit("\t", 1)
+        flipped.append(f"{text}\t{1 - int(label) if rng.random() < flip else label}")
+    write(os.path.join(folder, "SST-2", "train.tsv"), "\n".join([header] + flipped) + "\n")
+    with open(os.path.join(demo_glue, "SST-2", "dev.tsv"), encoding="utf-8") as f:
+        write(os.path.join(folder, "SST-2", "dev.tsv"), f.read())
+    return folder
+
+
+def test_distilled_bilstm_beats_its_gold_only_twin_on_noisy_labels(tmp_path_factory, tiny_bert):
+    from utils.demo import write_sst2
+    root = tmp_path_factory.mktemp("noisy")
+    clean = str(root / "clean")
+    write_sst2(os.path.join(clean, "SST-2"), n_train=1000, n_dev=200, seed=7)
+    noisy = noisy_copy(clean, str(root / "noisy"))
+    teacher = run_glue.main(["--task_name", "SST-2", "--glue_dir", clean, "--model_name_or_path", tiny_bert,
+                             "--output_dir", str(root / "teacher"), "--num_train_epochs", "6", "--save_steps", "100",
+                             "--learning_rate", "1e-3", "--batch_size", "16", "--max_seq_length", "32"])
+    assert teacher["eval_accuracy"] >= 0.8  # the teacher learnt the rule from clean labels
+    common = ["--max_steps", "150", "--save_steps", "50", "--learning_rate", "5e-3"]
+    distilled = task_distill.main(distill_argv(noisy, root / "teacher" / "best_model", root / "kd", "bilstm",
+                                               *common))
+    gold = task_distill.main(distill_argv(noisy, root / "teacher" / "best_model", root / "gold", "bilstm",
+                                          "--pred_weight", "0", "--hard_label_weight", "1", *common))
+    assert distilled["eval_accuracy"] >= gold["eval_accuracy"] + 0.15, (distilled, gold)
+
+
+# ---- bad input: one error line naming what is wrong, exit 2, nothing written
+
+def expect_error(capsys, argv, message, out):
+    with pytest.raises(SystemExit) as info:
+        task_distill.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and message in err and err.startswith("error: ") and "\n" not in err, err
+    assert not os.path.exists(out)
+
+
+def test_intermediate_distillation_of_a_bilstm_is_refused(tmp_path, capsys, demo_glue, tiny_teacher):
+    expect_error(capsys, distill_argv(demo_glue, tiny_teacher, tmp_path / "out", "bilstm", "--intermediate_distill"),
+                 "a bilstm student has no transformer layers to match", tmp_path / "out")
+
+
+def test_intermediate_matches_in_a_config_are_refused_for_a_cnn(tmp_path, capsys, demo_glue, tiny_teacher):
+    config = write(str(tmp_path / "c.json"), json.dumps({"intermediate_matches": [{"preset": "tinybert"}]}))
+    expect_error(capsys, distill_argv(demo_glue, tiny_teacher, tmp_path / "out", "cnn", "--distill_config", config),
+                 "c.json: intermediate_matches need a student with transformer layers", tmp_path / "out")
+
+
+def test_missing_vectors_file(tmp_path, capsys, demo_glue, tiny_teacher):
+    expect_error(capsys, distill_argv(demo_glue, tiny_teacher, tmp_path / "out", "bilstm", "--glove_embs",
+                                      tmp_path / "nope.txt"), "nope.txt: no such file", tmp_path / "out")
+
+
+def test_malformed_vectors_file(tmp_path, capsys, demo_glue, tiny_teacher):
+    bad = write(str(tmp_path / "bad.txt"), "good 0.1 0.2 0.3\nbad 0.1 oops\n")
+    expect_error(capsys, distill_argv(demo_glue, tiny_teacher, tmp_path / "out", "bilstm", "--glove_embs", bad),
+                 "bad.txt", tmp_path / "out")
+
+
+def test_student_folder_without_its_vocabulary(tmp_path, capsys, demo_glue, tiny_teacher, students):
+    import shutil
+    out, _ = students
+    broken = tmp_path / "broken"
+    shutil.copytree(out / "cnn" / "best_model", broken)
+    os.remove(broken / "vocab.txt")
+    expect_error(capsys, distill_argv(demo_glue, tiny_teacher, tmp_path / "out", broken), "vocab.txt",
+                 tmp_path / "out")
+
+
+def test_cached_teacher_logits_spare_the_teacher_side_on_a_hit(tmp_path, demo_glue, tiny_teacher, monkeypatch,
+                                                                 capsys):
+    """A word student's second run over the same data reads the cached logits and never tokenises the training
+    set for the teacher (on a million augmented rows that is minutes)."""
+    from utils.adapters.bert import BertEncoder
+    sizes = []
+    real = BertEncoder.encode
+    monkeypatch.setattr(BertEncoder, "encode", lambda self, ex, *a, **k: sizes.append(len(ex)) or real(self, ex, *a, **k))
+    common = ["--cache_teacher_logits", "--cache_dir", str(tmp_path / "cache")]
+    first = task_distill.main(distill_argv(demo_glue, tiny_teacher, tmp_path / "a", "bilstm", *common))
+    assert "teacher logits: wrote" in capsys.readouterr().out and 240 in sizes
+    sizes.clear()
+    second = task_distill.main(distill_argv(demo_glue, tiny_teacher, tmp_path / "b", "bilstm", *common))
+    assert "teacher logits: reusing" in capsys.readouterr().out
+    assert 240 not in sizes  # only the 60 dev rows went through the teacher's tokenizer
+    assert second["eval_accuracy"] == first["eval_accuracy"]

