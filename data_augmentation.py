@@ -74,6 +74,10 @@ def parse_args(argv=None):
         raise UserError("--p_mask + --p_pos must be <= 1 (a word is masked, or replaced, or kept)")
     if (args.N is not None and args.N < 0) or args.M < 1 or args.chunk_size < 1 or args.batch_size < 1:
         raise UserError("--N must be >= 0; --M, --chunk_size and --batch_size >= 1")
+    if args.max_examples is not None and args.max_examples < 1:
+        raise UserError(f"--max_examples must be positive, got {args.max_examples}")
+    if args.num_workers < 0 or (args.max_vectors is not None and args.max_vectors < 0):
+        raise UserError("--num_workers and --max_vectors must be >= 0")
     return args
 
 
@@ -245,6 +249,8 @@ def main(argv=None):
     label_col = tsv.index[spec.label]
     # checks every row (columns and label) before anything is written
     total = sum(1 for lineno, fields in tsv.rows() if parse_label(spec, fields[label_col], src, lineno) is not None)
+    if total == 0:
+        raise UserError("no examples to augment; expected at least one data row after the header", src)
     total = min(total, args.max_examples or total)
     first, last, target = 0, total, out
     if args.shard:

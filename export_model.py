@@ -25,6 +25,10 @@ def parse_args(argv=None):
     p.add_argument("--max_seq_length", type=int, default=128,
                    help="recorded for predict.py as its default truncation length (default 128)")
     args = p.parse_args(argv)
+    if not 7 <= args.opset <= 21:  # paddle2onnx 2.x writes opsets 7..21; our graphs need at least 7
+        raise UserError(f"--opset must be between 7 and 21, got {args.opset}")
+    if args.max_seq_length <= 0:
+        raise UserError(f"--max_seq_length must be positive, got {args.max_seq_length}")
     if not os.path.isdir(args.model_dir):
         raise UserError("no such folder; expected a trained model folder (e.g. OUTPUT_DIR/best_model)",
                         args.model_dir)
@@ -37,7 +41,7 @@ def main(argv=None):
     args = parse_args(argv)
     import paddle
 
-    from utils.adapters import load_adapter
+    from utils.adapters import check_max_length, load_adapter
     from utils.inference import export_onnx, export_static
     from utils.models import model_kind, quiet_paddlenlp, write_folder
     quiet_paddlenlp()
@@ -46,7 +50,8 @@ def main(argv=None):
         raise UserError("expected a PaddleNLP folder (model_state.pdparams); fine-tune or distil first",
                         args.model_dir)
     model = load_adapter(args.model_dir)
-    info = {"source": os.path.abspath(args.model_dir), "max_seq_length": args.max_seq_length,
+    check_max_length(args.max_seq_length, model.max_length, args.model_dir)
+    info = {"max_length": model.max_length, "source": os.path.abspath(args.model_dir), "max_seq_length": args.max_seq_length,
             "arch": model.arch, "architecture": model.describe(), "inputs": list(model.encoder.input_names),
             "parameters": model.num_parameters(), "flops": {str(n): model.flops(n) for n in sorted({16, 32, 64, 128, 256, 512, args.max_seq_length})}}
 

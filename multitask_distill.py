@@ -11,6 +11,7 @@ task, so export_model.py and predict.py work per task), chosen by the mean of th
 all_results.json (eval_<task>_<metric>, eval_mean_main, steps per task), args.json, runs/.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -104,6 +105,9 @@ def build_student(args, tasks, teachers):
     examples = [e for _, train, _ in tasks for e in train]
     if args.student_model_name_or_path in WORD_ARCHS and len({e.text_b is None for e in examples}) > 1:
         raise UserError("a word student reads either single texts or pairs: give tasks of one kind")
+    if args.student_model_name_or_path == "bow":
+        raise UserError("a bow student is one linear layer: it has no encoder for the tasks to share; use bilstm, "
+                        "cnn or a TinyBERT student")
     first = build(args.student_model_name_or_path, teachers[0], tasks[0][0].num_labels, init=args.student_init,
                   examples=examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
                   layer_map_fn=_uniform_map(teachers[0]))
@@ -186,20 +190,22 @@ def main(argv=None):
         for (spec, _, _), student in zip(tasks, students):
             save_adapter(student, os.path.join(args.output_dir, "best_model", spec.name))
 
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_json(os.path.join(args.output_dir, "args.json"),
-               dict(vars(args), task_probabilities=probs, command=command_line("multitask_distill.py", argv)))
-    write_json(os.path.join(args.output_dir, "distill_config.json"), config)
-    log = ScalarLog(os.path.join(args.output_dir, "runs"))
     job = loop.Job(name="multi-task", output_dir=args.output_dir,
                    checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=trainable,
                    optimizer=optimizer, scheduler=scheduler, total_steps=total_steps, batch_at=batch_at, loss=losses,
                    evaluate=evaluate_all, key="eval_mean_main", save_best=save_best,
-                   logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed, log=log,
-                   fingerprint={"tasks": [s.name for s, _, _ in tasks], "student": students[0].describe(),
-                                "train_examples": [len(train) for train, _ in data]})
-    results = loop.run(job, resume=args.resume)
-    log.close()
+                   logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed,
+                   fingerprint=loop.fingerprint(args, [e for _, train, _ in tasks for e in train],
+                                                teachers=loop.digest_files(args.teacher_path),
+                                                config=json.dumps(config, sort_keys=True)))
+    state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_json(os.path.join(args.output_dir, "args.json"),
+               dict(vars(args), task_probabilities=probs, command=command_line("multitask_distill.py", argv)))
+    write_json(os.path.join(args.output_dir, "distill_config.json"), config)
+    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), fresh=state["step"] == 0)
+    results = loop.run(job, state)
+    job.log.close()
     results["steps_per_task"] = {spec.name: int((schedule == t).sum()) for t, (spec, _, _) in enumerate(tasks)}
     write_json(os.path.join(args.output_dir, "all_results.json"), results)
     print_results(results)

@@ -38,6 +38,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if (args.input is None) == (args.task_name is None):
         raise UserError("pass either --task_name (with --glue_dir/--data_dir) and --split, or --input FILE")
+    for name in ("batch_size", "max_seq_length", "threads"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name} must be positive, got {value}")
     return args
 
 
@@ -97,7 +101,7 @@ def write_predictions(path, examples, logits, labels):
 @exits_cleanly
 def main(argv=None):
     args = parse_args(argv)
-    from utils.adapters import load_encoder
+    from utils.adapters import check_max_length, load_encoder
     from utils.inference import OnnxPredictor, PaddlePredictor, graph_file
     from utils.metrics import compute_metrics
     from utils.training import batched_logits
@@ -127,8 +131,9 @@ def main(argv=None):
     else:
         engine = PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
     encoder = load_encoder(args.model_dir)
-    features = encoder.encode(examples, args.max_seq_length or info.get("max_seq_length", 128),
-                              regression=labels is None)
+    max_seq_length = args.max_seq_length or info.get("max_seq_length", 128)
+    check_max_length(max_seq_length, info.get("max_length"), args.model_dir)
+    features = encoder.encode(examples, max_seq_length, regression=labels is None)
     logits = batched_logits(engine, features, args.batch_size, desc="predict")
     write_predictions(output, examples, logits, labels)
     print(f"wrote {len(examples)} predictions to {output}")

@@ -37,7 +37,7 @@ def main(argv=None):
     check_output_dir(args.output_dir)
 
     from utils import loop
-    from utils.adapters import save_adapter
+    from utils.adapters import check_max_length, save_adapter
     from utils.adapters.bert import BertAdapter
     from utils.batches import Plan, Sides, to_tensors
     from utils.losses import hard_loss
@@ -49,6 +49,7 @@ def main(argv=None):
     set_device(args.device)
     set_seed(args.seed)
     model = BertAdapter.load(args.model_name_or_path, **label_config(spec))
+    check_max_length(args.max_seq_length, model.max_length, args.model_name_or_path)
     encode = model.encoder.encode
     train = Sides(encode(train_examples, args.max_seq_length, spec.is_regression, desc="tokenize train"))
     dev = {s: encode(ex, args.max_seq_length, spec.is_regression) for s, ex in dev_examples.items()}
@@ -65,18 +66,20 @@ def main(argv=None):
         value = hard_loss(model(batch["S"])["logits"], batch["labels"], spec.is_regression)
         return value, {}, {}
 
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), command=command_line("run_glue.py", argv)))
-    log = ScalarLog(os.path.join(args.output_dir, "runs"))
     job = loop.Job(
         name=f"fine-tune {spec.name}", output_dir=args.output_dir,
         checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=model, optimizer=optimizer,
         scheduler=scheduler, total_steps=total_steps, batch_at=batch_at, loss=loss,
         evaluate=lambda: evaluate(spec, model, dev, args.eval_batch_size), key=f"eval_{spec.main_metric}",
         save_best=lambda: save_adapter(model, os.path.join(args.output_dir, "best_model")),
-        logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed, log=log)
-    results = loop.run(job, resume=args.resume)
-    log.close()
+        logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed,
+        fingerprint=loop.fingerprint(args, train_examples))
+    state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), command=command_line("run_glue.py", argv)))
+    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), fresh=state["step"] == 0)
+    results = loop.run(job, state)
+    job.log.close()
     results.update(train_examples=len(train), task=spec.name, model=model.describe())
     write_json(os.path.join(args.output_dir, "all_results.json"), results)
     print_results(results)

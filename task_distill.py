@@ -128,6 +128,10 @@ def build_models(args, spec, train_examples):
         examples=train_examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
         layer_map_fn=make_layer_map(args, teachers[0]), projection=args.projection,
         intermediate=args.intermediate_distill)
+    from utils.adapters import check_max_length
+    for model, source in [(t, p) for t, p in zip(teachers, args.teacher_path)] + [
+            (student, args.student_model_name_or_path)]:
+        check_max_length(args.max_seq_length, model.max_length, source)
     if getattr(student, "vector_coverage", None) is not None:
         print(f"word vectors: {student.vector_coverage:.1%} of the student's vocabulary found in {args.glove_embs}")
     student.set_label_info(label_config(spec))
@@ -146,11 +150,16 @@ def encode_sides(student, teachers, examples, args, spec, desc, teachers_run=Tru
     return Sides(s, teachers[0].encoder.encode(examples, args.max_seq_length, spec.is_regression, desc=desc))
 
 
-def fingerprint(args, config, student, train):
-    """What a resumed run must share with the checkpoint: the resolved config, the student and the data."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {"config": digest, "student": student.describe(), "train_examples": len(train),
-            "batch_size": args.batch_size, "seed": args.seed}
+def shared_cache(path, teachers, weights, features, batch_size, rank, world):
+    """The teacher-logit cache, computed by rank 0 only; the other processes wait for it and read it."""
+    from utils.distill import cached_teacher_logits
+    if world == 1:
+        return cached_teacher_logits(path, teachers, weights, features, batch_size)
+    import paddle.distributed as dist
+    if rank == 0:
+        cached_teacher_logits(path, teachers, weights, features, batch_size)
+    dist.barrier()
+    return cached_teacher_logits(path, teachers, weights, None, batch_size)
 
 
 @exits_cleanly
@@ -171,8 +180,7 @@ def main(argv=None):
     from utils import loop
     from utils.adapters import save_adapter
     from utils.batches import Plan, to_tensors
-    from utils.distill import (DistillOutputs, cached_teacher_logits, logit_cache_path, match_terms,
-                               prediction_terms, requests, total_loss)
+    from utils.distill import DistillOutputs, logit_cache_path, match_terms, prediction_terms, requests, total_loss
     from utils.models import quiet_paddlenlp
     from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed, write_json
 
@@ -201,8 +209,7 @@ def main(argv=None):
     optimizer, scheduler = build_optimizer(student_out, args.learning_rate, total_steps, args.warmup_proportion,
                                            args.weight_decay, args.max_grad_norm)
     forward_S = paddle.DataParallel(student_out, find_unused_parameters=True) if world > 1 else student_out
-    cache = cached_teacher_logits(cache_path, teachers, teacher_weights, train.T, args.eval_batch_size) \
-        if cache_path else None
+    cache = None  # the teachers' logits of every training example, when cached (filled in below)
 
     def losses(batch, index=None, progress=1.0):
         """(weighted total, {tag: value}, {temperature, kd_weight, hard_weight}) of one batch. Teachers run under
@@ -254,9 +261,11 @@ def main(argv=None):
         key="eval_inter_loss" if inter else f"eval_{spec.main_metric}", lower_is_better=inter,
         save_best=lambda: save_adapter(student, best_dir), logging_steps=args.logging_steps,
         save_steps=args.save_steps, seed=args.seed, rank=rank, world=world,
-        fingerprint=fingerprint(args, config, student, train))
-    if args.resume and loop.has_checkpoint(job.checkpoint_dir):
-        loop.load_checkpoint(job)  # refuses a mismatched checkpoint before args.json is rewritten
+        fingerprint=loop.fingerprint(args, train_examples, world, teachers=loop.digest_files(args.teacher_path),
+                                     config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))
+    state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
+    if cache_path:
+        cache = shared_cache(cache_path, teachers, teacher_weights, train.T, args.eval_batch_size, rank, world)
     if rank == 0:
         os.makedirs(args.output_dir, exist_ok=True)
         layers = student.shape()["layers"]
@@ -265,8 +274,8 @@ def main(argv=None):
             vars(args), student=student.describe(), projection=student.projection, layer_map=layer_map, stage=stage,
             command=command_line("task_distill.py", argv)))
         write_json(os.path.join(args.output_dir, "distill_config.json"), config)
-    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0)
-    results = loop.run(job, resume=args.resume)
+    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0, fresh=state["step"] == 0)
+    results = loop.run(job, state)
     job.log.close()
     results.update(train_examples=len(train), task=spec.name, stage=stage, student=student.describe(),
                    student_parameters=student.num_parameters())

@@ -64,7 +64,7 @@ def main():
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
         models = {"teacher": exported(args.teacher, tmp)}
-        models.update({f"student {i + 1}": exported(s, tmp) for i, s in enumerate(args.student)})
+        models.update({os.path.basename(os.path.dirname(os.path.abspath(s))): exported(s, tmp) for s in args.student})
         for name, (adapter, folder) in models.items():
             sizes[name] = (adapter.describe(), adapter.num_parameters())
             for threads in (int(t) for t in args.threads.split(",")):

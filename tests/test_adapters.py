@@ -220,3 +220,40 @@ def test_cached_teacher_logits_spare_the_teacher_side_on_a_hit(tmp_path, demo_gl
     assert "teacher logits: reusing" in capsys.readouterr().out
     assert 240 not in sizes  # only the 60 dev rows went through the teacher's tokenizer
     assert second["eval_accuracy"] == first["eval_accuracy"]
+
+
+def test_a_word_student_folder_refuses_intermediate_distillation(tmp_path, capsys, demo_glue, tiny_teacher, students):
+    out, _ = students
+    expect_error(capsys, distill_argv(demo_glue, tiny_teacher, tmp_path / "out", out / "bilstm" / "best_model",
+                                      "--intermediate_distill"), "a bilstm student has no transformer layers",
+                 tmp_path / "out")
+
+
+def test_a_word_teacher_cannot_teach_a_tinybert_student(tmp_path, capsys, demo_glue, students):
+    out, _ = students
+    expect_error(capsys, distill_argv(demo_glue, out / "cnn" / "best_model", tmp_path / "out", "2l-16d",
+                                      "--student_init", "random"),
+                 "the first teacher is a cnn model: use a BERT-family teacher", tmp_path / "out")
+
+
+def test_a_teacher_with_another_label_count_is_refused(tmp_path, capsys, tiny_bert):
+    three = tmp_path / "three"
+    import paddle
+    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
+    paddle.seed(0)
+    AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3).save_pretrained(str(three))
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(str(three))
+    from utils.demo import write_sst2
+    write_sst2(str(tmp_path / "glue" / "SST-2"), n_train=40, n_dev=10)
+    expect_error(capsys, distill_argv(str(tmp_path / "glue"), three, tmp_path / "out", "bilstm"),
+                 "three: the teacher has 3 outputs; the task needs 2", tmp_path / "out")
+
+
+def test_predict_refuses_pairs_for_a_single_text_word_student(tmp_path, capsys, students):
+    out, _ = students
+    export = str(tmp_path / "export")
+    export_model.main(["--model_dir", str(out / "bow" / "best_model"), "--output_dir", export])
+    pairs = write(str(tmp_path / "pairs.txt"), "good\tbad\n")
+    with pytest.raises(SystemExit) as info:
+        predict.main(["--model_dir", export, "--input", pairs])
+    assert info.value.code == 2 and "this student reads single texts; the examples are pairs" in capsys.readouterr().err

@@ -197,3 +197,50 @@ def test_offline_without_glue_dir_says_what_to_do(tmp_path, tiny_bert):
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: could not load GLUE RTE") and "--glue_dir" in last
     assert "Traceback" not in out.stderr and not os.path.exists(tmp_path / "out")
+
+
+def test_resume_with_other_training_flags_is_refused_before_writing(tmp_path, demo_glue, tiny_bert, capsys):
+    argv = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--model_name_or_path", tiny_bert,
+            "--output_dir", str(tmp_path), "--max_steps", "4", "--save_steps", "2"]
+    run_glue.main(argv)
+    before = (tmp_path / "args.json").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        run_glue.main(argv + ["--resume", "--batch_size", "8", "--seed", "7"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert info.value.code == 2 and "cannot resume: this run's --batch_size, --seed differ from the checkpoint's" in err
+    assert (tmp_path / "args.json").read_text() == before
+
+
+def test_resumed_fine_tuning_equals_an_uninterrupted_one(tmp_path, demo_glue, tiny_bert, monkeypatch):
+    """Killed after its step-4 checkpoint (at step 6's reseed), resumed: the same weights as a run never stopped."""
+    import paddle
+    common = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--model_name_or_path", tiny_bert, "--save_steps", "4",
+              "--learning_rate", "1e-3", "--max_steps", "8"]
+    run_glue.main(common + ["--output_dir", str(tmp_path / "full")])
+    real_seed = paddle.seed
+
+    def seed_then_die(value):
+        if value == 42 * 100003 + 6:
+            raise KeyboardInterrupt
+        return real_seed(value)
+    monkeypatch.setattr(paddle, "seed", seed_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_glue.main(common + ["--output_dir", str(tmp_path / "part")])
+    monkeypatch.setattr(paddle, "seed", real_seed)
+    run_glue.main(common + ["--output_dir", str(tmp_path / "part"), "--resume"])
+    a = paddle.load(str(tmp_path / "full" / "checkpoint" / "trainable.pdparams"))
+    b = paddle.load(str(tmp_path / "part" / "checkpoint" / "trainable.pdparams"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_a_rerun_replaces_the_earlier_runs_curves(tmp_path, demo_glue, tiny_bert):
+    argv = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--model_name_or_path", tiny_bert,
+            "--output_dir", str(tmp_path), "--max_steps", "2", "--save_steps", "2", "--logging_steps", "1"]
+    run_glue.main(argv)
+    run_glue.main(argv)
+    files = glob.glob(str(tmp_path / "runs" / "vdlrecords.*"))
+    assert len(files) == 1  # one run's curves, not two runs' mixed
+    from visualdl import LogReader
+    steps = [r.id for r in LogReader(file_path=files[0]).get_data("scalar", "train/loss")]
+    assert steps == [1, 2]

@@ -119,8 +119,8 @@ def test_resume_refuses_a_checkpoint_of_another_run_before_writing(tmp_path, dem
         task_distill.main(other + ["--resume"])
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and "\n" not in err
-    assert err.startswith(f"error: {tmp_path / 'checkpoint-intermediate'}: cannot resume: this run's config, student "
-                          "differ(s) from the checkpoint's")
+    assert err.startswith(f"error: {tmp_path / 'checkpoint-intermediate'}: cannot resume: this run's "
+                          "--student_model_name_or_path, config differ from the checkpoint's")
     with open(tmp_path / "args.json") as f:
         assert f.read() == before  # the earlier run's record is untouched
 

@@ -77,6 +77,10 @@ class Plan:
         self.kwargs = dict(bucket=bucket, num_shards=num_shards, shard=shard)
         self._epoch, self._batches = None, None
         self.steps_per_epoch = len(self.epoch(0))
+        if self.steps_per_epoch == 0:
+            from utils.errors import UserError
+            raise UserError(f"{len(lengths)} training examples make fewer batches of {batch_size} than there are "
+                            f"processes ({num_shards}); use a smaller --batch_size or fewer processes")
 
     def epoch(self, epoch):
         if epoch != self._epoch:

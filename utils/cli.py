@@ -51,7 +51,10 @@ def add_training_args(parser, learning_rate):
                                                                  "every N steps")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--device", default="cpu", help="cpu, gpu, gpu:1, xpu ... (default cpu)")
-    t.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR's checkpoint if present")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT_DIR's checkpoint if present (refused if the run's flags or data differ). "
+                        "Without it a run starts fresh and replaces what an earlier run left in OUTPUT_DIR: its "
+                        "curves in runs/, checkpoint, best model and results")
     return t
 
 

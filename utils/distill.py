@@ -87,26 +87,19 @@ def total_loss(terms):
 
 # ---- teacher-logit cache
 
-def _file_digest(path, h):
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-
-
 def logit_cache_path(cache_dir, paths, weights, signature, max_seq_length, examples):
     """Where the teachers' logits of these examples live: named by a hash of the teachers' files, their weights,
     their tokenizer, the truncation length and the texts, so a changed teacher or data set (augmented, truncated
     differently) never reads a stale cache, and a hit needs no teacher-side tokenisation at all."""
     import hashlib
+
+    from utils.loop import digest_files
     h = hashlib.sha256()
     for path, weight in zip(paths, weights):
-        for name in sorted(os.listdir(path)):
-            if name in ("config.json", "model_state.pdparams", "model.safetensors", "pytorch_model.bin"):
-                h.update(name.encode())
-                _file_digest(os.path.join(path, name), h)
+        digest_files([path], h)
         h.update(repr(float(weight)).encode())
     h.update(repr((signature, max_seq_length)).encode())
-    for e in examples:
+    for e in examples:  # texts only: labels do not change what a teacher predicts
         h.update(e.text_a.encode("utf-8") + b"\t" + (e.text_b or "").encode("utf-8") + b"\n")
     return os.path.join(cache_dir, f"logits-{h.hexdigest()[:24]}.npy")
 

@@ -84,6 +84,44 @@ def has_checkpoint(folder):
     return True
 
 
+# flags that change neither the batches nor the arithmetic of training: a resumed run may differ in them
+NOT_TRAINING = {"output_dir", "resume", "logging_steps", "save_steps", "eval_batch_size", "max_eval_samples",
+                "cache_dir", "cache_teacher_logits", "device"}
+
+
+def digest_examples(examples, h=None):
+    """A sha256 over the texts (and labels) in order: what a checkpoint and the logit cache are keyed by."""
+    import hashlib
+    h = h or hashlib.sha256()
+    for e in examples:
+        h.update(f"{e.text_a}\t{e.text_b or ''}\t{e.label}\n".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def digest_files(folders, h=None,
+                 names=("config.json", "model_state.pdparams", "model.safetensors", "pytorch_model.bin")):
+    """A sha256 over model folders' config and weights (into h when given), for checkpoints and caches that
+    depend on a teacher."""
+    import hashlib
+    h = h or hashlib.sha256()
+    for folder in folders:
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if name in names:
+                h.update(name.encode())
+                with open(os.path.join(folder, name), "rb") as f:
+                    while block := f.read(1 << 20):
+                        h.update(block)
+    return h.hexdigest()[:16]
+
+
+def fingerprint(args, examples, world=1, **extra):
+    """What a resumed run must share with its checkpoint: every flag that shapes training, the training data,
+    the number of processes (their shards), and what the script adds (teachers, resolved config)."""
+    found = {f"--{k}": v for k, v in sorted(vars(args).items()) if k not in NOT_TRAINING}
+    found.update({"training data": digest_examples(examples), "processes": world}, **extra)
+    return json.loads(json.dumps(found, default=str))  # as it reads back from trainer_state.json
+
+
 def load_checkpoint(job):
     """Restore weights, optimizer moments and lr schedule in place; return the trainer state."""
     folder = job.checkpoint_dir
@@ -91,7 +129,8 @@ def load_checkpoint(job):
         state = json.load(f)
     changed = [k for k, v in job.fingerprint.items() if state.get("fingerprint", {}).get(k) != v]
     if changed:
-        raise UserError(f"cannot resume: this run's {', '.join(changed)} differ(s) from the checkpoint's; run the "
+        verb = "differs" if len(changed) == 1 else "differ"
+        raise UserError(f"cannot resume: this run's {', '.join(changed)} {verb} from the checkpoint's; run the "
                         "same command, or delete the checkpoint (or drop --resume) to start fresh", folder)
     job.trainable.set_state_dict(paddle.load(os.path.join(folder, WEIGHTS_FILE)))
     job.optimizer.set_state_dict(_rename_optimizer_state(paddle.load(os.path.join(folder, OPTIMIZER_FILE)),
@@ -106,9 +145,15 @@ def _fresh_state():
     return {"step": 0, "best": None, "best_step": 0, "best_metrics": {}, "seen": 0, "train_seconds": 0.0}
 
 
-def _checked(loss, step):
-    """The loss as a float; a NaN or infinite loss stops the run here, before a poisoned step is applied."""
+def _checked(loss, step, world):
+    """The loss as a float; a NaN or infinite loss stops the run here, before a poisoned step is applied. With
+    several processes they agree first (one rank stopping alone would leave the others waiting in backward)."""
     value = float(loss)
+    if world > 1:
+        import paddle.distributed as dist
+        flag = paddle.to_tensor([0.0 if math.isfinite(value) else 1.0])
+        dist.all_reduce(flag)
+        value = value if float(flag) == 0 else float("nan")
     if not math.isfinite(value):
         raise UserError(f"the training loss became {value} at step {step}; stopped without applying that step "
                         "or saving anything after it (lower --learning_rate, check the inputs and loss weights)")
@@ -116,12 +161,13 @@ def _checked(loss, step):
 
 
 def _log_train(job, sums, step, state, bar):
-    n = sums.pop("_n")
-    for name, value in sums.items():
-        job.log.add(f"train/{name}", value / n, step)
+    """Each term's mean over the steps that had it (a multi-task term appears only on its task's steps)."""
+    for name, (total, n) in sums.items():
+        job.log.add(f"train/{name}", total / n, step)
     job.log.add("train/lr", job.scheduler.get_lr(), step)
     job.log.add("train/examples_per_second", state["seen"] / max(state["train_seconds"], 1e-9), step)
-    bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", lr=f"{job.scheduler.get_lr():.2e}")
+    total, n = sums["loss"]
+    bar.set_postfix(loss=f"{total / n:.4f}", lr=f"{job.scheduler.get_lr():.2e}")
 
 
 def _is_better(job, value, best):
@@ -147,25 +193,43 @@ def _eval_and_keep(job, step, state, bar):
         save_checkpoint(job, state)
 
 
-def run(job, resume=False):
-    """Train job.total_steps steps (or what is left of them after a checkpoint); returns the run's results."""
-    from tqdm import tqdm
-    state = _fresh_state()
+def start(job, resume=False):
+    """Where training starts: fresh, or from the checkpoint (restored in place; a mismatched or incomplete one is
+    refused). Scripts call it before writing anything, so a refused resume leaves the earlier run untouched."""
     if resume and has_checkpoint(job.checkpoint_dir):
         state = load_checkpoint(job)
         print(f"resuming from {job.checkpoint_dir} at step {state['step']}")
-    sums, start = {}, time.time()
+        return state
+    return _fresh_state()
+
+
+def run(job, state):
+    """Train from `state` (loop.start's) to job.total_steps; returns the run's results."""
+    from tqdm import tqdm
+    start_time = time.time()
     job.trainable.train()
     bar = tqdm(total=job.total_steps, initial=state["step"], desc=job.name, unit="step", dynamic_ncols=True,
                disable=job.rank != 0)
+    try:
+        _steps(job, state, bar)
+    finally:
+        bar.close()  # an error message then starts on a line of its own
+    return dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start_time,
+                train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
+                train_steps=job.total_steps, main_metric=job.key)
+
+
+def _steps(job, state, bar):
+    """The loop itself: step, log, eval, keep the best, checkpoint; until total_steps."""
+    sums = {}
     for step in range(state["step"] + 1, job.total_steps + 1):
-        # step: the batch and the dropout noise are functions of (seed, step), so a resumed run replays exactly
-        paddle.seed(job.seed * 100003 + step)
+        # step: the batch and the dropout noise are functions of (seed, step, rank), so a resumed run replays exactly
+        paddle.seed(job.seed * 100003 + step + 1000003 * job.rank)
         batch, index, examples = job.batch_at(step)
         t0 = time.time()
         loss, terms, info = job.loss(batch, index, step / job.total_steps)
         if loss is not None:  # every weight can be 0 at a schedule's end point
-            _checked(loss, step)
+            _checked(loss, step, job.world)
             loss.backward()
             job.optimizer.step()
         job.scheduler.step()
@@ -173,8 +237,8 @@ def run(job, resume=False):
         state["train_seconds"] += time.time() - t0
         state["seen"] += examples
         for name, value in dict(terms, loss=0.0 if loss is None else loss, **info).items():
-            sums[name] = sums.get(name, 0.0) + float(value)
-        sums["_n"] = sums.get("_n", 0) + 1
+            total, n = sums.get(name, (0.0, 0))
+            sums[name] = (total + float(value), n + 1)
         bar.update(1)
 
         # log: every loss term under its own tag
@@ -185,7 +249,3 @@ def run(job, resume=False):
         # eval, keep the best, checkpoint
         if step % job.save_steps == 0 or step == job.total_steps:
             _eval_and_keep(job, step, state, bar)
-    bar.close()
-    return dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start,
-                train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
-                train_steps=job.total_steps, main_metric=job.key)

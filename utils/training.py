@@ -80,13 +80,21 @@ def evaluate(spec, adapter, dev_sets, batch_size):
 
 
 class ScalarLog:
-    """VisualDL scalars plus an in-memory copy (for the results file and plots); silent off rank 0."""
+    """VisualDL scalars plus an in-memory copy (for the results file and plots); silent off rank 0.
 
-    def __init__(self, logdir, enabled=True):
+    fresh: a run that starts from step 0 owns logdir's curves and removes an earlier run's event files first, so
+    a rerun into the same output folder never mixes two runs' curves; a resumed run adds to them.
+    """
+
+    def __init__(self, logdir, enabled=True, fresh=True):
         self.history = {}
         self.writer = None
         if enabled:
             from visualdl import LogWriter
+            if fresh and os.path.isdir(logdir):
+                for name in os.listdir(logdir):
+                    if name.startswith("vdlrecords."):
+                        os.remove(os.path.join(logdir, name))
             self.writer = LogWriter(logdir=logdir)
 
     def add(self, tag, value, step):

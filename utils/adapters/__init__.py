@@ -43,6 +43,14 @@ def arch_of(folder):
     return arch
 
 
+def check_max_length(max_seq_length, limit, source):
+    """--max_seq_length within what the model can read (a BERT's position embeddings); past it Paddle fails deep
+    inside a kernel, so say the limit instead."""
+    if limit is not None and max_seq_length > limit:
+        raise UserError(f"--max_seq_length {max_seq_length} is longer than this model reads ({limit} positions); "
+                        f"use at most {limit}", source)
+
+
 def load_adapter(folder, num_labels=None, **label_info):
     """Any trained model folder, whatever its architecture."""
     return adapter_class(arch_of(folder)).load(folder, num_labels=num_labels, **label_info)
@@ -77,17 +85,24 @@ def build_student(source, teacher, num_labels, *, init="pretrained", examples=()
                   layer_map_fn=None, projection=None, intermediate=False):
     """The student adapter: a word model built from the training texts (bilstm, cnn, bow), a word-model folder, or
     a TinyBERT student (a checkpoint name or folder, or a shape such as 4l-312d; see adapters/bert.py)."""
+    arch = source if source in WORD_ARCHS else arch_of(source) if os.path.isdir(source) else "bert"
+    if intermediate and arch in WORD_ARCHS:
+        raise UserError(f"a {arch} student has no transformer layers to match: it learns from the teacher's "
+                        "predictions only (drop --intermediate_distill and the config's intermediate_matches)")
     if source in WORD_ARCHS:
         from utils.adapters.words import WordEncoder
-        if intermediate:
-            raise UserError(f"a {source} student has no transformer layers to match: it learns from the teacher's "
-                            "predictions only (drop --intermediate_distill and the config's intermediate_matches)")
+        if not examples:
+            raise UserError(f"a {source} student builds its vocabulary from the training set, which is empty")
         pair = bool(examples) and examples[0].text_b is not None
         texts = (t for e in examples for t in (e.text_a, e.text_b) if t is not None)
         encoder = WordEncoder.build(texts, pair, options["min_count"], options["max_vocab_size"])
         return adapter_class(source).build(encoder, num_labels, options, vectors)
-    if os.path.isdir(source) and arch_of(source) != "bert":
+    if arch != "bert":
         return load_adapter(source, num_labels=num_labels)
+    if teacher.arch != "bert":
+        raise UserError(f"a TinyBERT student shares its teacher's WordPiece vocabulary and maps onto its layers; "
+                        f"the first teacher is a {teacher.arch} model: use a BERT-family teacher, or a bilstm, cnn "
+                        "or bow student")
     from utils.adapters.bert import build_student as bert_student
     return bert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
 
@@ -97,7 +112,7 @@ def load_teachers(paths, label_info):
     batch carries one teacher-side encoding."""
     teachers = []
     for path in paths:
-        teacher = load_adapter(path, **label_info)
+        teacher = load_adapter(path)  # its own classifier: a wrong size is refused, never silently replaced
         if teacher.num_labels != label_info["num_labels"]:
             raise UserError(f"the teacher has {teacher.num_labels} outputs; the task needs "
                             f"{label_info['num_labels']}", path)

@@ -40,6 +40,7 @@ class Adapter(paddle.nn.Layer):
     arch = None
     projection = None  # a TinyBERT student's built-in projection kind ("shared"/"per_layer"); None elsewhere
     fit_size = None  # the width that projection maps to
+    max_length = None  # the longest input the model can read (a BERT's position embeddings); None: any
 
     def __init__(self, model, encoder):
         super().__init__()

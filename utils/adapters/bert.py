@@ -117,6 +117,7 @@ class BertAdapter(Adapter):
         self.projection = projection  # TinyBERT's fit_dense(s) kind, None for other models
         self.fit_size = getattr(model.config, "fit_size", None) if projection else None
         self._capture = None
+        self.max_length = getattr(model.config, "max_position_embeddings", None)
 
     def forward(self, inputs, requests=()):
         ids = inputs["input_ids"]

@@ -130,6 +130,9 @@ class WordEncoder(Encoder):
         if max_seq_length < 1:
             raise UserError(f"max_seq_length must be at least 1, got {max_seq_length}")
         columns = {name: [] for name in self.input_names}
+        if examples and (examples[0].text_b is not None) != self.pair:
+            raise UserError(f"this student reads {'sentence pairs' if self.pair else 'single texts'}; the examples "
+                            f"are {'pairs' if examples[0].text_b is not None else 'single texts'}")
         for e in tqdm(examples, desc=desc, unit="ex", leave=False, mininterval=2, disable=len(examples) < 200000):
             columns["ids_a"].append(self.ids(e.text_a, max_seq_length))
             if self.pair:
