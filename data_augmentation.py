@@ -8,6 +8,7 @@ Writes GLUE_DIR/TASK/train_aug.tsv (or --output) in train.tsv's own format, orig
 grows under OUTPUT.tmp and is renamed when complete; --resume continues a killed run where it stopped.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -237,14 +238,29 @@ def merge_shards(out, n):
     print(f"merged {n} shards into {out}")
 
 
-@exits_cleanly
+def read_progress(progress, tmp):
+    """The interrupted run's progress record; a damaged one is refused (the .tmp cannot be trusted without it)."""
+    from utils.files import read_json
+    hint = f"delete it and {os.path.basename(tmp)}, or run without --resume, to start over"
+    saved = read_json(progress, "the progress of an interrupted augmentation", hint)
+    counts = [saved.get(k) for k in ("examples", "bytes", "rows")]
+    if not all(isinstance(c, int) and c >= 0 for c in counts) or not isinstance(saved.get("config"), dict):
+        raise UserError(f'expected "examples", "bytes", "rows" (counts) and "config"; {hint}', progress)
+    if counts[1] > os.path.getsize(tmp):
+        raise UserError(f"counts {counts[1]} bytes but {os.path.basename(tmp)} has {os.path.getsize(tmp)}; {hint}",
+                        progress)
+    return saved
+
+
+@exits_cleanly(resume="what was written is kept in OUTPUT.tmp with its progress.json, and --resume continues "
+                      "from there")
 def main(argv=None):
     args = parse_args(argv)
     spec, src, out = resolve_paths(args)
     if args.merge:
         return merge_shards(out, args.merge)
     from tqdm import tqdm
-    from utils.training import write_json
+    from utils.files import write_json
     tsv = TsvFile(src, spec)
     label_col = tsv.index[spec.label]
     # checks every row (columns and label) before anything is written
@@ -266,13 +282,13 @@ def main(argv=None):
     fingerprint = {k: v for k, v in vars(args).items() if k not in ("resume", "num_workers", "batch_size", "device")}
     done, size, rows = 0, 0, 0
     if args.resume and os.path.isfile(progress) and os.path.isfile(tmp):
-        with open(progress, encoding="utf-8") as f:
-            saved = json.load(f)
+        saved = read_progress(progress, tmp)
         if saved["config"] == json.loads(json.dumps(fingerprint)):
             done, size, rows = saved["examples"], saved["bytes"], saved["rows"]
             print(f"resuming {tmp} after {done} examples")
         else:
             print("note: options changed since the interrupted run; starting over")
+    os.makedirs(os.path.dirname(os.path.abspath(tmp)), exist_ok=True)
     f = open(tmp, "r+b" if size else "wb")
     f.truncate(size)
     f.seek(size)
@@ -280,9 +296,13 @@ def main(argv=None):
     def commit(text, examples):
         nonlocal done, size, rows
         data = text.encode("utf-8") if isinstance(text, str) else text
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())  # the progress file must never count bytes that are not on disk
+        try:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the progress file must never count bytes that are not on disk
+        except OSError as err:
+            err.filename = err.filename or tmp
+            raise
         done, size, rows = done + examples, f.tell(), rows + (data.count(b"\n") if examples else 0)
         write_json(progress, {"examples": done, "bytes": size, "rows": rows, "config": fingerprint})
 
@@ -290,30 +310,33 @@ def main(argv=None):
         commit(header, 0)
     work = chunks(tsv.rows(), first + done, last, args.chunk_size)
     bar = tqdm(total=last - first, initial=done, desc=f"augment {spec.name}", unit="ex", dynamic_ncols=True)
-    if args.num_workers <= 1:
-        for chunk in work:
-            commit(augment_chunk(ctx, chunk, text_columns), len(chunk))
-            bar.update(len(chunk))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.num_workers))
-        pos_vocab = ctx["tang"].pos_words if ctx["tang"] is not None else None
-        with ProcessPoolExecutor(args.num_workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(vars(args), pos_vocab)) as pool:
-            pending = deque()
+    try:
+        if args.num_workers <= 1:
             for chunk in work:
-                pending.append((pool.submit(_worker_run, chunk, text_columns), len(chunk)))
-                while len(pending) > 2 * args.num_workers or (pending and pending[0][0].done()):
+                commit(augment_chunk(ctx, chunk, text_columns), len(chunk))
+                bar.update(len(chunk))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.num_workers))
+            pos_vocab = ctx["tang"].pos_words if ctx["tang"] is not None else None
+            with ProcessPoolExecutor(args.num_workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_worker_init, initargs=(vars(args), pos_vocab)) as pool:
+                pending = deque()
+                for chunk in work:
+                    pending.append((pool.submit(_worker_run, chunk, text_columns), len(chunk)))
+                    while len(pending) > 2 * args.num_workers or (pending and pending[0][0].done()):
+                        future, n = pending.popleft()
+                        commit(future.result(), n)
+                        bar.update(n)
+                while pending:
                     future, n = pending.popleft()
                     commit(future.result(), n)
                     bar.update(n)
-            while pending:
-                future, n = pending.popleft()
-                commit(future.result(), n)
-                bar.update(n)
-    bar.close()
-    f.close()
+    finally:
+        bar.close()  # an error message then starts on a line of its own
+        with contextlib.suppress(OSError):  # every commit was flushed: only a failed write's bytes can be lost
+            f.close()  # what was committed stays in OUTPUT.tmp, counted by progress.json, for --resume
     if args.shard:
         with open(target + ".header", "wb") as h:
             h.write(header)

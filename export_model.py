@@ -13,7 +13,7 @@ import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.errors import UserError, exits_cleanly
-from utils.training import check_output_dir, write_json
+from utils.files import check_output_dir, write_json
 
 
 def parse_args(argv=None):
@@ -43,7 +43,8 @@ def main(argv=None):
 
     from utils.adapters import check_max_length, load_adapter
     from utils.inference import export_onnx, export_static
-    from utils.models import model_kind, quiet_paddlenlp, write_folder
+    from utils.models import model_kind, quiet_paddlenlp
+    from utils.files import write_folder
     quiet_paddlenlp()
     paddle.set_device("cpu")  # the exported graph is device-independent
     if model_kind(args.model_dir) != "paddle":
@@ -62,6 +63,8 @@ def main(argv=None):
         if args.onnx:
             try:
                 export_onnx(folder, args.opset)
+            except OSError:
+                raise  # a full disk is not an unsupported op
             except Exception as err:  # paddle2onnx reports unsupported ops with assorted exception types
                 raise UserError(f"ONNX export failed ({str(err).splitlines()[0][:160]}); the Paddle export works "
                                 "without --onnx") from None

@@ -18,7 +18,7 @@ import sys
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.adapters.bert import STUDENT_INITS
 from utils.cli import add_training_args, add_word_student_args, label_config, print_results, validate_args
-from utils.errors import UserError, exits_cleanly
+from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
 def parse_args(argv=None):
@@ -122,21 +122,22 @@ def _uniform_map(teacher):
     return lambda n: uniform_layer_map(n, teacher.shape()["layers"])
 
 
-@exits_cleanly
+@exits_cleanly(resume=FROM_CHECKPOINT)
 def main(argv=None):
     args = parse_args(argv)
     tasks = load_tasks(args)
-    from utils.training import check_output_dir
+    from utils.files import check_output_dir
     check_output_dir(args.output_dir)
 
     import numpy as np
     import paddle
     from utils import loop
     from utils.adapters import load_teachers, save_adapter
-    from utils.batches import Plan, Sides, to_tensors
+    from utils.batches import Plan, encode_sides, to_tensors
     from utils.distill import prediction_terms, total_loss
     from utils.models import quiet_paddlenlp
-    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed, write_json
+    from utils.files import write_json
+    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
     quiet_paddlenlp()
     set_device(args.device)
     set_seed(args.seed)
@@ -147,12 +148,11 @@ def main(argv=None):
     config = resolve_config(args, students[0], teachers)
     data = []
     for (spec, train_ex, dev_ex), student in zip(tasks, students):
-        def sides(examples, desc):
-            s = student.encoder.encode(examples, args.max_seq_length, spec.is_regression, desc=desc)
-            same = student.encoder.signature() == teachers[0].encoder.signature()
-            return Sides(s, None if same else teachers[0].encoder.encode(examples, args.max_seq_length,
-                                                                         spec.is_regression, desc=desc))
-        data.append((sides(train_ex, f"encode {spec.name}"), {s: sides(ex, "encode dev").S for s, ex in dev_ex.items()}))
+        train = encode_sides(student, teachers[0], train_ex, args.max_seq_length, spec.is_regression,
+                             f"encode {spec.name}")
+        dev = {s: student.encoder.encode(ex, args.max_seq_length, spec.is_regression, desc="encode dev")
+               for s, ex in dev_ex.items()}
+        data.append((train, dev))
     plans = [Plan(train.lengths, args.batch_size, args.seed + t, args.bucket) for t, (train, _) in enumerate(data)]
     probs = task_probabilities([len(train) for train, _ in data], args.tau)
     total_steps = args.max_steps if args.max_steps > 0 else int(np.ceil(args.num_train_epochs *

@@ -7,7 +7,6 @@ Writes a TSV (index, text(s), predicted label, a probability per label; the scor
 the input has labels, prints the task's dev metrics and writes them to OUTPUT.json.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -47,7 +46,8 @@ def parse_args(argv=None):
 
 def read_texts(path):
     if not os.path.isfile(path):
-        raise UserError("no such file; expected one example per line", path)
+        what = "is a directory" if os.path.isdir(path) else "no such file"
+        raise UserError(f"{what}; expected a text file with one example per line", path)
     examples = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
@@ -70,8 +70,8 @@ def read_texts(path):
 
 
 def label_names(folder):
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
+    from utils.adapters.base import read_config
+    config = read_config(folder)
     id2label = config.get("id2label") or {}
     num = config.get("num_labels") or len(id2label) or 2
     if num == 1 and len(id2label) <= 1:
@@ -80,8 +80,8 @@ def label_names(folder):
 
 
 def write_predictions(path, examples, logits, labels):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    from utils.files import atomic_file
+    with atomic_file(path) as f:
         pair = examples[0].text_b is not None
         texts = ["text_a", "text_b"] if pair else ["text"]
         if labels is None:
@@ -95,22 +95,42 @@ def write_predictions(path, examples, logits, labels):
             for i, (e, p) in enumerate(zip(examples, probs)):
                 f.write("\t".join([str(i), e.text_a] + ([e.text_b] if pair else []) + [labels[int(p.argmax())]]
                                   + [f"{x:.6f}" for x in p]) + "\n")
-    os.replace(tmp, path)
+
+
+def open_engine(args):
+    """The exported model on Paddle Inference or onnxruntime; a damaged export is one error naming it."""
+    from utils.inference import OnnxPredictor, PaddlePredictor
+    if args.backend == "onnx":
+        if not os.path.isfile(os.path.join(args.model_dir, "model.onnx")):
+            raise UserError("no model.onnx; export with --onnx", args.model_dir)
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise UserError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
+    try:
+        if args.backend == "onnx":
+            return OnnxPredictor(args.model_dir, args.threads)
+        return PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
+    except Exception as err:  # both runtimes raise their own types for a damaged graph or weights file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise UserError(f"cannot load the exported model ({first}); its files are damaged or incomplete: export "
+                        "it again with export_model.py", args.model_dir) from None
 
 
 @exits_cleanly
 def main(argv=None):
     args = parse_args(argv)
     from utils.adapters import check_max_length, load_encoder
-    from utils.inference import OnnxPredictor, PaddlePredictor, graph_file
+    from utils.files import check_output_file, read_json
+    from utils.inference import graph_file
     from utils.metrics import compute_metrics
     from utils.training import batched_logits
+    from utils.files import write_json
     from utils.models import quiet_paddlenlp
-    from utils.training import write_json
     quiet_paddlenlp()
     graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export
-    with open(os.path.join(args.model_dir, "export.json"), encoding="utf-8") as f:
-        info = json.load(f)
+    info = read_json(os.path.join(args.model_dir, "export.json"), "the export's description (written by "
+                     "export_model.py; export the model again)")
     labels = label_names(args.model_dir)
     spec = None
     if args.input:
@@ -121,15 +141,8 @@ def main(argv=None):
         if labels is not None and spec.labels is not None and list(spec.labels) != labels:
             raise UserError(f"the model's labels {labels} are not {spec.name}'s {list(spec.labels)}", args.model_dir)
     output = args.output_file or os.path.join(args.model_dir, f"predictions-{name}.tsv")
-    if args.backend == "onnx":
-        if not os.path.isfile(os.path.join(args.model_dir, "model.onnx")):
-            raise UserError("no model.onnx; export with --onnx", args.model_dir)
-        try:
-            engine = OnnxPredictor(args.model_dir, args.threads)
-        except ImportError:
-            raise UserError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
-    else:
-        engine = PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
+    check_output_file(output)
+    engine = open_engine(args)
     encoder = load_encoder(args.model_dir)
     max_seq_length = args.max_seq_length or info.get("max_seq_length", 128)
     check_max_length(max_seq_length, info.get("max_length"), args.model_dir)

@@ -11,7 +11,6 @@ path and command.
 """
 import argparse
 import glob
-import json
 import os
 import sys
 
@@ -24,9 +23,35 @@ STAGES = (("teacher", "run_glue.py", "teacher (fine-tuned)"),
           ("baseline", "task_distill.py", "student on gold labels only"))
 
 
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def load_stages(out):
+    """[(name, script, label, results, args or None)] of the stages whose results are readable, and a note for
+    each stage that is absent, unreadable or lacks its args.json: the report shows what it has."""
+    from utils.files import read_json
+    stages, notes = [], []
+    for name, script, label in STAGES:
+        folder = os.path.join(out, name)
+        if not os.path.isdir(folder):
+            notes.append(f"{label}: not run (no {name}/ folder)")
+            continue
+        try:
+            results = read_json(os.path.join(folder, "all_results.json"), "the stage's results")
+            if not isinstance(results.get("main_metric"), str):
+                raise UserError("has no main_metric; not a results file this version wrote",
+                                os.path.join(folder, "all_results.json"))
+        except UserError as err:
+            notes.append(f"{label}: left out, {err}")
+            continue
+        try:
+            args = read_json(os.path.join(folder, "args.json"), "the stage's arguments")
+        except UserError as err:
+            args = None
+            notes.append(f"{label}: {err} (its command{' and score' if name == 'inter' else ''} not shown)")
+        stages.append((name, script, label, results, args))
+    return stages, notes
+
+
+def number(value, spec=".4f"):
+    return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
 def scalars(run_dir):
@@ -57,7 +82,7 @@ def dev_score_of_folder(folder, stage_args):
     return evaluate(spec, model, dev_sets, 64)
 
 
-def latency_rows(out, seq_len, repeats):
+def latency_rows(out, seq_len, repeats, notes):
     """(role, engine, batch, seq_len) -> (seconds, parameters, FLOPs per example) of the exported teacher and
     student at batch 1 and 32, on Paddle Inference and, when the export has model.onnx and onnxruntime is
     installed, on onnxruntime; all timed in turn so a slow spell of the machine lands on each alike."""
@@ -65,16 +90,22 @@ def latency_rows(out, seq_len, repeats):
 
     import numpy as np
 
+    from utils.files import read_json
     from utils.inference import EXPORTED, OnnxPredictor, PaddlePredictor, interleaved_medians, settle
     runs, sizes = {}, {}
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
         if not os.path.isfile(os.path.join(folder, "export.json")):
             continue
-        info = read_json(os.path.join(folder, "export.json"))
-        runs[(role, "paddle_inference")] = PaddlePredictor(folder)
-        if os.path.isfile(os.path.join(folder, "model.onnx")) and importlib.util.find_spec("onnxruntime"):
-            runs[(role, "onnxruntime")] = OnnxPredictor(folder)
+        try:
+            info = read_json(os.path.join(folder, "export.json"), "the export's description")
+            runs[(role, "paddle_inference")] = PaddlePredictor(folder)
+            if os.path.isfile(os.path.join(folder, "model.onnx")) and importlib.util.find_spec("onnxruntime"):
+                runs[(role, "onnxruntime")] = OnnxPredictor(folder)
+        except Exception as err:  # a damaged export costs its latency rows, not the report
+            notes.append(f"latency of export/{role}: not measured ({str(err).splitlines()[0][:160]})")
+            runs = {k: v for k, v in runs.items() if k[0] != role}
+            continue
         sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
     rows = {}
     for engine in EXPORTED:
@@ -113,6 +144,7 @@ def latency_lines(rows, seq_len):
 
 
 def plot(series_by_stage, plots_dir):
+    from utils.files import atomic_file
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -132,7 +164,8 @@ def plot(series_by_stage, plots_dir):
             ax.grid(alpha=0.3)
             fig.tight_layout()
             path = os.path.join(plots_dir, f"{stage}_{kind}.png")
-            fig.savefig(path, dpi=100)
+            with atomic_file(path, "wb") as f:
+                fig.savefig(f, dpi=100, format="png")
             plt.close(fig)
             files.append(path)
     return files
@@ -146,48 +179,51 @@ def main(argv=None):
                    help="time the exported models (default on)")
     p.add_argument("--latency_repeats", type=int, default=5)
     args = p.parse_args(argv)
+    from utils.files import atomic_file  # (imports paddle before matplotlib pulls in numpy C code)
     from utils.models import quiet_paddlenlp
-    from utils.training import write_json  # noqa: F401  (imports paddle before matplotlib pulls in numpy C code)
     quiet_paddlenlp()
     out = args.out
-    present = [s for s in STAGES if os.path.isfile(os.path.join(out, s[0], "all_results.json"))]
-    if not present:
-        raise UserError("no stage results (teacher/all_results.json, pred/all_results.json, ...); run the "
-                        "pipeline first", out)
-    results = {s[0]: read_json(os.path.join(out, s[0], "all_results.json")) for s in present}
-    stage_args = {s[0]: read_json(os.path.join(out, s[0], "args.json")) for s in present}
-    main_metric = next(r["main_metric"] for r in results.values() if r["main_metric"] != "eval_inter_loss")
+    if not os.path.isdir(out):
+        raise UserError("no such folder; expected a pipeline's output folder (teacher/, pred/, ...)", out)
+    stages, notes = load_stages(out)
+    if not stages:
+        raise UserError("no readable stage results (teacher/all_results.json, pred/all_results.json, ...): "
+                        + "; ".join(notes), out)
+    results = {s[0]: s[3] for s in stages}
+    main_metric = next((r["main_metric"] for r in results.values() if r["main_metric"] != "eval_inter_loss"),
+                       "eval_inter_loss")
     scores = {name: r.get(main_metric) for name, r in results.items()}
-    if "inter" in results:
-        scores["inter"] = dev_score_of_folder(os.path.join(out, "inter", "best_inter_model"),
-                                              stage_args["inter"])[main_metric]
+    inter_args = next((s[4] for s in stages if s[0] == "inter"), None)
+    if inter_args is not None:
+        scores["inter"] = dev_score_of_folder(os.path.join(out, "inter", "best_inter_model"), inter_args)[main_metric]
     lines = [f"# Distillation report: {os.path.abspath(out)}", "",
-             f"Task {results[present[0][0]]['task']}; main dev metric `{main_metric}`.", "",
+             f"Task {stages[0][3].get('task', '?')}; main dev metric `{main_metric}`.", "",
              "| model | " + main_metric + " | train examples/s | train time s |", "| --- | --- | --- | --- |"]
-    for name, _, label in present:
-        r = results[name]
-        lines.append(f"| {label} | {scores[name]:.4f} | {r['train_examples_per_second']:.1f} | "
-                     f"{r['train_runtime']:.0f} |")
-    if "teacher" in scores and "pred" in scores and scores["teacher"]:
+    for name, _, label, r, _ in stages:
+        lines.append(f"| {label} | {number(scores[name])} | {number(r.get('train_examples_per_second'), '.1f')} | "
+                     f"{number(r.get('train_runtime'), '.0f')} |")
+    if isinstance(scores.get("teacher"), float) and isinstance(scores.get("pred"), float) and scores["teacher"]:
         lines += ["", f"The distilled student keeps {scores['pred'] / scores['teacher']:.1%} of the teacher's "
                       f"{main_metric}."]
     if args.latency:
-        seq = stage_args[present[0][0]].get("max_seq_length", 128)
-        rows = latency_rows(out, seq, args.latency_repeats)
+        seq = next((s[4].get("max_seq_length", 128) for s in stages if s[4]), 128)
+        rows = latency_rows(out, seq, args.latency_repeats, notes)
         if rows:
             lines += latency_lines(rows, seq)
+    if notes:
+        lines += ["", "## Not in this report", ""] + [f"- {n}" for n in notes]
     plots_dir = os.path.join(out, "plots")
     os.makedirs(plots_dir, exist_ok=True)
-    images = plot({name: scalars(os.path.join(out, name, "runs")) for name, _, _ in present}, plots_dir)
+    images = plot({s[0]: scalars(os.path.join(out, s[0], "runs")) for s in stages}, plots_dir)
     lines += ["", "## Curves", ""] + [f"![{os.path.basename(f)}](plots/{os.path.basename(f)})" for f in images]
     lines += ["", "## Stages", ""]
-    for name, script, label in present:
-        lines += [f"- {label}: `{os.path.join(out, name)}`", "", f"  `{stage_args[name].get('command', script)}`", ""]
+    for name, script, label, _, stage_args in stages:
+        command = (stage_args or {}).get("command", f"{script} (args.json missing)")
+        lines += [f"- {label}: `{os.path.join(out, name)}`", "", f"  `{command}`", ""]
     target = os.path.join(out, "report.md")
-    with open(target + ".tmp", "w", encoding="utf-8") as f:
+    with atomic_file(target) as f:
         f.write("\n".join(lines) + "\n")
-    os.replace(target + ".tmp", target)
-    print("\n".join(lines[:4 + 2 + len(present)]))
+    print("\n".join(lines[:4 + 2 + len(stages)] + [f"not in this report: {n}" for n in notes]))
     print(f"\nwrote {target} and {len(images)} plots in {plots_dir}")
     return target
 

@@ -12,7 +12,7 @@ import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.cli import add_data_args, add_training_args, label_config, load_task, print_results, validate_args
-from utils.errors import exits_cleanly
+from utils.errors import FROM_CHECKPOINT, exits_cleanly
 
 
 def parse_args(argv=None):
@@ -29,11 +29,11 @@ def parse_args(argv=None):
     return args
 
 
-@exits_cleanly
+@exits_cleanly(resume=FROM_CHECKPOINT)
 def main(argv=None):
     args = parse_args(argv)
     spec, train_examples, dev_examples = load_task(args)
-    from utils.training import check_output_dir
+    from utils.files import check_output_dir
     check_output_dir(args.output_dir)
 
     from utils import loop
@@ -42,8 +42,8 @@ def main(argv=None):
     from utils.batches import Plan, Sides, to_tensors
     from utils.losses import hard_loss
     from utils.models import quiet_paddlenlp
-    from utils.training import (ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed,
-                                write_json)
+    from utils.files import write_json
+    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
 
     quiet_paddlenlp()
     set_device(args.device)

@@ -21,7 +21,7 @@ import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.adapters.bert import PROJECTIONS, STUDENT_INITS
 from utils.cli import (add_data_args, add_training_args, add_word_student_args, label_config, load_task,
                        print_results, validate_args)
-from utils.errors import UserError, exits_cleanly
+from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
 def parse_args(argv=None):
@@ -138,18 +138,6 @@ def build_models(args, spec, train_examples):
     return teachers, student, distill_config(args, spec, student, teachers)
 
 
-def encode_sides(student, teachers, examples, args, spec, desc, teachers_run=True):
-    """The examples as the student reads them and as the teachers do (one encoding when they tokenise alike;
-    none for the teachers when they never run on these examples)."""
-    from utils.batches import Sides
-    s = student.encoder.encode(examples, args.max_seq_length, spec.is_regression, desc=desc)
-    if student.encoder.signature() == teachers[0].encoder.signature():
-        return Sides(s)
-    if not teachers_run:
-        return Sides(s, student_only=True)
-    return Sides(s, teachers[0].encoder.encode(examples, args.max_seq_length, spec.is_regression, desc=desc))
-
-
 def shared_cache(path, teachers, weights, features, batch_size, rank, world):
     """The teacher-logit cache, computed by rank 0 only; the other processes wait for it and read it."""
     from utils.distill import cached_teacher_logits
@@ -162,7 +150,7 @@ def shared_cache(path, teachers, weights, features, batch_size, rank, world):
     return cached_teacher_logits(path, teachers, weights, None, batch_size)
 
 
-@exits_cleanly
+@exits_cleanly(resume=FROM_CHECKPOINT)
 def main(argv=None):
     args = parse_args(argv)
     if args.use_aug and (args.data_dir or args.glue_dir):
@@ -172,17 +160,18 @@ def main(argv=None):
             raise UserError("no such file; --use_aug needs data_augmentation.py's output",
                             split_path(folder, "train_aug"))
     spec, train_examples, dev_examples = load_task(args, train_split="train_aug" if args.use_aug else "train")
-    from utils.training import check_output_dir
+    from utils.files import check_output_dir
     check_output_dir(args.output_dir)
 
     import paddle
     import paddle.distributed as dist
     from utils import loop
     from utils.adapters import save_adapter
-    from utils.batches import Plan, to_tensors
+    from utils.batches import Plan, encode_sides, to_tensors
     from utils.distill import DistillOutputs, logit_cache_path, match_terms, prediction_terms, requests, total_loss
     from utils.models import quiet_paddlenlp
-    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed, write_json
+    from utils.files import write_json
+    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
 
     quiet_paddlenlp()
     set_device(args.device)
@@ -200,8 +189,11 @@ def main(argv=None):
                                   train_examples) if args.cache_teacher_logits and need_logits_T else None
     teachers_run = any(requests(config, "T", i) for i in range(len(teachers))) or (
         need_logits_T and not (cache_path and os.path.isfile(cache_path)))
-    train = encode_sides(student, teachers, train_examples, args, spec, "encode train", teachers_run)
-    dev = {s: encode_sides(student, teachers, ex, args, spec, "encode dev") for s, ex in dev_examples.items()}
+    train = encode_sides(student, teachers[0], train_examples, args.max_seq_length, spec.is_regression,
+                         "encode train", teachers_run)
+    dev = {s: encode_sides(student, teachers[0], ex, args.max_seq_length, spec.is_regression, "encode dev",
+                           teacher_runs=inter)  # the teachers read dev only for stage 1's intermediate loss
+           for s, ex in dev_examples.items()}
     plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
     total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
     student_out = DistillOutputs(student, requests(config, "S"), logits=not inter)

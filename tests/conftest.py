@@ -68,3 +68,62 @@ def model_logits(model_dir, examples, max_seq_length=128, batch_size=16):
     paddle.set_device("cpu")
     model = load_adapter(str(model_dir))
     return predict(model, model.encoder.encode(examples, max_seq_length), batch_size)
+
+
+class _CappedFile:
+    """A file whose writes draw on a shared byte budget and fail with ENOSPC past it, like a full disk."""
+
+    def __init__(self, f, budget):
+        self._f, self._budget = f, budget
+
+    def write(self, data):
+        import errno
+        if self._budget[0] < len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._budget[0] -= len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __iter__(self):
+        return iter(self._f)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def small_disk(monkeypatch, folder, capacity):
+    """Make Python-level writes under `folder` fail with ENOSPC once `capacity` bytes have been written there: a
+    small file system without needing mount rights. Returns the remaining budget, a one-item list."""
+    import builtins
+    folder, budget = os.path.abspath(str(folder)), [capacity]
+    real_open, real_fdopen = builtins.open, os.fdopen
+
+    def inside(path):
+        return os.path.abspath(str(path)).startswith(folder + os.sep)
+
+    def capped_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        writing = any(c in mode for c in "wax+") and isinstance(file, (str, os.PathLike))
+        return _CappedFile(f, budget) if writing and inside(file) else f
+
+    def capped_fdopen(fd, mode="r", *args, **kwargs):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        return _CappedFile(f, budget) if any(c in mode for c in "wax+") and inside(path) else f
+
+    monkeypatch.setattr(builtins, "open", capped_open)
+    monkeypatch.setattr(os, "fdopen", capped_fdopen)
+    return budget
+
+
+def leftovers(folder):
+    """Temporary names under folder (what a failed write must not leave behind)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        found += [os.path.join(root, n) for n in dirs + files if ".tmp" in n or ".old" in n]
+    return found

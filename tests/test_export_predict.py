@@ -138,11 +138,14 @@ def test_predictor_keeps_freed_memory_on_glibc():
 
 def test_parameter_and_flop_counts(trained):
     from utils.adapters import load_adapter
-    from utils.inference import count_parameters, flops_per_example
+    from utils.inference import flops_per_example
     adapter = load_adapter(trained)
     config = adapter.model.config.to_dict()
-    assert count_parameters(config) == sum(int(p.size) for p in adapter.model.parameters()) \
-        == adapter.num_parameters()
+    h, f, n = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    embeddings = (config["vocab_size"] + config["max_position_embeddings"] + config["type_vocab_size"]) * h + 2 * h
+    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 4 * h  # q,k,v,out; FFN in, out; two layer norms
+    assert embeddings + n * layer + (h * h + h) + (h * 2 + 2) == adapter.num_parameters() \
+        == sum(int(p.size) for p in adapter.model.parameters())  # + pooler + 2-label classifier
     assert adapter.flops(10) == flops_per_example(config, 10)
     h, f, n, s = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], 10
     per_layer = 3 * s * h * h + s * s * h + s * s * h + s * h * h + s * h * f + s * f * h  # q,k,v; QK^T; AV; out; FFN

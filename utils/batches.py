@@ -132,6 +132,17 @@ class Sides:
         return {"S": s, "T": t, "labels": labels}
 
 
+def encode_sides(student, teacher, examples, max_seq_length, regression, desc, teacher_runs=True):
+    """Sides of `examples` for a student and a teacher adapter: one encoding when they tokenise alike, none for
+    the teacher when it never runs on these examples (cached logits, dev sets)."""
+    s = student.encoder.encode(examples, max_seq_length, regression, desc=desc)
+    if student.encoder.signature() == teacher.encoder.signature():
+        return Sides(s)
+    if not teacher_runs:
+        return Sides(s, student_only=True)
+    return Sides(s, teacher.encoder.encode(examples, max_seq_length, regression, desc=desc))
+
+
 def to_tensors(batch):
     """Numpy batch (nested one level for sides) -> paddle tensors; a shared side stays one dict."""
     import paddle

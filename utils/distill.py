@@ -109,19 +109,21 @@ def cached_teacher_logits(target, teachers, weights, features, batch_size):
     features: the teachers' side of the training set (None on a cache hit, when it is not needed)."""
     import numpy as np
 
+    from utils.files import atomic_file
     from utils.training import predict
     if os.path.isfile(target):
         print(f"teacher logits: reusing {target}")
-        return np.load(target)
+        try:
+            found = np.load(target)
+        except (OSError, ValueError, EOFError):
+            found = None
+        if found is None or found.ndim != 2 or found.dtype != np.float32:
+            raise UserError("damaged teacher-logit cache (not a float32 [rows, labels] .npy); delete it and it is "
+                            "recomputed", target)
+        return found
     out = sum(w * predict(t, features, batch_size, desc="teacher logits") for w, t in zip(weights, teachers))
     out = (out / sum(weights)).astype(np.float32)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + f".{os.getpid()}.tmp.npy"
-    try:
-        np.save(tmp, out)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(target, "wb") as f:
+        np.save(f, out)
     print(f"teacher logits: wrote {target}")
     return out

@@ -4,8 +4,13 @@ import functools
 import os
 import sys
 
-# a write that cannot succeed however often it is retried: reported in one line, not a traceback
+# a write that cannot succeed however often it is retried: reported in one line even when the OSError names no file
 WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+# what a training script's user is told when the disk fills (see exits_cleanly)
+FROM_CHECKPOINT = ("the partial output was removed; earlier outputs and the last complete checkpoint are intact and "
+                   "--resume continues from it (or starts over if none was written)")
 
 
 class UserError(Exception):
@@ -18,8 +23,12 @@ class UserError(Exception):
         super().__init__(where + message)
 
 
-def exits_cleanly(main):
-    """Turn UserError into `error: ...` on stderr and exit status 2, for CLI entry points."""
+def exits_cleanly(main=None, *, resume="the partial output was removed and earlier complete outputs are intact; run it "
+                                         "again once there is room"):
+    """Turn UserError, and OSErrors of the file system, into one `error: ...` line on stderr and exit status 2,
+    for CLI entry points. `resume` tells a user who ran out of space what is left and whether the work continues."""
+    if main is None:
+        return functools.partial(exits_cleanly, resume=resume)
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -29,14 +38,14 @@ def exits_cleanly(main):
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
         except OSError as err:
-            if err.errno not in WRITE_FAILURES:
+            # the file system said no (full, read-only, permissions, a folder where a file should be): one line
+            # naming the file; an OSError without a file name is a bug and keeps its traceback
+            if err.errno not in WRITE_FAILURES and err.filename is None:
                 raise
-            what = os.strerror(err.errno).lower()
+            what = os.strerror(err.errno).lower() if err.errno else str(err)
             where = err.filename or "the output"
             if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                print(f"error: {what} while writing {where}; partial files were removed, earlier complete outputs "
-                      "and checkpoints are intact (--resume continues from the last checkpoint where the script "
-                      "has one)", file=sys.stderr)
+                print(f"error: {what} while writing {where}; {resume}", file=sys.stderr)
             else:
                 print(f"error: {where}: {what}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -166,15 +166,6 @@ def interleaved_medians(fns, warmup, repeats, min_seconds=0.0, block_seconds=1.0
     return [float(np.median(spent)) for spent in times]
 
 
-def count_parameters(config):
-    """Parameters of a BERT-style classifier from its config (embeddings, layers, pooler, classifier)."""
-    h, f, n = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
-    embeddings = (config["vocab_size"] + config["max_position_embeddings"] + config["type_vocab_size"]) * h + 2 * h
-    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 4 * h
-    labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
-    return embeddings + n * layer + (h * h + h) + (h * labels + labels)
-
-
 def flops_per_example(config, seq_len):
     """Multiply-adds x2 of one forward pass at seq_len: the projections, the feed-forward block and the
     attention products (score and context); embeddings lookups and softmax are negligible."""

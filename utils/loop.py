@@ -16,8 +16,10 @@ from typing import Callable
 import paddle
 
 from utils.errors import UserError
+from utils.files import load_state, read_json, write_folder
 
 STATE_FILE, WEIGHTS_FILE, OPTIMIZER_FILE = "trainer_state.json", "trainable.pdparams", "optimizer.pdopt"
+START_FRESH = "run without --resume to start fresh (the checkpoint is then replaced)"
 
 
 @dataclass
@@ -58,17 +60,12 @@ def _rename_optimizer_state(opt_state, names):
 
 
 def save_checkpoint(job, state):
-    from utils.models import write_folder
-
-    def write_state(path):
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=2, default=str)
-
     def fill(folder):
         paddle.save(job.trainable.state_dict(), os.path.join(folder, WEIGHTS_FILE))
         names = {p.name: n for n, p in job.trainable.named_parameters()}
         paddle.save(_rename_optimizer_state(job.optimizer.state_dict(), names), os.path.join(folder, OPTIMIZER_FILE))
-        write_state(os.path.join(folder, STATE_FILE))
+        with open(os.path.join(folder, STATE_FILE), "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=2, default=str)
 
     write_folder(job.checkpoint_dir, fill)
 
@@ -80,7 +77,7 @@ def has_checkpoint(folder):
     missing = [f for f in (WEIGHTS_FILE, OPTIMIZER_FILE) if not os.path.isfile(os.path.join(folder, f))]
     if missing:
         raise UserError(f"cannot resume: the checkpoint lacks {', '.join(missing)} (written by an older version?); "
-                        "delete it or run without --resume", folder)
+                        + START_FRESH, folder)
     return True
 
 
@@ -125,15 +122,24 @@ def fingerprint(args, examples, world=1, **extra):
 def load_checkpoint(job):
     """Restore weights, optimizer moments and lr schedule in place; return the trainer state."""
     folder = job.checkpoint_dir
-    with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as f:
-        state = json.load(f)
+    state = read_json(os.path.join(folder, STATE_FILE), "the trainer state of a checkpoint", START_FRESH)
+    if not isinstance(state.get("fingerprint"), dict) or not isinstance(state.get("scheduler"), dict):
+        raise UserError(f"has no fingerprint or scheduler state; not a checkpoint this version wrote; {START_FRESH}",
+                        os.path.join(folder, STATE_FILE))
     changed = [k for k, v in job.fingerprint.items() if state.get("fingerprint", {}).get(k) != v]
     if changed:
         verb = "differs" if len(changed) == 1 else "differ"
         raise UserError(f"cannot resume: this run's {', '.join(changed)} {verb} from the checkpoint's; run the "
-                        "same command, or delete the checkpoint (or drop --resume) to start fresh", folder)
-    job.trainable.set_state_dict(paddle.load(os.path.join(folder, WEIGHTS_FILE)))
-    job.optimizer.set_state_dict(_rename_optimizer_state(paddle.load(os.path.join(folder, OPTIMIZER_FILE)),
+                        f"same command, or {START_FRESH}", folder)
+    weights = load_state(os.path.join(folder, WEIGHTS_FILE), "the checkpoint's weights", START_FRESH)
+    moments = load_state(os.path.join(folder, OPTIMIZER_FILE), "the checkpoint's optimizer state", START_FRESH)
+    expected = job.trainable.state_dict()
+    wrong = [k for k in expected if k not in weights or list(weights[k].shape) != list(expected[k].shape)]
+    if wrong:  # cannot happen with a matching fingerprint unless the files were swapped or edited
+        raise UserError(f"does not fit this model ({len(wrong)} tensors missing or of another shape, e.g. "
+                        f"{wrong[0]}); {START_FRESH}", os.path.join(folder, WEIGHTS_FILE))
+    job.trainable.set_state_dict(weights)
+    job.optimizer.set_state_dict(_rename_optimizer_state(moments,
                                                          {n: p.name for n, p in job.trainable.named_parameters()}))
     job.scheduler.set_state_dict(state["scheduler"])
     return state

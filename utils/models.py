@@ -11,7 +11,6 @@ from utils.errors import UserError
 
 PADDLE_WEIGHTS = ("model_state.pdparams",)
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
-TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 
 
 def quiet_paddlenlp():
@@ -25,6 +24,9 @@ def model_kind(name_or_path):
         files = set(os.listdir(name_or_path))
         if "config.json" not in files and "model_config.json" not in files:
             raise UserError("no config.json; expected a PaddleNLP or Hugging Face model folder", name_or_path)
+        from utils.files import read_json
+        read_json(os.path.join(name_or_path, "config.json" if "config.json" in files else "model_config.json"),
+                  "the model's config (a JSON object)")  # a damaged one is named here, not by a loader's guess
         if files & set(PADDLE_WEIGHTS):
             return "paddle"
         if files & set(HF_WEIGHTS):
@@ -44,6 +46,9 @@ def _from_pretrained(cls, source, what, **kwargs):
         raise
     except Exception as err:  # paddlenlp raises many types for "cannot download" and "unknown name"
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        if os.path.isdir(source):  # a local folder: nothing to download, so its own files are at fault
+            raise UserError(f"could not load the {what} from this folder ({first}); its config or weights are "
+                            "damaged, incomplete or of another model type", source) from None
         raise UserError(f"could not load the {what} ({first}); offline, pass a local model folder",
                         source) from None
 
@@ -66,46 +71,3 @@ def load_tokenizer(name_or_path):
     if not os.path.isfile(os.path.join(name_or_path, "tokenizer_config.json")):  # export folders have no weights
         model_kind(name_or_path)
     return _from_pretrained(AutoTokenizer, name_or_path, "tokenizer")
-
-
-def write_folder(target, fill):
-    """Build a folder under a temporary name with fill(tmp_path), then swap it in whole: readers never see half
-    of it, and a failure leaves no partial folder and the earlier one (if any) untouched."""
-    parent = os.path.dirname(os.path.abspath(target))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(target) + ".tmp", dir=parent)
-    try:
-        fill(tmp)
-        follow_umask(tmp)
-        replace_dir(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
-
-
-def follow_umask(path):
-    """Give a file or folder made by mkstemp/mkdtemp (always 0600/0700) the modes the user's umask allows, so a
-    team can read a shared model folder; a folder's files too."""
-    mask = os.umask(0)
-    os.umask(mask)
-    if os.path.isdir(path):
-        os.chmod(path, 0o777 & ~mask)
-        for name in os.listdir(path):
-            full = os.path.join(path, name)
-            if os.path.isfile(full) and not os.path.islink(full):
-                os.chmod(full, 0o666 & ~mask)
-            elif os.path.isdir(full):
-                follow_umask(full)
-    else:
-        os.chmod(path, 0o666 & ~mask)
-
-
-def replace_dir(new, target):
-    """Put folder `new` at `target`; an old `target` is moved aside first and removed last."""
-    old = None
-    if os.path.exists(target):
-        old = tempfile.mkdtemp(prefix=os.path.basename(target) + ".old", dir=os.path.dirname(os.path.abspath(target)))
-        os.rmdir(old)
-        os.rename(target, old)
-    os.rename(new, target)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)

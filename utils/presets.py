@@ -14,11 +14,11 @@ null (widths must match), "student" (the TinyBERT student's own fit_dense(s), se
 [linear|relu|tanh, dim_S, dim_T] (a new trained layer, kept in the checkpoint, not in the exported model).
 """
 import copy
-import json
 
 import paddle
 
 from utils.errors import UserError
+from utils.files import read_json
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
 
@@ -234,13 +234,4 @@ def build_config(raw, S, teachers, regression=False):
 
 
 def load_config_file(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except FileNotFoundError:
-        raise UserError("no such file; expected a distillation config (JSON)", path) from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"not valid JSON ({err.msg})", path, err.lineno) from None
-    if not isinstance(raw, dict):
-        raise UserError("expected a JSON object of config keys", path)
-    return raw
+    return read_json(path, "a distillation config (a JSON object of config keys)")

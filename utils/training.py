@@ -1,8 +1,6 @@
 """Pieces every training script shares: device and seed, optimizer, evaluation, logging, result files."""
-import json
 import os
 import random
-import tempfile
 
 import numpy as np
 import paddle
@@ -108,22 +106,6 @@ class ScalarLog:
             self.writer.close()
 
 
-def write_json(path, data):
-    """Write JSON under a temporary name in the same folder, then rename: readers never see half a file."""
-    from utils.models import follow_umask
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)  # a failed write (disk full) leaves nothing behind
-
-
 def command_line(script, argv=None):
     """The command that started this run, for args.json and reports."""
     import shlex
@@ -131,6 +113,3 @@ def command_line(script, argv=None):
     return "python " + shlex.join([script] + list(sys.argv[1:] if argv is None else argv))
 
 
-def check_output_dir(path):
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError("is a file; expected an output directory", path)

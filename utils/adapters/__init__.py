@@ -72,7 +72,7 @@ def save_adapter(adapter, target, extra_files=None):
 
     `extra_files`: {file name: callable(path)} for anything else that belongs with the weights.
     """
-    from utils.models import write_folder
+    from utils.files import write_folder
 
     def fill(folder):
         adapter.save(folder)

@@ -80,8 +80,8 @@ class Adapter(paddle.nn.Layer):
 
 
 def read_config(folder):
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-        return json.load(f)
+    from utils.files import read_json
+    return read_json(os.path.join(folder, "config.json"), "the model's config (JSON object)")
 
 
 def write_config(folder, config):

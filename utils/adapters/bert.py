@@ -1,7 +1,6 @@
 """BERT-family models behind the adapter interface: any PaddleNLP *ForSequenceClassification (BERT, TinyBERT,
 a converted Hugging Face BERT such as the pip MiniLM), with its WordPiece tokenizer. Students of this family are
 TinyBERT models: a checkpoint, a fresh model of a named shape, or layers copied from the teacher."""
-import json
 import os
 import re
 
@@ -11,6 +10,7 @@ import paddle
 from utils.adapters.base import ARCH_KEY, Adapter, Encoder
 from utils.batches import Features, labels_array
 from utils.errors import UserError
+from utils.files import load_state, read_json
 from utils.models import load_model, load_tokenizer, model_kind
 
 # (layers, hidden, FFN, heads); the -v2 and -zh checkpoints share their base shape.
@@ -189,9 +189,12 @@ def student_shape(name, teacher_heads=12):
         heads = next(h for h in (teacher_heads, 12, 8, 4, 2, 1) if hidden % h == 0)
         return layers, hidden, 4 * hidden, heads
     if os.path.isfile(os.path.join(name, "config.json")):
-        with open(os.path.join(name, "config.json"), encoding="utf-8") as f:
-            c = json.load(f)
-        return c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"], c["num_attention_heads"]
+        c = read_json(os.path.join(name, "config.json"), "a BERT-style config")
+        keys = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads")
+        if not all(isinstance(c.get(k), int) and c[k] > 0 for k in keys):
+            raise UserError(f"expected positive integers {', '.join(keys)} (a BERT-style student)",
+                            os.path.join(name, "config.json"))
+        return tuple(c[k] for k in keys)
     raise UserError(f"unknown student '{name}'; expected bilstm, cnn, bow, {', '.join(TINYBERT_SHAPES)} "
                     "(optionally -v2/-zh), a shape like 4l-312d, or a model folder")
 
@@ -205,7 +208,7 @@ def default_projection(source, config):
 
 
 def _has_projection_weights(folder, kind):
-    keys = paddle.load(os.path.join(folder, "model_state.pdparams"), return_numpy=True).keys()
+    keys = load_state(os.path.join(folder, "model_state.pdparams")).keys()
     wanted = "fit_denses.0.weight" if kind == "per_layer" else "fit_dense.weight"
     return any(k.endswith(wanted) for k in keys)
 
@@ -214,8 +217,7 @@ def _checkpoint_fit_size(source):
     path = os.path.join(source, "config.json")
     if not os.path.isfile(path):
         return None  # a PaddleNLP name: its built-in config projects to 768
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("fit_size", 768)
+    return read_json(path, "the model's config").get("fit_size", 768)
 
 
 def _config_from_teacher(teacher, shape, num_labels):

@@ -48,7 +48,9 @@ class BiLSTMAdapter(WordAdapter):
                             encoder.pair)
 
     def shape(self):
-        return {"layers": None, "hidden": 2 * self.options["hidden_size"], "heads": None}
+        """hidden: --hidden_size, per direction (the pooled text vector is twice as wide). layers None: there are
+        no transformer layers to match, so intermediate distillation is refused."""
+        return {"layers": None, "hidden": self.options["hidden_size"], "heads": None}
 
     def flops(self, seq_len):
         """Per word and direction, the four gates' input and recurrent products (4H x (E + H) multiply-adds);

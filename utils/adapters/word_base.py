@@ -13,6 +13,7 @@ import paddle.nn.functional as F
 from utils.adapters.base import ARCH_KEY, Adapter, read_config, write_config
 from utils.adapters.words import OPTIONS, WordEncoder, resolve_options, vector_init
 from utils.errors import UserError
+from utils.files import load_state
 
 WEIGHTS_FILE = "model_state.pdparams"
 OWN_KEYS = frozenset(OPTIONS) | {"num_labels", "pair", ARCH_KEY}  # config.json keys that are not label metadata
@@ -218,12 +219,7 @@ def _read_own_config(folder, arch):
 
 
 def _load_weights(model, path):
-    if not os.path.isfile(path):
-        raise UserError("no such file; expected the student's weights (paddle.save of its state_dict)", path)
-    try:
-        state = paddle.load(path)
-    except Exception as err:  # pickle and paddle raise many types for a damaged file
-        raise UserError(f"unreadable weights ({type(err).__name__})", path) from None
+    state = load_state(path, "the student's weights (paddle.save of its state_dict)")
     own = model.state_dict()
     wrong = sorted(set(own) ^ set(state)) or [k for k in own if list(own[k].shape) != list(state[k].shape)]
     if wrong:

@@ -17,6 +17,7 @@ import numpy as np
 from utils.adapters.base import Encoder
 from utils.batches import Features, labels_array
 from utils.errors import UserError
+from utils.files import read_json
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
 VOCAB_FILE = "vocab.txt"
@@ -189,12 +190,8 @@ def _read_settings(path):
     if not os.path.isfile(path):
         raise UserError(f"no such file; expected the word encoder's settings ({SETTINGS_FILE} with "
                         f'"tokenizer": "{TOKENIZER}" and "pair")', path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            settings = json.load(f)
-    except ValueError as err:
-        raise UserError(f"not valid JSON ({err})", path) from None
-    if not isinstance(settings, dict) or not isinstance(settings.get("pair"), bool):
+    settings = read_json(path, "the word encoder's settings")
+    if not isinstance(settings.get("pair"), bool):
         raise UserError('expected a JSON object with "pair": true or false', path)
     if settings.get("tokenizer") != TOKENIZER:
         raise UserError(f"tokenizer {settings.get('tokenizer')!r}; this version tokenizes as {TOKENIZER!r}", path)
