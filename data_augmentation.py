@@ -75,6 +75,8 @@ def parse_args(argv=None):
         raise UserError("--p_mask + --p_pos must be <= 1 (a word is masked, or replaced, or kept)")
     if (args.N is not None and args.N < 0) or args.M < 1 or args.chunk_size < 1 or args.batch_size < 1:
         raise UserError("--N must be >= 0; --M, --chunk_size and --batch_size >= 1")
+    if args.max_ngram < 1 or args.seed < 0:
+        raise UserError(f"--max_ngram must be >= 1 and --seed >= 0, got {args.max_ngram} and {args.seed}")
     if args.max_examples is not None and args.max_examples < 1:
         raise UserError(f"--max_examples must be positive, got {args.max_examples}")
     if args.num_workers < 0 or (args.max_vectors is not None and args.max_vectors < 0):

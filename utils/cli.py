@@ -88,6 +88,10 @@ def validate_args(args):
         raise UserError("--learning_rate and --num_train_epochs must be positive numbers")
     if not 0 <= args.warmup_proportion < 1:
         raise UserError(f"--warmup_proportion must be in [0, 1), got {args.warmup_proportion}")
+    for name in ("weight_decay", "max_grad_norm", "seed"):  # max_grad_norm 0 turns clipping off
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            raise UserError(f"--{name} must be >= 0, got {value}")
 
 
 def load_task(args, with_train=True, train_split="train"):
