@@ -192,8 +192,9 @@ def main(argv=None):
 
     job = loop.Job(name="multi-task", output_dir=args.output_dir,
                    checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=trainable,
-                   optimizer=optimizer, scheduler=scheduler, total_steps=total_steps, batch_at=batch_at, loss=losses,
-                   evaluate=evaluate_all, key="eval_mean_main", save_best=save_best,
+                   optimizer=optimizer, scheduler=scheduler, batch_at=batch_at,
+                   phases=[loop.Phase(name="multi-task", steps=total_steps, loss=losses, evaluate=evaluate_all,
+                                      key="eval_mean_main", save_best=save_best)],
                    logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed,
                    fingerprint=loop.fingerprint(args, [e for _, train, _ in tasks for e in train],
                                                 teachers=loop.digest_files(args.teacher_path),

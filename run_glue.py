@@ -12,7 +12,7 @@ import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.cli import add_data_args, add_training_args, label_config, load_task, print_results, validate_args
-from utils.errors import FROM_CHECKPOINT, exits_cleanly
+from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
 def parse_args(argv=None):
@@ -37,8 +37,7 @@ def main(argv=None):
     check_output_dir(args.output_dir)
 
     from utils import loop
-    from utils.adapters import check_max_length, save_adapter
-    from utils.adapters.bert import BertAdapter
+    from utils.adapters import WORDPIECE_ARCHS, adapter_class, arch_of, check_max_length, save_adapter
     from utils.batches import Plan, Sides, to_tensors
     from utils.losses import hard_loss
     from utils.models import quiet_paddlenlp
@@ -48,7 +47,11 @@ def main(argv=None):
     quiet_paddlenlp()
     set_device(args.device)
     set_seed(args.seed)
-    model = BertAdapter.load(args.model_name_or_path, **label_config(spec))
+    arch = arch_of(args.model_name_or_path)  # bert (BERT, TinyBERT, a converted MiniLM) or mobilebert
+    if arch not in WORDPIECE_ARCHS:
+        raise UserError(f"a {arch} model; run_glue.py fine-tunes BERT-family models (task_distill.py trains word "
+                        "students)", args.model_name_or_path)
+    model = adapter_class(arch).load(args.model_name_or_path, **label_config(spec))
     check_max_length(args.max_seq_length, model.max_length, args.model_name_or_path)
     encode = model.encoder.encode
     train = Sides(encode(train_examples, args.max_seq_length, spec.is_regression, desc="tokenize train"))
@@ -69,9 +72,10 @@ def main(argv=None):
     job = loop.Job(
         name=f"fine-tune {spec.name}", output_dir=args.output_dir,
         checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=model, optimizer=optimizer,
-        scheduler=scheduler, total_steps=total_steps, batch_at=batch_at, loss=loss,
-        evaluate=lambda: evaluate(spec, model, dev, args.eval_batch_size), key=f"eval_{spec.main_metric}",
-        save_best=lambda: save_adapter(model, os.path.join(args.output_dir, "best_model")),
+        scheduler=scheduler, batch_at=batch_at, phases=[loop.Phase(
+            name="fine-tune", steps=total_steps, loss=loss, key=f"eval_{spec.main_metric}",
+            evaluate=lambda: evaluate(spec, model, dev, args.eval_batch_size),
+            save_best=lambda: save_adapter(model, os.path.join(args.output_dir, "best_model")))],
         logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed,
         fingerprint=loop.fingerprint(args, train_examples))
     state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written

@@ -36,7 +36,9 @@ def parse_args(argv=None):
     m.add_argument("--student_model_name_or_path", default="tinybert-4l-312d",
                    help="bilstm, cnn or bow (word-level students with their own vocabulary; see the word students "
                         "group), tinybert-4l-312d[-v2|-zh], tinybert-6l-768d[-v2|-zh], a shape like 4l-312d "
-                        "(random/teacher init), or a folder such as stage 1's best_inter_model")
+                        "(random/teacher init), a MobileBERT-style shape like mobilebert-6l-384d-128b (layers, "
+                        "width between blocks, bottleneck; fresh weights), or a folder such as stage 1's "
+                        "best_inter_model or general_distill.py's general_model")
     m.add_argument("--student_init", choices=STUDENT_INITS, default="pretrained",
                    help="pretrained: the checkpoint's weights; random: fresh weights of that shape (offline); "
                         "teacher: embeddings and mapped layers copied from the teacher (widths must match)")
@@ -168,7 +170,8 @@ def main(argv=None):
     from utils import loop
     from utils.adapters import save_adapter
     from utils.batches import Plan, encode_sides, to_tensors
-    from utils.distill import DistillOutputs, logit_cache_path, match_terms, prediction_terms, requests, total_loss
+    from utils.distill import (DistillOutputs, best_folder, logit_cache_path, lr_multipliers, match_terms,
+                               prediction_terms, requests, split_steps, teacher_positions, total_loss)
     from utils.models import quiet_paddlenlp
     from utils.files import write_json
     from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
@@ -180,9 +183,10 @@ def main(argv=None):
     if world > 1:
         dist.init_parallel_env()
     teachers, student, config = build_models(args, spec, train_examples)
-    inter = not (config["kd_weight"] or config["hard_label_weight"])  # stage 1: no prediction-layer loss
-    stage = "intermediate" if inter else "prediction"
-    need_logits_T = bool(config["kd_weight"])  # a gold-labels-only baseline needs no teacher outputs
+    phases = config["phases"]
+    predicts = [bool(p["kd_weight"] or p["hard_label_weight"]) for p in phases]
+    stage = phases[0]["name"] if len(phases) == 1 else "distill"
+    need_logits_T = any(p["kd_weight"] for p in phases)  # a gold-labels-only baseline needs no teacher outputs
     teacher_weights = args.teacher_weights or [1.0] * len(teachers)
     cache_path = logit_cache_path(args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
                                   teacher_weights, teachers[0].encoder.signature(), args.max_seq_length,
@@ -192,66 +196,83 @@ def main(argv=None):
     train = encode_sides(student, teachers[0], train_examples, args.max_seq_length, spec.is_regression,
                          "encode train", teachers_run)
     dev = {s: encode_sides(student, teachers[0], ex, args.max_seq_length, spec.is_regression, "encode dev",
-                           teacher_runs=inter)  # the teachers read dev only for stage 1's intermediate loss
+                           teacher_runs=bool(config["intermediate_matches"]))  # for the intermediate dev loss
            for s, ex in dev_examples.items()}
     plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
     total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
-    student_out = DistillOutputs(student, requests(config, "S"), logits=not inter)
+    phase_steps = split_steps(total_steps, [p["share"] for p in phases])
+    student_out = DistillOutputs(student, requests(config, "S"), logits=any(predicts))
     teacher_outs = [DistillOutputs(t, requests(config, "T", i), logits=need_logits_T) for i, t in enumerate(teachers)]
     optimizer, scheduler = build_optimizer(student_out, args.learning_rate, total_steps, args.warmup_proportion,
-                                           args.weight_decay, args.max_grad_norm)
+                                           args.weight_decay, args.max_grad_norm, phase_steps)
     forward_S = paddle.DataParallel(student_out, find_unused_parameters=True) if world > 1 else student_out
     cache = None  # the teachers' logits of every training example, when cached (filled in below)
 
-    def losses(batch, index=None, progress=1.0):
-        """(weighted total, {tag: value}, {temperature, kd_weight, hard_weight}) of one batch. Teachers run under
-        no_grad: their outputs are targets only; cached logits replace their forward pass when nothing else
-        (no intermediate match) needs it."""
+    def losses(batch, index=None, progress=1.0, phase=phases[-1]):
+        """(weighted total, {tag: value}, {temperature, kd_weight, hard_weight}) of one batch in one phase.
+        Teachers run under no_grad: their outputs are targets only; cached logits replace their forward pass when
+        nothing else (no intermediate match of this phase) needs it."""
+        active, kd = phase["matches"], phase["kd_weight"]
         from_cache = cache is not None and index is not None
+        positions = teacher_positions(config, active)
         outs_T = [None] * len(teachers)
         with paddle.no_grad():
             for i, t_out in enumerate(teacher_outs):
-                if t_out.requests or (need_logits_T and not from_cache):
-                    outs_T[i] = t_out(batch["T"])
-        out_S = forward_S(batch["S"])
-        terms = match_terms(config, out_S["features"], [o and o["features"] for o in outs_T],
-                            out_S["mask"]) if config["intermediate_matches"] else []
+                if positions.get(i) or (kd and not from_cache):
+                    outs_T[i] = t_out(batch["T"], positions.get(i, []), logits=bool(kd) and not from_cache)
+        out_S = forward_S(batch["S"], active, bool(kd or phase["hard_label_weight"]))
+        terms = match_terms(config, out_S["features"], [o and o["features"] for o in outs_T], out_S["mask"],
+                            active) if active else []
         info = {}
-        if not inter:
+        if kd or phase["hard_label_weight"]:
             logits_T = None
-            if from_cache:
-                logits_T = paddle.to_tensor(cache[index])
-            elif need_logits_T:
-                logits_T = sum(w * o["logits"] for w, o in zip(teacher_weights, outs_T)) / sum(teacher_weights)
-            more, info = prediction_terms(config, out_S["logits"], logits_T, batch["labels"], spec.is_regression,
-                                          progress)
+            if kd:
+                logits_T = paddle.to_tensor(cache[index]) if from_cache else sum(
+                    w * o["logits"] for w, o in zip(teacher_weights, outs_T)) / sum(teacher_weights)
+            more, info = prediction_terms(dict(config, kd_weight=kd, hard_label_weight=phase["hard_label_weight"]),
+                                          out_S["logits"], logits_T, batch["labels"], spec.is_regression, progress)
             terms += more
         total, logged = total_loss(terms)
         return total, logged, info
 
-    def eval_intermediate():
+    def eval_intermediate(phase):
         from utils.batches import eval_batches
         first = dev[spec.dev_splits[0]]
+        only_matches = dict(phase, kd_weight=0.0, hard_label_weight=0.0)
         total = 0.0
         with paddle.no_grad():
             for index in eval_batches(first.lengths, args.eval_batch_size):
-                loss, _, _ = losses(to_tensors(first.batch(index)))
+                loss, _, _ = losses(to_tensors(first.batch(index)), phase=only_matches)
                 total += float(loss) * len(index)
         return {"eval_inter_loss": total / len(first)}
+
+    def eval_metric():
+        return evaluate(spec, student, {k: v.S for k, v in dev.items()}, args.eval_batch_size)
+
+    def loop_phase(i, phase):
+        folder = best_folder(phases, i)
+        folder = folder and os.path.join(args.output_dir, folder)
+        select = phase["select"]
+        later = i < len(phases) - 1 and select != "last"  # the next phase starts from this one's best
+        return loop.Phase(
+            name=phase["name"], steps=phase_steps[i],
+            loss=lambda batch, index, progress: losses(batch, index, progress, phase),
+            evaluate=eval_metric if predicts[i] else (lambda: eval_intermediate(phase)),
+            key={"inter_loss": "eval_inter_loss", "metric": f"eval_{spec.main_metric}", "last": None}[select],
+            lower_is_better=select == "inter_loss", save_best=(lambda: save_adapter(student, folder)) if folder
+            else (lambda: None), multipliers=lr_multipliers(phase, student_out, student),
+            restore_best=(lambda: student.restore(folder)) if later else None)
 
     def batch_at(step):
         index = plan.index(step)
         return to_tensors(train.batch(index)), index, len(index) * world
 
-    best_dir = os.path.join(args.output_dir, "best_inter_model" if inter else "best_model")
+    single = {"intermediate": "checkpoint-intermediate", "prediction": "checkpoint-prediction"}
     job = loop.Job(
         name=f"{stage} {spec.name}", output_dir=args.output_dir,
-        checkpoint_dir=os.path.join(args.output_dir, f"checkpoint-{stage}"), trainable=student_out,
-        optimizer=optimizer, scheduler=scheduler, total_steps=total_steps, batch_at=batch_at, loss=losses,
-        evaluate=eval_intermediate if inter else (lambda: evaluate(spec, student, {k: v.S for k, v in dev.items()},
-                                                                   args.eval_batch_size)),
-        key="eval_inter_loss" if inter else f"eval_{spec.main_metric}", lower_is_better=inter,
-        save_best=lambda: save_adapter(student, best_dir), logging_steps=args.logging_steps,
+        checkpoint_dir=os.path.join(args.output_dir, single.get(stage, "checkpoint")), trainable=student_out,
+        optimizer=optimizer, scheduler=scheduler, batch_at=batch_at,
+        phases=[loop_phase(i, p) for i, p in enumerate(phases)], logging_steps=args.logging_steps,
         save_steps=args.save_steps, seed=args.seed, rank=rank, world=world,
         fingerprint=loop.fingerprint(args, train_examples, world, teachers=loop.digest_files(args.teacher_path),
                                      config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))

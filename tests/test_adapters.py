@@ -50,9 +50,21 @@ def tinybert_student(tmp_path_factory, demo_glue, tiny_teacher):
     return str(out / "best_model")
 
 
-def folders(students, tinybert_student, tiny_teacher):
+@pytest.fixture(scope="module")
+def mobilebert_student(tmp_path_factory, demo_glue, tiny_teacher):
+    """A MobileBERT-style student (2 layers, 32 wide like the teacher, a 16-unit bottleneck) after progressive
+    transfer: a feature-map and attention phase per layer, then prediction-layer distillation."""
+    out = tmp_path_factory.mktemp("mobilebert")
+    config = write(str(out / "progressive.json"), json.dumps({"phases": "progressive"}))
+    results = task_distill.main(distill_argv(demo_glue, tiny_teacher, out / "run", "mobilebert-2l-32d-16b",
+                                             "--student_init", "random", "--distill_config", config, steps=6))
+    assert [p["phase"] for p in results["phases"]] == ["layer1", "layer2", "prediction"]
+    return str(out / "run" / "best_model")
+
+
+def folders(students, tinybert_student, mobilebert_student, tiny_teacher):
     out, _ = students
-    return {"bert-teacher": tiny_teacher, "tinybert": tinybert_student,
+    return {"bert-teacher": tiny_teacher, "tinybert": tinybert_student, "mobilebert": mobilebert_student,
             **{arch: str(out / arch / "best_model") for arch in WORD_ARCHS}}
 
 
@@ -61,14 +73,14 @@ EXAMPLES = [Example("the movie was good .", None, 1),
             Example("zzz unknownword", None, 0)]
 
 
-@pytest.mark.parametrize("name", ["bert-teacher", "tinybert", *WORD_ARCHS])
-def test_adapter_contract(name, students, tinybert_student, tiny_teacher, tmp_path):
+@pytest.mark.parametrize("name", ["bert-teacher", "tinybert", "mobilebert", *WORD_ARCHS])
+def test_adapter_contract(name, students, tinybert_student, mobilebert_student, tiny_teacher, tmp_path):
     import paddle
 
     from utils.adapters import arch_of, load_adapter, load_encoder
     from utils.batches import collate
     from utils.inference import OnnxPredictor, PaddlePredictor
-    folder = folders(students, tinybert_student, tiny_teacher)[name]
+    folder = folders(students, tinybert_student, mobilebert_student, tiny_teacher)[name]
     adapter = load_adapter(folder)
     adapter.eval()
     assert adapter.arch == arch_of(folder) == ("bert" if name in ("bert-teacher", "tinybert") else name)

@@ -29,12 +29,17 @@ class DistillOutputs(paddle.nn.Layer):
         self.projections = paddle.nn.LayerDict({str(i): PROJECTIONS[p[0]](p[1], p[2])
                                                 for i, (_, _, p) in enumerate(self.requests) if isinstance(p, list)})
 
-    def forward(self, inputs):
-        out = self.adapter(inputs, [(f, layer, p if p == "student" else None) for f, layer, p in self.requests])
-        features = [self.projections[str(i)](x) if str(i) in self.projections else x
-                    for i, x in enumerate(out["features"])]
+    def forward(self, inputs, active=None, logits=None):
+        """active: the request indices this phase needs (default all; the others come back as None); logits:
+        override want_logits for this call (a phase without prediction-layer terms leaves them out)."""
+        active = range(len(self.requests)) if active is None else active
+        out = self.adapter(inputs, [(f, layer, p if p == "student" else None)
+                                    for f, layer, p in (self.requests[i] for i in active)])
+        features = [None] * len(self.requests)
+        for i, x in zip(active, out["features"]):
+            features[i] = self.projections[str(i)](x) if str(i) in self.projections else x
         result = {"mask": out["mask"], "features": features}
-        if self.want_logits:
+        if self.want_logits if logits is None else logits:
             result["logits"] = out["logits"]
         return result
 
@@ -47,11 +52,24 @@ def requests(config, side, teacher=0):
     return [(m["feature"], m["layer_T"], None) for m in matches if m["teacher"] == teacher]
 
 
-def match_terms(config, features_S, features_T, mask):
-    """[(tag, weight, value)] per match; features_T[t] lists teacher t's features in its matches' order."""
-    position, out = {}, []
-    for m, f_S in zip(config["intermediate_matches"], features_S):
+def teacher_positions(config, active):
+    """{teacher: the positions, in that teacher's request list, of the active matches it serves}."""
+    position, found = {}, {}
+    for i, m in enumerate(config["intermediate_matches"]):
         j = position[m["teacher"]] = position.get(m["teacher"], -1) + 1
+        if i in active:
+            found.setdefault(m["teacher"], []).append(j)
+    return found
+
+
+def match_terms(config, features_S, features_T, mask, active=None):
+    """[(tag, weight, value)] per active match (default all); features_T[t] lists teacher t's features in its
+    matches' order."""
+    position, out = {}, []
+    for i, (m, f_S) in enumerate(zip(config["intermediate_matches"], features_S)):
+        j = position[m["teacher"]] = position.get(m["teacher"], -1) + 1
+        if active is not None and i not in active:
+            continue
         value = INTERMEDIATE_LOSSES[m["loss"]](f_S, features_T[m["teacher"]][j], mask)
         out.append((m.get("group") or m["name"], m["weight"], value))
     return out
@@ -83,6 +101,46 @@ def total_loss(terms):
         if weight:
             total = weight * value if total is None else total + weight * value
     return total, logged
+
+
+# ---- phases (utils/presets.py resolves them; the loop runs them)
+
+def split_steps(total, shares):
+    """Steps per phase: each phase's share of `total`, rounded, the last taking the remainder; at least 1 each."""
+    steps = [max(1, round(total * share)) for share in shares[:-1]]
+    return steps + [max(1, total - sum(steps))]
+
+
+def lr_multipliers(phase, trainable, adapter):
+    """{parameter name in `trainable`: multiplier} from a phase's lr spec ({"embeddings", "layers", "head",
+    "other"}); parameters outside the adapter (the distiller's projections) are "other". Empty: all at 1."""
+    lr = phase.get("lr") or {}
+    if not lr:
+        return {}
+    found = {}
+    for name, _ in trainable.named_parameters():
+        part = adapter.part_of(name[len("adapter."):]) if name.startswith("adapter.") else "other"
+        if isinstance(part, int):
+            layers = lr.get("layers", 1.0)
+            found[name] = float(layers[part - 1] if isinstance(layers, list) else layers)
+        else:
+            found[name] = float(lr.get(part, 1.0))
+    return found
+
+
+def best_folder(phases, i):
+    """The folder a phase keeps its selected model in (None: a phase selected by "last" before the final one
+    keeps none). The final phase writes best_model (best_inter_model when it has no prediction-layer terms, as
+    TinyBERT's stage 1); an intermediate phase best_inter_model or best_<name>_model."""
+    phase, last = phases[i], i == len(phases) - 1
+    predicts = bool(phase["kd_weight"] or phase["hard_label_weight"])
+    if last:
+        return "best_model" if predicts or phase["select"] == "last" else "best_inter_model"
+    if phase["select"] == "last":
+        return None
+    if phase["select"] == "inter_loss" and phase["name"] in ("inter", "intermediate"):
+        return "best_inter_model"
+    return f"best_{phase['name']}_model"
 
 
 # ---- teacher-logit cache

@@ -1,7 +1,9 @@
 """The one training loop every script drives: step, log, eval, select, checkpoint, stop.
 
-A script builds a Job (what to train, how to get step N's batch, the loss of a batch, how to evaluate and how to
-save the best model) and calls run(job). Batches and dropout noise are functions of (seed, step), and the
+A script builds a Job (what to train, how to get step N's batch) holding one or more Phases (the loss of a batch,
+how to evaluate, how to save the phase's best model, which parameters train at what learning-rate multiplier) and
+calls run(job). Phases run one after another on one step counter: TinyBERT's two stages, or one phase per layer
+for progressive transfer. Batches and dropout noise are functions of (seed, step), and the
 checkpoint holds the trained weights, optimizer moments, lr schedule and where training stood, so `--resume`
 continues with bit-identical weights. A loss that stops being finite ends the run with one error naming the step,
 before anything of that step is saved.
@@ -23,20 +25,30 @@ START_FRESH = "run without --resume to start fresh (the checkpoint is then repla
 
 
 @dataclass
+class Phase:
+    name: str  # "fine-tune", "intermediate", "layer 3", "prediction"
+    steps: int
+    loss: Callable  # (batch, index, progress in (0, 1] within the phase) -> (total or None, {term: value}, {info})
+    evaluate: Callable  # () -> {"eval_<metric>": value}
+    key: str  # the metric that selects the phase's best model; None: the latest evaluation is the phase's result
+    save_best: Callable  # () -> None: write the best model folder
+    lower_is_better: bool = False
+    # parameter name (as trainable.named_parameters() gives it) -> learning-rate multiplier; absent = 1, 0 = frozen
+    # (no gradient is computed and the optimizer leaves the parameter bit for bit as it is)
+    multipliers: dict = field(default_factory=dict)
+    restore_best: Callable = None  # () -> None: load the phase's best weights before the next phase starts
+
+
+@dataclass
 class Job:
-    name: str  # progress-bar label, e.g. "prediction SST-2"
+    name: str  # progress-bar label, e.g. "distill SST-2"
     output_dir: str
     checkpoint_dir: str
     trainable: paddle.nn.Layer  # every parameter the optimizer updates (model + distillation projections)
     optimizer: object
     scheduler: object
-    total_steps: int
+    phases: list  # [Phase], run in order
     batch_at: Callable  # step -> (tensor batch, example index array, examples in the step)
-    loss: Callable  # (batch, index, progress in (0, 1]) -> (total or None, {term: value}, {schedule info})
-    evaluate: Callable  # () -> {"eval_<metric>": value}
-    key: str  # the metric that selects the best model
-    save_best: Callable  # () -> None: write the best model folder
-    lower_is_better: bool = False
     logging_steps: int = 50
     save_steps: int = 500
     seed: int = 42
@@ -44,6 +56,19 @@ class Job:
     world: int = 1
     log: object = None  # utils.training.ScalarLog
     fingerprint: dict = field(default_factory=dict)  # what a resumed run must agree on
+
+    @property
+    def total_steps(self):
+        return sum(p.steps for p in self.phases)
+
+    def phase_at(self, step):
+        """(index, phase, first step of the phase) of global step `step` (1-based)."""
+        first = 1
+        for i, phase in enumerate(self.phases):
+            if step < first + phase.steps:
+                return i, phase, first
+            first += phase.steps
+        return len(self.phases) - 1, self.phases[-1], first - self.phases[-1].steps
 
 
 # ---- checkpoints
@@ -60,6 +85,12 @@ def _rename_optimizer_state(opt_state, names):
 
 
 def save_checkpoint(job, state):
+    # a parameter frozen so far (a later phase's layer) has no optimizer moments yet; create them now, at the
+    # values they would start from anyway, so the checkpoint holds every one and a resumed optimizer can load it
+    # (paddle's optimizer refuses to create a moment that a loaded state lacks). No public API does this.
+    block = paddle.static.default_main_program().global_block()
+    job.optimizer._create_accumulators(block, [p for p in job.trainable.parameters()])
+
     def fill(folder):
         paddle.save(job.trainable.state_dict(), os.path.join(folder, WEIGHTS_FILE))
         names = {p.name: n for n, p in job.trainable.named_parameters()}
@@ -142,13 +173,36 @@ def load_checkpoint(job):
     job.optimizer.set_state_dict(_rename_optimizer_state(moments,
                                                          {n: p.name for n, p in job.trainable.named_parameters()}))
     job.scheduler.set_state_dict(state["scheduler"])
+    state.setdefault("phase", 0)  # checkpoints of single-phase runs written before phases existed
+    state.setdefault("phases_done", [])
     return state
 
 
 # ---- the loop's named phases
 
 def _fresh_state():
-    return {"step": 0, "best": None, "best_step": 0, "best_metrics": {}, "seen": 0, "train_seconds": 0.0}
+    return {"step": 0, "phase": 0, "best": None, "best_step": 0, "best_metrics": {}, "phases_done": [], "seen": 0,
+            "train_seconds": 0.0}
+
+
+def _enter_phase(job, index):
+    """Apply phase `index`'s learning-rate multipliers (0 freezes a parameter: no gradient at all)."""
+    phase = job.phases[index]
+    for name, param in job.trainable.named_parameters():
+        mult = float(phase.multipliers.get(name, 1.0))
+        param.optimize_attr["learning_rate"] = mult
+        param.stop_gradient = mult == 0
+
+
+def _finish_phase(job, state, bar):
+    """Record the phase's result; the next phase starts from its best weights when the phase says so."""
+    phase = job.phases[state["phase"]]
+    state["phases_done"].append({"phase": phase.name, "best_step": state["best_step"], **state["best_metrics"]})
+    if phase.restore_best is not None and state["best_step"]:
+        phase.restore_best()
+        bar.write(f"phase {phase.name}: best at step {state['best_step']} ({phase.key}={state['best']:.4f}); the "
+                  "next phase starts from it")
+    state.update(phase=state["phase"] + 1, best=None, best_step=0, best_metrics={})
 
 
 def _checked(loss, step, world):
@@ -176,26 +230,28 @@ def _log_train(job, sums, step, state, bar):
     bar.set_postfix(loss=f"{total / n:.4f}", lr=f"{job.scheduler.get_lr():.2e}")
 
 
-def _is_better(job, value, best):
-    if best is None:
+def _is_better(phase, value, best):
+    if best is None or phase.key is None:
         return True
-    return value < best if job.lower_is_better else value > best
+    return value < best if phase.lower_is_better else value > best
 
 
-def _eval_and_keep(job, step, state, bar):
+def _eval_and_keep(job, phase, step, state, bar):
     job.trainable.eval()
-    metrics = job.evaluate()
+    metrics = phase.evaluate()
     job.trainable.train()
     for name, value in metrics.items():
         job.log.add(f"eval/{name[len('eval_'):]}", value, step)
-    bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    better = _is_better(job, metrics[job.key], state["best"])
+    bar.write(f"step {step}{f' ({phase.name})' if len(job.phases) > 1 else ''}: "
+              + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    value = metrics[phase.key] if phase.key else None
+    better = _is_better(phase, value, state["best"])
     if better:
-        state.update(best=metrics[job.key], best_step=step, best_metrics=metrics)
+        state.update(best=value, best_step=step, best_metrics=metrics)
     state.update(step=step, scheduler=job.scheduler.state_dict(), fingerprint=job.fingerprint)
     if job.rank == 0:
         if better:
-            job.save_best()
+            phase.save_best()
         save_checkpoint(job, state)
 
 
@@ -220,26 +276,38 @@ def run(job, state):
         _steps(job, state, bar)
     finally:
         bar.close()  # an error message then starts on a line of its own
-    return dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start_time,
-                train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
-                train_steps=job.total_steps, main_metric=job.key)
+    results = dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start_time,
+                   train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
+                   train_steps=job.total_steps, main_metric=job.phases[-1].key)
+    if len(job.phases) > 1:
+        results["phases"] = state["phases_done"] + [{"phase": job.phases[-1].name, "best_step": state["best_step"],
+                                                    **state["best_metrics"]}]
+    return results
 
 
 def _steps(job, state, bar):
     """The loop itself: step, log, eval, keep the best, checkpoint; until total_steps."""
     sums = {}
+    _enter_phase(job, state["phase"])
     for step in range(state["step"] + 1, job.total_steps + 1):
+        index_p, phase, first = job.phase_at(step)
+        if index_p != state["phase"]:  # the previous phase ended at the last step (evaluated and checkpointed there)
+            _finish_phase(job, state, bar)
+            _enter_phase(job, state["phase"])
         # step: the batch and the dropout noise are functions of (seed, step, rank), so a resumed run replays exactly
         paddle.seed(job.seed * 100003 + step + 1000003 * job.rank)
         batch, index, examples = job.batch_at(step)
         t0 = time.time()
-        loss, terms, info = job.loss(batch, index, step / job.total_steps)
+        loss, terms, info = phase.loss(batch, index, (step - first + 1) / phase.steps)
         if loss is not None:  # every weight can be 0 at a schedule's end point
             _checked(loss, step, job.world)
             loss.backward()
             job.optimizer.step()
         job.scheduler.step()
-        job.optimizer.clear_grad()
+        # gradients back to None, not zero: a parameter this step did not use (a frozen layer, another task's
+        # head) is then skipped by the optimizer, instead of drifting on zero-gradient momentum, and a resumed run
+        # (which starts with no gradients at all) updates exactly the same parameters
+        job.optimizer.clear_grad(set_to_zero=False)
         state["train_seconds"] += time.time() - t0
         state["seen"] += examples
         for name, value in dict(terms, loss=0.0 if loss is None else loss, **info).items():
@@ -252,6 +320,6 @@ def _steps(job, state, bar):
             _log_train(job, sums, step, state, bar)
             sums = {}
 
-        # eval, keep the best, checkpoint
-        if step % job.save_steps == 0 or step == job.total_steps:
-            _eval_and_keep(job, step, state, bar)
+        # eval, keep the best, checkpoint (and always at a phase's last step: it selects the phase's result)
+        if step % job.save_steps == 0 or step == first + phase.steps - 1:
+            _eval_and_keep(job, phase, step, state, bar)

@@ -112,8 +112,49 @@ def gram(h_S, h_T, mask):
     return (g(h_S) - g(h_T)).square().mean()
 
 
+def _standardise(h):
+    """LayerNorm without trainable parameters over the last axis: each token's units to mean 0, variance 1."""
+    mean = h.mean(-1, keepdim=True)
+    var = (h - mean).square().mean(-1, keepdim=True)
+    return (h - mean) / paddle.sqrt(var + 1e-6)
+
+
+def feature_map(h_S, h_T, mask):
+    """MobileBERT's feature-map transfer: MSE between each side's standardised states (a LayerNorm without
+    parameters), averaged over real tokens and units. Widths must match (MobileBERT blocks keep the teacher's)."""
+    return hidden_mse(_standardise(h_S), _standardise(h_T), mask)
+
+
+def mean_variance(h_S, h_T, mask):
+    """MobileBERT's mean and variance transfer: squared differences of each real token's mean and variance over
+    the hidden units, averaged over real tokens. Needs no projection: widths may differ."""
+    def stats(h):
+        mean = h.mean(-1)
+        return mean, (h - mean.unsqueeze(-1)).square().mean(-1)
+    (m_S, v_S), (m_T, v_T) = stats(h_S), stats(h_T)
+    return (((m_S - m_T).square() + (v_S - v_T).square()) * mask).sum() / mask.sum()
+
+
+def attention_kl(scores_S, scores_T, mask):
+    """MobileBERT's attention transfer: KL(teacher || student) between per-head attention distributions over real
+    keys, averaged over real queries and heads. When the teacher has k times the student's heads, each group of k
+    consecutive teacher heads is averaged (as distributions) into one."""
+    heads_S, heads_T = scores_S.shape[1], scores_T.shape[1]
+    key_pad = (1.0 - mask).unsqueeze([1, 2]) * -1e4
+    p_T = F.softmax(scores_T + key_pad, axis=-1)
+    if heads_T != heads_S:
+        b, _, q, k = p_T.shape
+        p_T = p_T.reshape([b, heads_S, heads_T // heads_S, q, k]).mean(2)
+    log_p_S = F.log_softmax(scores_S + key_pad, axis=-1)
+    keys = mask.unsqueeze([1, 2])
+    per_query = (p_T * (paddle.log(p_T + 1e-12) - log_p_S) * keys).sum(-1)  # [B, heads, L]
+    query = mask.unsqueeze(1)
+    return (per_query * query).sum() / (query.sum() * heads_S)
+
+
 INTERMEDIATE_LOSSES = {"hidden_mse": hidden_mse, "attention_mse": attention_mse, "attention_ce": attention_ce,
-                       "cos": cosine, "pkd": pkd, "nst": nst, "mmd": nst, "gram": gram, "fsp": gram}
+                       "cos": cosine, "pkd": pkd, "nst": nst, "mmd": nst, "gram": gram, "fsp": gram,
+                       "feature_map": feature_map, "mean_variance": mean_variance, "attention_kl": attention_kl}
 PREDICTION_LOSSES = {"soft_ce": soft_cross_entropy, "kl": kl_divergence, "mse": logits_mse}
 
 

@@ -23,8 +23,8 @@ from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
 
 FEATURES = ("embedding", "hidden", "attention")
-ATTENTION_LOSSES = ("attention_mse", "attention_ce")
-WIDTH_FREE_LOSSES = ("nst", "mmd")  # compare token-by-token similarities: any widths
+ATTENTION_LOSSES = ("attention_mse", "attention_ce", "attention_kl")
+WIDTH_FREE_LOSSES = ("nst", "mmd", "mean_variance")  # compare token-by-token similarities: any widths
 
 
 def _projection(activation):
@@ -99,7 +99,7 @@ PRESETS = {"tinybert": tinybert_preset, "pkd": pkd_preset, "distilbert": distilb
 
 DEFAULTS = {"temperature": 1.0, "temperature_schedule": "constant", "t2_scaling": True, "kd_loss": "soft_ce",
             "kd_weight": 1.0, "kd_weight_schedule": "constant", "hard_label_weight": 0.0,
-            "hard_weight_schedule": "constant", "intermediate_matches": []}
+            "hard_weight_schedule": "constant", "intermediate_matches": [], "phases": None}
 MATCH_KEYS = {"layer_S", "layer_T", "feature", "loss", "weight", "proj", "teacher", "group", "name"}
 
 
@@ -157,6 +157,9 @@ def _check_match(i, m, S, teachers):
     if attention != (m["loss"] in ATTENTION_LOSSES):
         raise UserError(f"{where}: loss '{m['loss']}' does not apply to {m['feature']} "
                         f"(attention takes {' or '.join(ATTENTION_LOSSES)})")
+    if m["loss"] == "attention_kl" and (S.get("heads") and T.get("heads")) and T["heads"] % S["heads"]:
+        raise UserError(f"{where}: attention_kl needs the teacher's heads ({T['heads']}) to be a multiple of the "
+                        f"student's ({S['heads']}): teacher heads are averaged in groups")
     if not _number(m["weight"]) or m["weight"] < 0:
         raise UserError(f"{where}: weight must be a finite number >= 0, got {m['weight']!r}")
     proj = m["proj"]
@@ -227,10 +230,140 @@ def build_config(raw, S, teachers, regression=False):
                 raise UserError(f"intermediate_matches[{i}]: preset '{item['preset']}': {err}") from None
         else:
             matches.append(item)
+    phases = config["phases"]
+    if isinstance(phases, (str, dict)):  # a phase preset may add matches of its own (progressive)
+        name, params = (phases, {}) if isinstance(phases, str) else (phases.get("preset"), {
+            k: v for k, v in phases.items() if k != "preset"})
+        builder = PHASE_PRESETS[_pick(name, PHASE_PRESETS, "phases: preset")]
+        if not all(_number(v) or isinstance(v, bool) for v in params.values()):
+            raise UserError(f"phases: preset parameters must be numbers, got {params!r}")
+        if S.get("layers") is None:
+            raise UserError(f"phases: preset '{name}' needs a student with transformer layers")
+        try:
+            more, phases = builder(S, teachers[0], len(matches), config, **params)
+        except TypeError as err:
+            raise UserError(f"phases: preset '{name}': {err}") from None
+        matches = matches + more
     config["intermediate_matches"] = [_check_match(i, m, S, teachers) for i, m in enumerate(matches)]
     if not config["intermediate_matches"] and not config["kd_weight"] and not config["hard_label_weight"]:
         raise UserError("the config trains nothing: no intermediate matches and kd_weight = hard_label_weight = 0")
+    config["phases"] = _check_phases(phases, config, S.get("layers"))
     return config
+
+
+# ---- phases: a run as a list of phases, each with its matches, prediction weights, trainable layers, selection
+
+PHASE_KEYS = {"name", "matches", "kd_weight", "hard_label_weight", "select", "share", "lr"}
+SELECTIONS = ("inter_loss", "metric", "last")
+LR_KEYS = {"embeddings", "layers", "head", "other"}
+
+
+def single_phase(config):
+    """The phase of a config without "phases": everything it names, for the whole run."""
+    inter = not (config["kd_weight"] or config["hard_label_weight"])
+    return [dict(name="intermediate" if inter else "prediction", matches="all", kd_weight=config["kd_weight"],
+                 hard_label_weight=config["hard_label_weight"], select="inter_loss" if inter else "metric",
+                 share=1.0)]
+
+
+def tinybert_phases(S, T, first, config, inter_share=0.5):
+    """TinyBERT's two stages in one run: every intermediate match (best by dev intermediate loss, and the next
+    phase starts from that model), then the prediction layer alone (best by the dev metric)."""
+    if not 0 < inter_share < 1:
+        raise UserError(f"phases: tinybert inter_share must be in (0, 1), got {inter_share}")
+    return [], [dict(name="inter", matches="all", kd_weight=0.0, hard_label_weight=0.0, select="inter_loss",
+                     share=inter_share),
+                dict(name="prediction", matches=[], kd_weight=config["kd_weight"],
+                     hard_label_weight=config["hard_label_weight"], select="metric", share=1 - inter_share)]
+
+
+def progressive_phases(S, T, first, config, before=0.0, during=3.0, after=0.3, layer_share=0.5, attention=True,
+                       mean_variance=0.0, prediction=True):
+    """MobileBERT's progressive knowledge transfer: one phase per student layer l, with only layer l's feature-map
+    (and attention) transfer on (the embeddings join layer 1's phase); layers already trained learn at `after`
+    x the learning rate, layer l at `during` x, layers above and the classifier at `before` x (0: frozen). Then
+    a prediction phase with every parameter training. Its matches (teacher layers mapped uniformly) are added
+    after the config's own intermediate_matches, which none of these phases uses (write the phases out to use
+    them). prediction false (general distillation, no labels): the layer phases share the whole run."""
+    layer_share = layer_share if prediction else 1.0
+    if prediction and not 0 < layer_share < 1:
+        raise UserError(f"phases: progressive layer_share must be in (0, 1), got {layer_share}")
+    proj = _proj(S, T, 0)
+    matches, phases = [], []
+    for m, g in uniform_pairs(S["layers"], T["layers"]):
+        mine = ([dict(layer_S=0, layer_T=0, feature="embedding", loss="feature_map", proj=proj, group="emb_loss")]
+                if m == 1 else [])
+        mine.append(dict(layer_S=m, layer_T=g, feature="hidden", loss="feature_map", proj=proj, group="hidden_loss"))
+        if mean_variance:
+            mine.append(dict(layer_S=m, layer_T=g, feature="hidden", loss="mean_variance", weight=mean_variance,
+                             group="mean_variance_loss"))
+        if attention:
+            mine.append(dict(layer_S=m, layer_T=g, feature="attention", loss="attention_kl", group="attn_loss"))
+        index = list(range(first + len(matches), first + len(matches) + len(mine)))
+        matches += mine
+        layers = [after if j < m else during if j == m else before for j in range(1, S["layers"] + 1)]
+        phases.append(dict(name=f"layer{m}", matches=index, kd_weight=0.0, hard_label_weight=0.0, select="last",
+                           share=layer_share / S["layers"], lr={"embeddings": during if m == 1 else after,
+                                                                "layers": layers, "head": before}))
+    if prediction:
+        phases.append(dict(name="prediction", matches=[], kd_weight=config["kd_weight"],
+                           hard_label_weight=config["hard_label_weight"], select="metric", share=1 - layer_share))
+    return matches, phases
+
+
+PHASE_PRESETS = {"tinybert": tinybert_phases, "progressive": progressive_phases}
+
+
+def _check_lr(where, lr, layers):
+    if not isinstance(lr, dict) or set(lr) - LR_KEYS:
+        raise UserError(f"{where}: lr must be an object with keys from {', '.join(sorted(LR_KEYS))}, got {lr!r}")
+    for key, value in lr.items():
+        values = value if key == "layers" and isinstance(value, list) else [value]
+        if not all(_number(v) and v >= 0 for v in values):
+            raise UserError(f"{where}: lr {key} must be multipliers >= 0, got {value!r}")
+        if key == "layers" and layers is None:
+            raise UserError(f"{where}: lr layers: this student has no transformer layers")
+        if key == "layers" and isinstance(value, list) and len(value) != layers:
+            raise UserError(f"{where}: lr layers lists {len(value)} multipliers; the student has {layers} layers")
+
+
+def _check_phases(phases, config, layers):
+    """Every phase complete and valid: matches as indices, weights, selection, share of the run, lr multipliers."""
+    if phases is None:
+        phases = single_phase(config)
+    if not isinstance(phases, list) or not phases:
+        raise UserError(f"phases must be a preset name or a non-empty list of phases, got {phases!r}")
+    n, out = len(config["intermediate_matches"]), []
+    for i, phase in enumerate(phases):
+        where = f"phases[{i}]"
+        if not isinstance(phase, dict) or set(phase) - PHASE_KEYS:
+            raise UserError(f"{where}: expected an object with keys from {', '.join(sorted(PHASE_KEYS))}")
+        p = dict({"name": f"phase{i + 1}", "matches": "all", "kd_weight": 0.0, "hard_label_weight": 0.0,
+                  "share": 1.0 / len(phases), "lr": {}}, **phase)
+        if p["matches"] == "all":
+            p["matches"] = list(range(n))
+        if not isinstance(p["matches"], list) or not all(isinstance(j, int) and 0 <= j < n for j in p["matches"]):
+            raise UserError(f"{where}: matches must be \"all\" or indices into intermediate_matches (0..{n - 1})")
+        for key in ("kd_weight", "hard_label_weight", "share"):
+            if not _number(p[key]) or p[key] < 0:
+                raise UserError(f"{where}: {key} must be a finite number >= 0, got {p[key]!r}")
+        if not p["share"] > 0:
+            raise UserError(f"{where}: share must be > 0 (the phase's fraction of the run's steps)")
+        predicts = bool(p["kd_weight"] or p["hard_label_weight"])
+        if not p["matches"] and not predicts:
+            raise UserError(f"{where}: the phase trains nothing (no matches, kd_weight = hard_label_weight = 0)")
+        p.setdefault("select", "metric" if predicts else "inter_loss")
+        _pick(p["select"], SELECTIONS, f"{where}: select")
+        if p["select"] == "inter_loss" and not p["matches"]:
+            raise UserError(f"{where}: select inter_loss needs intermediate matches in the phase")
+        _check_lr(where, p["lr"], layers)
+        out.append(p)
+    if len({p["name"] for p in out}) != len(out):
+        raise UserError("phases: names must differ (they name the phases' model folders and curves)")
+    total = sum(p["share"] for p in out)
+    for p in out:
+        p["share"] = p["share"] / total
+    return out
 
 
 def load_config_file(path):

@@ -26,12 +26,31 @@ def set_seed(seed):
     paddle.seed(seed)
 
 
-def build_optimizer(model_or_params, learning_rate, total_steps, warmup_proportion, weight_decay, max_grad_norm=1.0):
-    """AdamW with linear warmup then linear decay; no decay on biases and LayerNorm weights."""
+def phased_schedule(learning_rate, phase_steps, warmup_proportion):
+    """Linear warmup then linear decay within each phase (each phase starts from warmup again)."""
+    def factor(step):
+        for i, n in enumerate(phase_steps):
+            if step < n or i == len(phase_steps) - 1:
+                break
+            step -= n
+        warmup = int(warmup_proportion * n)  # as LinearDecayWithWarmup rounds it
+        if step < warmup:
+            return step / max(1, warmup)
+        return max(0.0, (n - step) / max(1, n - warmup))
+    return paddle.optimizer.lr.LambdaDecay(learning_rate, factor)
+
+
+def build_optimizer(model_or_params, learning_rate, total_steps, warmup_proportion, weight_decay, max_grad_norm=1.0,
+                    phase_steps=None):
+    """AdamW with linear warmup then linear decay (within each phase when phase_steps lists several); no decay
+    on biases and LayerNorm weights."""
     from paddlenlp.transformers import LinearDecayWithWarmup
     params = model_or_params.parameters() if hasattr(model_or_params, "parameters") else list(model_or_params)
     params = list({id(p): p for p in params}.values())  # multi-task twins share their encoder's parameters
-    scheduler = LinearDecayWithWarmup(learning_rate, max(total_steps, 1), warmup_proportion)
+    if phase_steps and len(phase_steps) > 1:
+        scheduler = phased_schedule(learning_rate, phase_steps, warmup_proportion)
+    else:
+        scheduler = LinearDecayWithWarmup(learning_rate, max(total_steps, 1), warmup_proportion)
     no_decay = {p.name for p in params if p.ndim == 1}  # biases and LayerNorm scales/shifts
     optimizer = paddle.optimizer.AdamW(
         learning_rate=scheduler, parameters=params, weight_decay=weight_decay,

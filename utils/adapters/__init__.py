@@ -13,10 +13,12 @@ from utils.errors import UserError
 
 # name -> (module, class); imported on first use so that `--help` stays fast
 ARCHS = {"bert": ("utils.adapters.bert", "BertAdapter"),
+         "mobilebert": ("utils.adapters.mobilebert", "MobileBertAdapter"),
          "bilstm": ("utils.adapters.bilstm", "BiLSTMAdapter"),
          "cnn": ("utils.adapters.cnn", "CNNAdapter"),
          "bow": ("utils.adapters.bow", "BoWAdapter")}
 WORD_ARCHS = ("bilstm", "cnn", "bow")  # students with their own word-level vocabulary
+WORDPIECE_ARCHS = ("bert", "mobilebert")  # models reading the teacher's WordPiece ids
 
 
 def adapter_class(arch):
@@ -59,7 +61,7 @@ def load_adapter(folder, num_labels=None, **label_info):
 def load_encoder(folder):
     """The text -> arrays side of a model or export folder, without its weights (predict.py)."""
     arch = arch_of(folder)
-    if arch == "bert":
+    if arch in WORDPIECE_ARCHS:
         from utils.adapters.bert import BertEncoder
         from utils.models import load_tokenizer
         return BertEncoder(load_tokenizer(folder))
@@ -83,8 +85,10 @@ def save_adapter(adapter, target, extra_files=None):
 
 def build_student(source, teacher, num_labels, *, init="pretrained", examples=(), options=None, vectors=None,
                   layer_map_fn=None, projection=None, intermediate=False):
-    """The student adapter: a word model built from the training texts (bilstm, cnn, bow), a word-model folder, or
-    a TinyBERT student (a checkpoint name or folder, or a shape such as 4l-312d; see adapters/bert.py)."""
+    """The student adapter: a word model built from the training texts (bilstm, cnn, bow), a MobileBERT-style one
+    (a shape such as mobilebert-6l-384d-128b), a saved student folder, or a TinyBERT student (a checkpoint name or
+    folder, or a shape such as 4l-312d; see adapters/bert.py)."""
+    from utils.adapters import mobilebert
     arch = source if source in WORD_ARCHS else arch_of(source) if os.path.isdir(source) else "bert"
     if intermediate and arch in WORD_ARCHS:
         raise UserError(f"a {arch} student has no transformer layers to match: it learns from the teacher's "
@@ -97,12 +101,21 @@ def build_student(source, teacher, num_labels, *, init="pretrained", examples=()
         texts = (t for e in examples for t in (e.text_a, e.text_b) if t is not None)
         encoder = WordEncoder.build(texts, pair, options["min_count"], options["max_vocab_size"])
         return adapter_class(source).build(encoder, num_labels, options, vectors)
-    if arch != "bert":
-        return load_adapter(source, num_labels=num_labels)
-    if teacher.arch != "bert":
+    if arch not in WORDPIECE_ARCHS or (arch == "mobilebert" and init != "random"):
+        student = load_adapter(source, num_labels=num_labels)
+        if arch == "mobilebert" and student.encoder.signature() != teacher.encoder.signature():
+            raise UserError("the student's vocabulary differs from the teacher's; a MobileBERT student shares the "
+                            "teacher's tokenizer", source)
+        return student
+    if teacher.arch not in WORDPIECE_ARCHS:
         raise UserError(f"a TinyBERT student shares its teacher's WordPiece vocabulary and maps onto its layers; "
                         f"the first teacher is a {teacher.arch} model: use a BERT-family teacher, or a bilstm, cnn "
                         "or bow student")
+    if mobilebert.is_shape(source):
+        if init == "teacher":
+            raise UserError(f"--student_init teacher copies teacher layers; {source} has another inside width: use "
+                            "--student_init random (or pretrained with a general_distill.py folder)")
+        return mobilebert.build_student(source, teacher, num_labels)
     from utils.adapters.bert import build_student as bert_student
     return bert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
 

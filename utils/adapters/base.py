@@ -67,6 +67,18 @@ class Adapter(paddle.nn.Layer):
     def save(self, folder):
         raise NotImplementedError
 
+    def restore(self, folder):
+        """Load the weights this adapter's save() wrote into `folder` (the model's state, model_state.pdparams)
+        into this very model: a later phase continues from an earlier phase's best."""
+        from utils.files import load_state
+        self.model.set_state_dict(load_state(os.path.join(folder, "model_state.pdparams")))
+
+    def part_of(self, name):
+        """Which part of the model parameter `name` (relative to this adapter) belongs to, for per-phase
+        learning-rate multipliers: "embeddings", a layer number (1-based), "head", or "other" (trained alongside,
+        e.g. a projection). Models without layers: all "head"."""
+        return "head"
+
     def export_layer(self):
         raise NotImplementedError
 

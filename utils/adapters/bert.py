@@ -61,16 +61,19 @@ class Capture:
     -10000 that the model adds at padded keys: that constant would otherwise dominate an MSE.
     """
 
-    def __init__(self, model, attention=True):
+    def __init__(self, model, attention=True, parts=None):
+        """parts(layer) -> (query projection, key projection, heads) of one encoder layer: BERT's by default."""
         base = model.base_model
+        parts = parts or (lambda layer: (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.num_heads))
         self.layers = list(base.encoder.layers)
-        self.hidden, self.q, self.k = {}, {}, {}
+        self.hidden, self.q, self.k, self.heads = {}, {}, {}, {}
         self.handles = [base.embeddings.register_forward_post_hook(self._keep(self.hidden, 0))]
         for i, layer in enumerate(self.layers, 1):
             self.handles.append(layer.register_forward_post_hook(self._keep(self.hidden, i)))
             if attention:
-                self.handles.append(layer.self_attn.q_proj.register_forward_post_hook(self._keep(self.q, i)))
-                self.handles.append(layer.self_attn.k_proj.register_forward_post_hook(self._keep(self.k, i)))
+                query, key, self.heads[i] = parts(layer)
+                self.handles.append(query.register_forward_post_hook(self._keep(self.q, i)))
+                self.handles.append(key.register_forward_post_hook(self._keep(self.k, i)))
 
     @staticmethod
     def _keep(store, key):
@@ -80,7 +83,7 @@ class Capture:
 
     def scores(self, i):
         """Pre-softmax attention scores of layer i (1-based): [batch, heads, seq, seq]."""
-        heads = self.layers[i - 1].self_attn.num_heads
+        heads = self.heads[i]
         q, k = (x.reshape([x.shape[0], x.shape[1], heads, -1]).transpose([0, 2, 1, 3]) for x in (self.q[i], self.k[i]))
         return paddle.matmul(q, k, transpose_y=True) * (q.shape[-1] ** -0.5)
 
@@ -111,6 +114,7 @@ class _Logits(paddle.nn.Layer):
 
 class BertAdapter(Adapter):
     arch = "bert"
+    attention_parts = None  # Capture's default: BERT's self_attn.q_proj / k_proj
 
     def __init__(self, model, encoder, projection=None):
         super().__init__(model, encoder)
@@ -123,7 +127,7 @@ class BertAdapter(Adapter):
         ids = inputs["input_ids"]
         mask = (ids != self.encoder.pads["input_ids"]).astype("float32")
         if requests and self._capture is None:
-            self._capture = Capture(self.model, attention=True)
+            self._capture = Capture(self.model, attention=True, parts=self.attention_parts)
         logits = self.model(input_ids=ids, token_type_ids=inputs["token_type_ids"], attention_mask=mask,
                             return_dict=True).logits
         features = []
@@ -137,6 +141,14 @@ class BertAdapter(Adapter):
     @property
     def num_labels(self):
         return self.model.config.num_labels
+
+    def part_of(self, name):
+        if ".embeddings." in name:
+            return "embeddings"
+        layer = re.search(r"\.encoder\.layers?\.(\d+)\.", name)
+        if layer:
+            return int(layer.group(1)) + 1
+        return "other" if ".fit_dense" in name else "head"  # TinyBERT's projections serve the matches
 
     def shape(self):
         c = self.model.config
