@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+LABEL_PAD = -100  # a per-token label no loss, mask or metric reads (padding, [CLS], a word's later pieces)
+
+
 @dataclass
 class Features:
     columns: dict  # column name -> one int64 array per example, unpadded
@@ -41,9 +44,11 @@ def pad(seqs, value, dtype=np.int64):
 
 
 def collate(features, index):
-    """One batch of one side: every column padded to the batch's longest example, plus the labels."""
+    """One batch of one side: every column padded to the batch's longest example, plus the labels (per-token
+    labels, an object array of rows, padded with LABEL_PAD: positions no loss or metric reads)."""
     batch = {name: pad([col[i] for i in index], features.pads.get(name, 0)) for name, col in features.columns.items()}
-    batch["labels"] = features.labels[index]
+    labels = features.labels[index]
+    batch["labels"] = pad(list(labels), LABEL_PAD) if labels.dtype == object else labels
     return batch
 
 
