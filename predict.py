@@ -45,23 +45,15 @@ def parse_args(argv=None):
 
 
 def read_texts(path):
-    if not os.path.isfile(path):
-        what = "is a directory" if os.path.isdir(path) else "no such file"
-        raise UserError(f"{what}; expected a text file with one example per line", path)
+    from utils.files import text_lines
     examples = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise UserError("not UTF-8 text; expected one example per line", path, lineno) from None
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) > 2:
-                raise UserError(f"expected a text or two tab-separated texts, found {len(fields)} fields",
-                                path, lineno)
-            examples.append(Example(fields[0], fields[1] if len(fields) == 2 else None, 0))
+    for lineno, line in text_lines(path, "a text file with one example per line"):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) > 2:
+            raise UserError(f"expected a text or two tab-separated texts, found {len(fields)} fields", path, lineno)
+        examples.append(Example(fields[0], fields[1] if len(fields) == 2 else None, 0))
     if not examples:
         raise UserError("no examples; expected at least one non-empty line", path)
     if len({e.text_b is None for e in examples}) > 1:

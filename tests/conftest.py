@@ -127,3 +127,24 @@ def leftovers(folder):
     for root, dirs, files in os.walk(folder):
         found += [os.path.join(root, n) for n in dirs + files if ".tmp" in n or ".old" in n]
     return found
+
+
+def kill_then_resume(monkeypatch, step, run, resumed_run, seed=42):
+    """Run `run()` so that it dies (KeyboardInterrupt, as a kill would) when the loop reseeds for `step`, then
+    call `resumed_run()` with the real paddle.seed back."""
+    import paddle
+    real = paddle.seed
+
+    def seed_then_die(value):
+        if value == seed * 100003 + step:
+            raise KeyboardInterrupt
+        return real(value)
+    monkeypatch.setattr(paddle, "seed", seed_then_die)
+    try:
+        run()
+        raise AssertionError(f"the run did not reach step {step}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        monkeypatch.setattr(paddle, "seed", real)
+    return resumed_run()

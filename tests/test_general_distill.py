@@ -7,7 +7,7 @@ import random
 import numpy as np
 import paddle
 import pytest
-from conftest import write
+from conftest import kill_then_resume, write
 
 import general_distill
 import run_glue
@@ -79,17 +79,8 @@ def weights(folder):
 def test_killed_and_resumed_equals_uninterrupted(tmp_path, corpus, tiny_teacher, monkeypatch):
     general_distill.main(argv(tiny_teacher, [corpus], tmp_path / "full", steps=12))
     killed = argv(tiny_teacher, [corpus], tmp_path / "killed", steps=12)
-    real_seed = paddle.seed
-
-    def die_at_step_7(value):
-        if value == 42 * 100003 + 7:
-            raise KeyboardInterrupt
-        return real_seed(value)
-    monkeypatch.setattr(paddle, "seed", die_at_step_7)
-    with pytest.raises(KeyboardInterrupt):
-        general_distill.main(killed)
-    monkeypatch.setattr(paddle, "seed", real_seed)
-    general_distill.main(killed + ["--resume"])
+    kill_then_resume(monkeypatch, 7, lambda: general_distill.main(killed),
+                     lambda: general_distill.main(killed + ["--resume"]))
     full, resumed = weights(tmp_path / "full"), weights(tmp_path / "killed")
     assert full.keys() == resumed.keys()
     assert all(np.array_equal(full[k], resumed[k]) for k in full)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import paddle
 import pytest
-from conftest import write
+from conftest import kill_then_resume, write
 
 import task_distill
 from utils import loop
@@ -162,22 +162,15 @@ def final_weights(folder):
     return {n: p.numpy() for n, p in paddle.load(str(folder / "trainable.pdparams")).items()}
 
 
-@pytest.mark.parametrize("die_at", [4, 8])  # right after phase layer1's last step (3); inside the prediction phase
+# phases of 3, 3 and 6 steps, checkpoints every 3: killed at 4 resumes across the layer1 -> layer2 boundary (and
+# at 7 into prediction); killed at 11 resumes inside the prediction phase, from step 9
+@pytest.mark.parametrize("die_at", [4, 11])
 def test_killed_between_or_inside_phases_resumes_exactly(tmp_path, demo_glue, tiny_teacher, progressive,
                                                          monkeypatch, die_at):
     task_distill.main(run_args(demo_glue, tiny_teacher, tmp_path / "full", progressive))
     killed = run_args(demo_glue, tiny_teacher, tmp_path / "killed", progressive)
-    real_seed = paddle.seed
-
-    def seed_then_die(value):
-        if value == 42 * 100003 + die_at:
-            raise KeyboardInterrupt
-        return real_seed(value)
-    monkeypatch.setattr(paddle, "seed", seed_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        task_distill.main(killed)
-    monkeypatch.setattr(paddle, "seed", real_seed)
-    task_distill.main(killed + ["--resume"])
+    kill_then_resume(monkeypatch, die_at, lambda: task_distill.main(killed),
+                     lambda: task_distill.main(killed + ["--resume"]))
     full, resumed = final_weights(tmp_path / "full" / "checkpoint"), final_weights(tmp_path / "killed" / "checkpoint")
     assert full.keys() == resumed.keys()
     for name in full:

@@ -218,17 +218,9 @@ def test_resumed_fine_tuning_equals_an_uninterrupted_one(tmp_path, demo_glue, ti
     common = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--model_name_or_path", tiny_bert, "--save_steps", "4",
               "--learning_rate", "1e-3", "--max_steps", "8"]
     run_glue.main(common + ["--output_dir", str(tmp_path / "full")])
-    real_seed = paddle.seed
-
-    def seed_then_die(value):
-        if value == 42 * 100003 + 6:
-            raise KeyboardInterrupt
-        return real_seed(value)
-    monkeypatch.setattr(paddle, "seed", seed_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_glue.main(common + ["--output_dir", str(tmp_path / "part")])
-    monkeypatch.setattr(paddle, "seed", real_seed)
-    run_glue.main(common + ["--output_dir", str(tmp_path / "part"), "--resume"])
+    from conftest import kill_then_resume
+    kill_then_resume(monkeypatch, 6, lambda: run_glue.main(common + ["--output_dir", str(tmp_path / "part")]),
+                     lambda: run_glue.main(common + ["--output_dir", str(tmp_path / "part"), "--resume"]))
     a = paddle.load(str(tmp_path / "full" / "checkpoint" / "trainable.pdparams"))
     b = paddle.load(str(tmp_path / "part" / "checkpoint" / "trainable.pdparams"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import paddle
 import pytest
+from conftest import kill_then_resume
 
 import task_distill
 
@@ -76,20 +77,13 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, demo_glue, t
     task_distill.main(base)
 
     killed = args(demo_glue, tiny_teacher, tmp_path / "killed", *INTER)
-    real_seed = paddle.seed
 
-    def seed_then_die(value):  # the per-step reseed of step 10 (between checkpoints at 8 and 12)
-        if value == 42 * 100003 + 10:
-            raise KeyboardInterrupt
-        return real_seed(value)
-
-    monkeypatch.setattr(paddle, "seed", seed_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        task_distill.main(killed)
-    monkeypatch.setattr(paddle, "seed", real_seed)
-    with open(tmp_path / "killed" / "checkpoint-intermediate" / "trainer_state.json") as f:
-        assert json.load(f)["step"] == 8
-    task_distill.main(killed + ["--resume"])
+    def resume():
+        with open(tmp_path / "killed" / "checkpoint-intermediate" / "trainer_state.json") as f:
+            assert json.load(f)["step"] == 8
+        task_distill.main(killed + ["--resume"])
+    # killed at step 10's reseed, between the checkpoints at 8 and 12
+    kill_then_resume(monkeypatch, 10, lambda: task_distill.main(killed), resume)
 
     full = final_weights(tmp_path / "full" / "checkpoint-intermediate")
     resumed = final_weights(tmp_path / "killed" / "checkpoint-intermediate")

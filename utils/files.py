@@ -110,6 +110,18 @@ def _readable(path, what):
         raise UserError(f"no such file; expected {what}", path)
 
 
+def text_lines(path, what):
+    """(line number, line without its end and a leading BOM) of a UTF-8 text file; a missing file, a folder or a
+    line that is not UTF-8 is a UserError naming the file (and line)."""
+    _readable(path, what)
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                yield lineno, raw.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise UserError(f"not UTF-8 text; expected {what}", path, lineno) from None
+
+
 def read_json(path, what="a JSON object", hint=""):
     """The JSON object in `path`; UserError naming the file (and line) when it is missing, unreadable, not JSON
     or not an object. `hint` is appended to the message (e.g. how to start over)."""

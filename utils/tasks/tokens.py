@@ -26,30 +26,23 @@ class Sentence:
 
 def read_conll(path, tag_column=-1):
     """Sentences of a CoNLL-style file; a line without a tag column is an error naming file and line."""
-    import os
-    if os.path.isdir(path) or not os.path.isfile(path):
-        raise UserError("is a directory" if os.path.isdir(path) else "no such file; expected a CoNLL-style file "
-                        "(token and tag per line, a blank line between sentences)", path)
+    from utils.files import text_lines
     sentences, current = [], Sentence([], [], [])
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise UserError("not UTF-8 text", path, lineno) from None
-            fields = line.split()
-            if not fields or fields[0] == DOCSTART:
-                if current.words:
-                    sentences.append(current)
-                current = Sentence([], [], [])
-                continue
-            column = tag_column % len(fields) if -len(fields) <= tag_column < len(fields) else None
-            if len(fields) < 2 or not column:  # column 0 is the token itself
-                raise UserError(f"expected a token and its tag (column {tag_column}), found {len(fields)} "
-                                f"field{'s' if len(fields) != 1 else ''}", path, lineno)
-            current.words.append(fields[0])
-            current.tags.append(fields[tag_column])
-            current.lines.append(lineno)
+    for lineno, line in text_lines(path, "a CoNLL-style file (token and tag per line, a blank line between "
+                                         "sentences)"):
+        fields = line.split()
+        if not fields or fields[0] == DOCSTART:
+            if current.words:
+                sentences.append(current)
+            current = Sentence([], [], [])
+            continue
+        column = tag_column % len(fields) if -len(fields) <= tag_column < len(fields) else None
+        if len(fields) < 2 or not column:  # column 0 is the token itself
+            raise UserError(f"expected a token and its tag (column {tag_column}), found {len(fields)} "
+                            f"field{'s' if len(fields) != 1 else ''}", path, lineno)
+        current.words.append(fields[0])
+        current.tags.append(fields[tag_column])
+        current.lines.append(lineno)
     if current.words:
         sentences.append(current)
     if not sentences:
