@@ -155,12 +155,17 @@ def load_masked_lm(args):
 
 def _has_mlm_head(folder, kind):
     if kind == "paddle":
-        import paddle
-        keys = paddle.load(os.path.join(folder, "model_state.pdparams"), return_numpy=True).keys()
+        from utils.files import load_state
+        keys = load_state(os.path.join(folder, "model_state.pdparams")).keys()
     elif os.path.isfile(os.path.join(folder, "model.safetensors")):
         from safetensors import safe_open
-        with safe_open(os.path.join(folder, "model.safetensors"), framework="np") as f:
-            keys = list(f.keys())
+        path = os.path.join(folder, "model.safetensors")
+        try:
+            with safe_open(path, framework="np") as f:
+                keys = list(f.keys())
+        except Exception:  # safetensors raises its own error types for a damaged header
+            raise UserError("damaged or truncated (it does not parse); expected a safetensors weights file",
+                            path) from None
     else:
         return True  # pytorch_model.bin: cannot list keys without torch; paddlenlp will say if it is unusable
     return any("cls.predictions" in k for k in keys)
@@ -225,14 +230,13 @@ def merge_shards(out, n):
         raise UserError(f"shard not finished; run --shard {parts.index(missing[0])}/{n} first", missing[0])
     with open(parts[0] + ".header", "rb") as f:
         header = f.read()
-    tmp = out + ".tmp"
-    with open(tmp, "wb") as dst:
+    from utils.files import atomic_file
+    with atomic_file(out, "wb") as dst:  # the shards stay until the merged file is complete
         dst.write(header)
         for part in parts:
             with open(part, "rb") as src:
                 while block := src.read(1 << 20):
                     dst.write(block)
-    os.replace(tmp, out)
     for part in parts:
         os.remove(part)
         if os.path.exists(part + ".header"):
@@ -340,7 +344,8 @@ def main(argv=None):
         with contextlib.suppress(OSError):  # every commit was flushed: only a failed write's bytes can be lost
             f.close()  # what was committed stays in OUTPUT.tmp, counted by progress.json, for --resume
     if args.shard:
-        with open(target + ".header", "wb") as h:
+        from utils.files import atomic_file
+        with atomic_file(target + ".header", "wb") as h:
             h.write(header)
     os.replace(tmp, target)
     os.remove(progress)

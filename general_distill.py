@@ -68,7 +68,11 @@ def resolve_config(args, student, teacher):
     raw = dict(raw, kd_weight=0.0, hard_label_weight=0.0)  # no labels: the layers are all there is
     S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
     try:
-        return build_config(raw, S, [teacher.shape()])
+        config = build_config(raw, S, [teacher.shape()])
+        if any(p["kd_weight"] or p["hard_label_weight"] or p["select"] == "metric" for p in config["phases"]):
+            raise UserError("phases: general distillation has no labels; a phase takes intermediate matches only "
+                            "(no kd_weight, hard_label_weight or select metric)")
+        return config
     except UserError as err:
         raise UserError(str(err), args.distill_config) if args.distill_config else err from None
 
@@ -122,6 +126,8 @@ def main(argv=None):
     plan = CorpusPlan(corpus, args.batch_size, args.seed)
     total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
     phases = config["phases"]
+    if total_steps < len(phases):
+        raise UserError(f"{total_steps} training steps cannot hold {len(phases)} phases; train longer")
     phase_steps = split_steps(total_steps, [p["share"] for p in phases])
     student_out = DistillOutputs(student, requests(config, "S"), logits=False)
     teacher_out = DistillOutputs(teacher, requests(config, "T"), logits=False)

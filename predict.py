@@ -66,6 +66,9 @@ def label_names(folder):
     config = read_config(folder)
     id2label = config.get("id2label") or {}
     num = config.get("num_labels") or len(id2label) or 2
+    if not isinstance(id2label, dict) or not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        raise UserError('expected "id2label" as an object and "num_labels" as a positive integer',
+                        os.path.join(folder, "config.json"))
     if num == 1 and len(id2label) <= 1:
         return None  # regression
     return [id2label.get(str(i), str(i)) for i in range(len(id2label) or num)]
@@ -113,11 +116,10 @@ def open_engine(args):
 def main(argv=None):
     args = parse_args(argv)
     from utils.adapters import check_max_length, load_encoder
-    from utils.files import check_output_file, read_json
+    from utils.files import check_output_file, read_json, write_json
     from utils.inference import graph_file
     from utils.metrics import compute_metrics
     from utils.training import batched_logits
-    from utils.files import write_json
     from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export

@@ -102,11 +102,10 @@ def latency_rows(out, seq_len, repeats, notes):
             runs[(role, "paddle_inference")] = PaddlePredictor(folder)
             if os.path.isfile(os.path.join(folder, "model.onnx")) and importlib.util.find_spec("onnxruntime"):
                 runs[(role, "onnxruntime")] = OnnxPredictor(folder)
+            sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
         except Exception as err:  # a damaged export costs its latency rows, not the report
-            notes.append(f"latency of export/{role}: not measured ({str(err).splitlines()[0][:160]})")
+            notes.append(f"latency of export/{role}: not measured ({str(err).splitlines()[0][:160] or err!r})")
             runs = {k: v for k, v in runs.items() if k[0] != role}
-            continue
-        sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
     rows = {}
     for engine in EXPORTED:
         # one engine at a time, after the other's threads have stopped spinning (settle): timed in alternation,
@@ -194,8 +193,12 @@ def main(argv=None):
                        "eval_inter_loss")
     scores = {name: r.get(main_metric) for name, r in results.items()}
     inter_args = next((s[4] for s in stages if s[0] == "inter"), None)
-    if inter_args is not None:
-        scores["inter"] = dev_score_of_folder(os.path.join(out, "inter", "best_inter_model"), inter_args)[main_metric]
+    if inter_args is not None and main_metric != "eval_inter_loss":
+        try:  # stage 1's model scored on dev: what prediction-layer distillation starts from
+            scores["inter"] = dev_score_of_folder(os.path.join(out, "inter", "best_inter_model"),
+                                                  inter_args)[main_metric]
+        except (UserError, KeyError, AttributeError, TypeError) as err:
+            notes.append(f"stage 1's dev score: not measured ({err!s:.160})")
     lines = [f"# Distillation report: {os.path.abspath(out)}", "",
              f"Task {stages[0][3].get('task', '?')}; main dev metric `{main_metric}`.", "",
              "| model | " + main_metric + " | train examples/s | train time s |", "| --- | --- | --- | --- |"]

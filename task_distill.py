@@ -200,6 +200,8 @@ def main(argv=None):
            for s, ex in dev_examples.items()}
     plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
     total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
+    if total_steps < len(phases):
+        raise UserError(f"{total_steps} training steps cannot hold {len(phases)} phases; train longer")
     phase_steps = split_steps(total_steps, [p["share"] for p in phases])
     student_out = DistillOutputs(student, requests(config, "S"), logits=any(predicts))
     teacher_outs = [DistillOutputs(t, requests(config, "T", i), logits=need_logits_T) for i, t in enumerate(teachers)]
@@ -257,7 +259,8 @@ def main(argv=None):
         return loop.Phase(
             name=phase["name"], steps=phase_steps[i],
             loss=lambda batch, index, progress: losses(batch, index, progress, phase),
-            evaluate=eval_metric if predicts[i] else (lambda: eval_intermediate(phase)),
+            evaluate={"metric": eval_metric, "inter_loss": lambda: eval_intermediate(phase),
+                      "last": eval_metric if predicts[i] else lambda: eval_intermediate(phase)}[select],
             key={"inter_loss": "eval_inter_loss", "metric": f"eval_{spec.main_metric}", "last": None}[select],
             lower_is_better=select == "inter_loss", save_best=(lambda: save_adapter(student, folder)) if folder
             else (lambda: None), multipliers=lr_multipliers(phase, student_out, student),

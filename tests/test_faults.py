@@ -259,6 +259,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_files(capacity, case, wor
     monkeypatch.undo()
     line = capsys.readouterr().err.strip().replace("\r", "\n").split("\n")[-1]
     assert info.value.code == 2 and line.startswith(f"error: no space left on device while writing {named}"), line
+    if script != "data_augmentation":  # (whose .tmp is the resume state it names on purpose)
+        assert ".tmp" not in line.split(";")[0], line  # the output the user asked for, not a temporary name
     kept = [p for p in leftovers(disk) if script == "data_augmentation" and p.endswith(("aug.tsv.tmp",))]
     assert leftovers(disk) == kept  # only augmentation keeps its .tmp (and progress.json) to resume from
     assert (disk / "earlier.txt").read_text() == "an earlier complete output"
@@ -314,3 +316,21 @@ def test_outputs_in_folders_that_do_not_exist_yet_are_created(world, tmp_path):
     aug = tmp_path / "new2" / "aug.tsv"
     data_augmentation.main([str(a) for a in augment(world, aug)])
     assert aug.read_text().startswith("sentence\tlabel\n")
+
+
+def test_a_failed_folder_swap_puts_the_earlier_folder_back(tmp_path, monkeypatch):
+    from utils.files import write_folder
+    target = tmp_path / "checkpoint"
+    write_folder(str(target), lambda folder: write(os.path.join(folder, "state"), "earlier"))
+    real, calls = os.rename, []
+
+    def second_rename_fails(src, dst):  # moving the old folder aside works; moving the new one in does not
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+        return real(src, dst)
+    monkeypatch.setattr(os, "rename", second_rename_fails)
+    with pytest.raises(OSError):
+        write_folder(str(target), lambda folder: write(os.path.join(folder, "state"), "newer"))
+    monkeypatch.undo()
+    assert (target / "state").read_text() == "earlier" and leftovers(tmp_path) == []

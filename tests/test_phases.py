@@ -59,7 +59,10 @@ def test_progressive_phases_one_per_layer_with_multipliers():
     ([{"lr": {"layers": [1, 2, 3]}}], "phases[0]: lr layers lists 3 multipliers; the student has 2 layers"),
     ([{"lr": {"head": -1}}], "phases[0]: lr head must be multipliers >= 0"),
     ([{"name": "a"}, {"name": "a"}], "phases: names must differ"),
-    ([{"matches": [], "kd_weight": 1, "select": "inter_loss"}], "select inter_loss needs intermediate matches"),
+    ([{"matches": [], "kd_weight": 1, "select": "inter_loss"}], "select inter_loss needs an intermediate match with a weight > 0"),
+    ([{"select": "metric"}], "phases[0]: select metric needs kd_weight or hard_label_weight > 0"),
+    ([{"name": "../up"}], "phases[0]: name must be letters, digits"),
+    ([{"matches": [0, 0]}], "phases[0]: matches lists an index twice"),
     ("mobile", "phases: preset 'mobile' is not one of: tinybert, progressive"),
     ({"preset": "progressive", "during": "3"}, "phases: preset parameters must be numbers"),
 ])
@@ -69,6 +72,14 @@ def test_phase_config_errors(phases, message):
     with pytest.raises(UserError) as info:
         build_config(raw, S2, [T2])
     assert message in str(info.value)
+
+
+def test_a_phase_whose_matches_all_weigh_nothing_is_refused():
+    raw = {"intermediate_matches": [{"layer_S": 1, "layer_T": 1, "feature": "hidden", "loss": "hidden_mse",
+                                     "weight": 0}], "kd_weight": 1.0, "phases": [{"matches": [0]}, {"matches": []}]}
+    with pytest.raises(UserError) as info:
+        build_config(raw, S2, [T2])
+    assert "phases[0]: the phase trains nothing (no match with a weight > 0" in str(info.value)
 
 
 def test_lr_multipliers_by_part_of_the_model(tiny_teacher):

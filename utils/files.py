@@ -31,10 +31,11 @@ def follow_umask(path):
         os.chmod(path, 0o666 & ~mask)
 
 
-def _named(err, path):
-    """An OSError of a write names no file (a full disk fails in write()); name the output it was for."""
-    if err.filename is None:
-        err.filename = path
+def _named(err, path, tmp):
+    """The OSError of a write, naming the output it was for: a full disk fails in write() with no file name, and
+    a failure inside the temporary file or folder names a temporary path the user never asked for."""
+    name = err.filename if isinstance(err.filename, str) else None
+    err.filename = path + name[len(tmp):] if name and name.startswith(tmp) else name or path
     return err
 
 
@@ -62,7 +63,7 @@ def atomic_file(path, mode="w"):
         follow_umask(tmp)
         os.replace(tmp, path)
     except OSError as err:
-        raise _named(err, path)
+        raise _named(err, path, tmp)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)  # a failed write (disk full, an exception in the block) leaves nothing behind
@@ -81,7 +82,12 @@ def replace_dir(new, target):
         old = tempfile.mkdtemp(prefix=os.path.basename(target) + ".old", dir=os.path.dirname(os.path.abspath(target)))
         os.rmdir(old)
         os.rename(target, old)
-    os.rename(new, target)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old:
+            os.rename(old, target)  # the earlier folder (a checkpoint --resume needs) goes back under its name
+        raise
     if old:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -98,7 +104,7 @@ def write_folder(target, fill):
         follow_umask(tmp)
         replace_dir(tmp, target)
     except OSError as err:
-        raise _named(err, target)
+        raise _named(err, target, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
 

@@ -199,6 +199,9 @@ def _finish_phase(job, state, bar):
     phase = job.phases[state["phase"]]
     state["phases_done"].append({"phase": phase.name, "best_step": state["best_step"], **state["best_metrics"]})
     if phase.restore_best is not None and state["best_step"]:
+        if job.world > 1:  # rank 0 wrote the best model; every rank reads it
+            import paddle.distributed as dist
+            dist.barrier()
         phase.restore_best()
         bar.write(f"phase {phase.name}: best at step {state['best_step']} ({phase.key}={state['best']:.4f}); the "
                   "next phase starts from it")

@@ -14,6 +14,7 @@ null (widths must match), "student" (the TinyBERT student's own fit_dense(s), se
 [linear|relu|tanh, dim_S, dim_T] (a new trained layer, kept in the checkpoint, not in the exported model).
 """
 import copy
+import re
 
 import paddle
 
@@ -24,7 +25,7 @@ from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
 
 FEATURES = ("embedding", "hidden", "attention")
 ATTENTION_LOSSES = ("attention_mse", "attention_ce", "attention_kl")
-WIDTH_FREE_LOSSES = ("nst", "mmd", "mean_variance")  # compare token-by-token similarities: any widths
+WIDTH_FREE_LOSSES = ("nst", "mmd", "mean_variance")  # token similarities or per-token statistics: any widths
 
 
 def _projection(activation):
@@ -350,12 +351,22 @@ def _check_phases(phases, config, layers):
         if not p["share"] > 0:
             raise UserError(f"{where}: share must be > 0 (the phase's fraction of the run's steps)")
         predicts = bool(p["kd_weight"] or p["hard_label_weight"])
-        if not p["matches"] and not predicts:
-            raise UserError(f"{where}: the phase trains nothing (no matches, kd_weight = hard_label_weight = 0)")
+        if not isinstance(p["name"], str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", p["name"]) or ".." in p["name"]:
+            raise UserError(f"{where}: name must be letters, digits, '_', '-' or '.', got {p['name']!r} (it names "
+                            "the phase's model folder)")
+        if len(set(p["matches"])) != len(p["matches"]):
+            raise UserError(f"{where}: matches lists an index twice")
+        weighted = any(config["intermediate_matches"][j]["weight"] for j in p["matches"])
+        if not weighted and not predicts:
+            raise UserError(f"{where}: the phase trains nothing (no match with a weight > 0, kd_weight = "
+                            "hard_label_weight = 0)")
         p.setdefault("select", "metric" if predicts else "inter_loss")
         _pick(p["select"], SELECTIONS, f"{where}: select")
-        if p["select"] == "inter_loss" and not p["matches"]:
-            raise UserError(f"{where}: select inter_loss needs intermediate matches in the phase")
+        if p["select"] == "inter_loss" and not weighted:
+            raise UserError(f"{where}: select inter_loss needs an intermediate match with a weight > 0 in the phase")
+        if p["select"] == "metric" and not predicts:
+            raise UserError(f"{where}: select metric needs kd_weight or hard_label_weight > 0 in the phase (the dev "
+                            "metric of an untrained classifier selects nothing)")
         _check_lr(where, p["lr"], layers)
         out.append(p)
     if len({p["name"] for p in out}) != len(out):

@@ -70,7 +70,7 @@ def load_encoder(folder):
 
 
 def save_adapter(adapter, target, extra_files=None):
-    """adapter.save into a folder built under a temporary name and swapped in whole (utils.models.write_folder).
+    """adapter.save into a folder built under a temporary name and swapped in whole (utils.files.write_folder).
 
     `extra_files`: {file name: callable(path)} for anything else that belongs with the weights.
     """
@@ -101,7 +101,10 @@ def build_student(source, teacher, num_labels, *, init="pretrained", examples=()
         texts = (t for e in examples for t in (e.text_a, e.text_b) if t is not None)
         encoder = WordEncoder.build(texts, pair, options["min_count"], options["max_vocab_size"])
         return adapter_class(source).build(encoder, num_labels, options, vectors)
-    if arch not in WORDPIECE_ARCHS or (arch == "mobilebert" and init != "random"):
+    if arch == "mobilebert" and init == "random":
+        raise UserError("--student_init random with a saved MobileBERT folder: pass its shape (e.g. "
+                        "mobilebert-6l-384d-128b) for fresh weights, or --student_init pretrained to load it", source)
+    if arch not in WORDPIECE_ARCHS or arch == "mobilebert":
         student = load_adapter(source, num_labels=num_labels)
         if arch == "mobilebert" and student.encoder.signature() != teacher.encoder.signature():
             raise UserError("the student's vocabulary differs from the teacher's; a MobileBERT student shares the "
