@@ -160,3 +160,12 @@ def test_a_tsv_without_a_text_column_is_refused(tmp_path, tiny_teacher, capsys):
     with pytest.raises(SystemExit):
         general_distill.main(argv(tiny_teacher, [path], tmp_path / "out"))
     assert "c.tsv:1: no text column in the header" in capsys.readouterr().err
+
+
+def test_glue_files_give_their_text_columns_cola_without_a_header(tmp_path):
+    from utils.corpus import read_lines
+    cola = write(str(tmp_path / "CoLA" / "train.tsv"), "gj04\t1\t\tOur friends won't buy this.\nx\t0\t*\tBad one .\n")
+    mrpc = write(str(tmp_path / "MRPC" / "train.tsv"), "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+                                                          "1\t1\t2\tFirst text .\tSecond text .\n")
+    assert [texts for _, _, texts in read_lines(cola)] == [["Our friends won't buy this."], ["Bad one ."]]
+    assert [(n, texts) for n, _, texts in read_lines(mrpc)] == [(2, ["First text .", "Second text ."])]

@@ -38,8 +38,18 @@ def _text_columns(path, header):
     return columns
 
 
+def _glue_columns(path):
+    """The text columns of a headerless GLUE file (CoLA: the 4th), known from its folder's name; else None."""
+    from utils.glue import GLUE_TASKS, _key
+    spec = GLUE_TASKS.get(_key(os.path.basename(os.path.dirname(os.path.abspath(path)))))
+    if spec is None or spec.header:
+        return None
+    return [c for c in (spec.text_a, spec.text_b) if c is not None]
+
+
 def read_lines(path, offset=0, first_line=1, count=None):
-    """(line number, byte offset, [texts]) per line from byte `offset`; a TSV's header is read at offset 0."""
+    """(line number, byte offset, [texts]) per line from byte `offset`; a TSV's header is read at offset 0 (a
+    headerless GLUE file, CoLA, is recognised by its folder's name)."""
     tsv = path.endswith(".tsv")
     with open(path, "rb") as f:
         head = f.read(8192)
@@ -47,8 +57,8 @@ def read_lines(path, offset=0, first_line=1, count=None):
             raise UserError("a NUL byte: this looks like a binary file; expected UTF-8 text, one text a line", path,
                             head[:head.index(b"\x00")].count(b"\n") + 1)
         f.seek(0)
-        columns = None
-        if tsv:
+        columns = _glue_columns(path) if tsv else None
+        if tsv and columns is None:
             header = f.readline()
             columns = _text_columns(path, _decode(header, path, 1))
             if offset == 0:

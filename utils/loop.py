@@ -281,7 +281,8 @@ def run(job, state):
         bar.close()  # an error message then starts on a line of its own
     results = dict(state["best_metrics"], best_step=state["best_step"], train_runtime=time.time() - start_time,
                    train_examples_per_second=state["seen"] / max(state["train_seconds"], 1e-9),
-                   train_steps=job.total_steps, main_metric=job.phases[-1].key)
+                   train_steps=job.total_steps,  # a phase selected by "last" reports what it evaluates
+                   main_metric=job.phases[-1].key or next(iter(state["best_metrics"]), None))
     if len(job.phases) > 1:
         results["phases"] = state["phases_done"] + [{"phase": job.phases[-1].name, "best_step": state["best_step"],
                                                     **state["best_metrics"]}]
