@@ -183,3 +183,26 @@ def test_temperature_schedules_by_hand():
 def test_weight_schedules():
     from utils.schedules import WEIGHT_SCHEDULES
     assert [WEIGHT_SCHEDULES[n](0.25) for n in ("constant", "linear_decay", "linear_growth")] == [1.0, 0.75, 0.25]
+
+
+def test_token_logits_keep_only_labelled_positions_for_kd_and_the_hard_loss():
+    from utils.losses import hard_loss, select_positions, soft_cross_entropy
+    rng = np.random.default_rng(1)
+    logits_S = rng.normal(size=(2, 3, 4)).astype("float32")
+    logits_T = rng.normal(size=(2, 3, 4)).astype("float32")
+    labels = np.array([[-100, 2, -100], [1, -100, 3]])  # [CLS]/later pieces/padding are -100
+    keep = [(0, 1), (1, 0), (1, 2)]
+
+    def softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+    # soft cross-entropy at T = 2 over the three labelled positions only, x T^2
+    expected = np.mean([-(softmax(logits_T[b, i] / 2) * np.log(softmax(logits_S[b, i] / 2))).sum() * 4
+                        for b, i in keep])
+    S, T, y = (paddle.to_tensor(x) for x in (logits_S, logits_T, labels))
+    assert select_positions(S, y).shape == [3, 4]
+    got = soft_cross_entropy(select_positions(S, y), select_positions(T, y), 2.0)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    hard = np.mean([-np.log(softmax(logits_S[b, i])[labels[b, i]]) for b, i in keep])
+    assert float(hard_loss(S, y)) == pytest.approx(hard, rel=1e-5)
+    assert select_positions(paddle.to_tensor(logits_S[:, 0]), y) is not None  # [B, C] passes through

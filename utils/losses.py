@@ -50,10 +50,23 @@ def logits_mse(logits_S, logits_T, temperature=1.0, scale_by_t2=True):
 
 
 def hard_loss(logits_S, labels, regression=False):
-    """The ordinary supervised loss against gold labels."""
+    """The ordinary supervised loss against gold labels; per-token logits [B, L, C] with labels [B, L] average
+    over the labelled positions only (LABEL_PAD marks the rest)."""
     if regression:
         return F.mse_loss(logits_S.reshape([-1]), labels.astype("float32").reshape([-1]))
+    if logits_S.ndim == 3:  # the mean over the kept positions (paddle's ignore_index mean divides by all of them)
+        return F.cross_entropy(select_positions(logits_S, labels), select_positions(labels.unsqueeze(-1), labels))
     return F.cross_entropy(logits_S, labels.reshape([-1]))
+
+
+def select_positions(logits, labels):
+    """Per-token logits [B, L, C] -> [N, C] at the N labelled positions (a word's first piece), so every
+    prediction-layer loss above applies to token tasks unchanged (TextBrewer's logits mask). [B, C] passes."""
+    if logits.ndim != 3:
+        return logits
+    from utils.batches import LABEL_PAD
+    keep = paddle.nonzero(labels.reshape([-1]) != LABEL_PAD).reshape([-1])
+    return paddle.gather(logits.reshape([-1, logits.shape[-1]]), keep)
 
 
 def kl_divergence(logits_S, logits_T, temperature=1.0, scale_by_t2=True):
