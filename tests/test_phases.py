@@ -256,3 +256,12 @@ def test_attention_kl_over_real_keys_with_teacher_heads_grouped():
     assert float(attention_kl(paddle.to_tensor(s_T), paddle.to_tensor(s_T), paddle.to_tensor(mask))) == \
         pytest.approx(0.0, abs=1e-6)
     assert math.isfinite(float(got))
+
+
+def test_fewer_steps_than_phases_is_refused_before_anything_is_written(tmp_path, demo_glue, tiny_teacher,
+                                                                      progressive, capsys):
+    with pytest.raises(SystemExit) as info:
+        task_distill.main(run_args(demo_glue, tiny_teacher, tmp_path / "out", progressive, steps=2))
+    err = capsys.readouterr().err.strip().split("\n")[-1]
+    assert info.value.code == 2 and err == "error: 2 training steps cannot hold 3 phases; train longer"
+    assert not os.path.exists(tmp_path / "out")

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from utils.batches import Features, train_batches
+from utils.batches import Features, Plan, train_batches
 from utils.errors import UserError
 
 TEXT_COLUMNS = ("sentence", "sentence1", "sentence2", "question", "question1", "question2", "#1 String",
@@ -187,6 +187,4 @@ class CorpusPlan:
             position -= self.counts[b]
         raise AssertionError("step beyond the epoch")  # cannot happen: position < steps_per_epoch
 
-    def total_steps(self, num_train_epochs, max_steps=-1):
-        import math
-        return max_steps if max_steps > 0 else math.ceil(num_train_epochs * self.steps_per_epoch)
+    total_steps = Plan.total_steps  # the same rule: --max_steps, else epochs x steps_per_epoch

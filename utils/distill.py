@@ -52,26 +52,32 @@ def requests(config, side, teacher=0):
     return [(m["feature"], m["layer_T"], None) for m in matches if m["teacher"] == teacher]
 
 
+def _positions(config):
+    """Each match's position in its teacher's request list (requests(config, "T", t) order)."""
+    count, out = {}, []
+    for m in config["intermediate_matches"]:
+        count[m["teacher"]] = count.get(m["teacher"], -1) + 1
+        out.append(count[m["teacher"]])
+    return out
+
+
 def teacher_positions(config, active):
     """{teacher: the positions, in that teacher's request list, of the active matches it serves}."""
-    position, found = {}, {}
-    for i, m in enumerate(config["intermediate_matches"]):
-        j = position[m["teacher"]] = position.get(m["teacher"], -1) + 1
+    found = {}
+    for i, j in enumerate(_positions(config)):
         if i in active:
-            found.setdefault(m["teacher"], []).append(j)
+            found.setdefault(config["intermediate_matches"][i]["teacher"], []).append(j)
     return found
 
 
 def match_terms(config, features_S, features_T, mask, active=None):
     """[(tag, weight, value)] per active match (default all); features_T[t] lists teacher t's features in its
     matches' order."""
-    position, out = {}, []
-    for i, (m, f_S) in enumerate(zip(config["intermediate_matches"], features_S)):
-        j = position[m["teacher"]] = position.get(m["teacher"], -1) + 1
-        if active is not None and i not in active:
-            continue
-        value = INTERMEDIATE_LOSSES[m["loss"]](f_S, features_T[m["teacher"]][j], mask)
-        out.append((m.get("group") or m["name"], m["weight"], value))
+    out = []
+    for i, (m, f_S, j) in enumerate(zip(config["intermediate_matches"], features_S, _positions(config))):
+        if active is None or i in active:
+            value = INTERMEDIATE_LOSSES[m["loss"]](f_S, features_T[m["teacher"]][j], mask)
+            out.append((m.get("group") or m["name"], m["weight"], value))
     return out
 
 
@@ -107,6 +113,8 @@ def total_loss(terms):
 
 def split_steps(total, shares):
     """Steps per phase: each phase's share of `total`, rounded, the last taking the remainder; at least 1 each."""
+    if total < len(shares):
+        raise UserError(f"{total} training steps cannot hold {len(shares)} phases; train longer")
     steps = [max(1, round(total * share)) for share in shares[:-1]]
     return steps + [max(1, total - sum(steps))]
 

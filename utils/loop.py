@@ -126,6 +126,13 @@ def digest_examples(examples, h=None):
     return h.hexdigest()[:16]
 
 
+def hash_file(path, h):
+    """Feed a file's bytes into hash h, a block at a time (weights and corpora can be large)."""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+
+
 def digest_files(folders, h=None,
                  names=("config.json", "model_state.pdparams", "model.safetensors", "pytorch_model.bin")):
     """A sha256 over model folders' config and weights (into h when given), for checkpoints and caches that
@@ -136,9 +143,7 @@ def digest_files(folders, h=None,
         for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
             if name in names:
                 h.update(name.encode())
-                with open(os.path.join(folder, name), "rb") as f:
-                    while block := f.read(1 << 20):
-                        h.update(block)
+                hash_file(os.path.join(folder, name), h)
     return h.hexdigest()[:16]
 
 
