@@ -92,6 +92,11 @@ def resolve_config(args, student, teachers):
 
 def load_tasks(args):
     from utils.cli import load_task
+    from utils.tasks import spans, tokens
+    odd = [n for n in args.task_name if tokens.is_token_task(n) or spans.is_span_task(n)]
+    if odd:  # one shared encoder with a classifier per task: the heads here are sequence classifiers
+        raise UserError(f"multitask_distill.py distils sequence-classification tasks; distil {odd[0]} with "
+                        "task_distill.py")
     tasks = [load_task(argparse.Namespace(**dict(vars(args), task_name=name))) for name in args.task_name]
     if len({spec.name for spec, _, _ in tasks}) != len(tasks):
         raise UserError("each task may appear once in --task_name")

@@ -3,8 +3,15 @@
     python predict.py --model_dir out/sst2/export --task_name SST-2 --glue_dir GLUE --split dev
     python predict.py --model_dir out/sst2/export --input texts.txt          # one text per line (TAB for pairs)
 
-Writes a TSV (index, text(s), predicted label, a probability per label; the score for regression) and, when
-the input has labels, prints the task's dev metrics and writes them to OUTPUT.json.
+    python predict.py --model_dir out/ner/export --task_name conll --data_dir DATA --split dev   # NER
+    python predict.py --model_dir out/ner/export --input sentences.txt   # one sentence a line (words by spaces)
+
+    python predict.py --model_dir out/qa/export --task_name squad --data_dir DATA --split dev         # QA
+
+Writes a TSV (index, text(s), predicted label, a probability per label; the score for regression); for a
+token-classification model CoNLL-style lines (word, predicted tag, the file's tag); for a QA model a JSON
+object {question id: answer text}. When the input has labels it prints the task's metrics and writes them to
+OUTPUT.json.
 """
 import argparse
 import os
@@ -92,6 +99,39 @@ def write_predictions(path, examples, logits, labels):
                                   + [f"{x:.6f}" for x in p]) + "\n")
 
 
+def read_examples(args, labels, head):
+    """(examples, task spec or None, name for the output file) from --input or a task split."""
+    from utils.tasks import spans, tokens
+    token_head = head == "token"
+    if args.input:
+        if head == "span":
+            raise UserError("a question-answering model reads questions with their contexts: pass --task_name "
+                            "squad --data_dir DIR --split NAME (DIR/NAME.json in SQuAD v1.1 format)")
+        name = os.path.splitext(os.path.basename(args.input))[0]
+        return (tokens.sentences_of_lines(args.input) if token_head else read_texts(args.input)), None, name
+    kind = "span" if spans.is_span_task(args.task_name) else "token" if tokens.is_token_task(args.task_name) else \
+        "sequence"
+    if kind != head:
+        raise UserError(f"a model with a {head} head cannot predict --task_name {args.task_name}", args.model_dir)
+    if head == "span":
+        if not args.data_dir:
+            raise UserError(f"--task_name {args.task_name} needs --data_dir (a folder with {args.split}.json)")
+        task = spans.SpanTask(doc_stride=args.doc_stride, max_query_length=args.max_query_length,
+                              max_answer_length=args.max_answer_length, n_best_size=args.n_best_size)
+        return spans.read_squad(os.path.join(args.data_dir, f"{args.split}.json"), task), task, args.split
+    if token_head:
+        if not args.data_dir:
+            raise UserError(f"--task_name {args.task_name} needs --data_dir (a folder with {args.split}.txt)")
+        path = os.path.join(args.data_dir, tokens.SPLIT_FILE.format(args.split))
+        sentences = tokens.attach_labels(tokens.read_conll(path, args.tag_column), labels, path)
+        return sentences, tokens.TokenTask(tuple(labels), name=args.task_name.lower()), args.split
+    spec = get_task(args.task_name, vars(args))
+    examples = load_split(spec, task_dir(spec, args.glue_dir, args.data_dir), args.split)
+    if labels is not None and spec.labels is not None and list(spec.labels) != labels:
+        raise UserError(f"the model's labels {labels} are not {spec.name}'s {list(spec.labels)}", args.model_dir)
+    return examples, spec, args.split
+
+
 def open_engine(args):
     """The exported model on Paddle Inference or onnxruntime; a damaged export is one error naming it."""
     from utils.inference import OnnxPredictor, PaddlePredictor
@@ -116,25 +156,21 @@ def open_engine(args):
 def main(argv=None):
     args = parse_args(argv)
     from utils.adapters import check_max_length, load_encoder
+    from utils.adapters.base import read_config
     from utils.files import check_output_file, read_json, write_json
     from utils.inference import graph_file
-    from utils.metrics import compute_metrics
-    from utils.training import batched_logits
+    from utils.tasks import spans, tokens
+    from utils.training import batched_logits, task_metrics
     from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export
     info = read_json(os.path.join(args.model_dir, "export.json"), "the export's description (written by "
                      "export_model.py; export the model again)")
     labels = label_names(args.model_dir)
-    spec = None
-    if args.input:
-        examples, name = read_texts(args.input), os.path.splitext(os.path.basename(args.input))[0]
-    else:
-        spec = get_task(args.task_name, vars(args))
-        examples, name = load_split(spec, task_dir(spec, args.glue_dir, args.data_dir), args.split), args.split
-        if labels is not None and spec.labels is not None and list(spec.labels) != labels:
-            raise UserError(f"the model's labels {labels} are not {spec.name}'s {list(spec.labels)}", args.model_dir)
-    output = args.output_file or os.path.join(args.model_dir, f"predictions-{name}.tsv")
+    head = read_config(args.model_dir).get("distill_head", "sequence")
+    examples, spec, name = read_examples(args, labels, head)
+    suffix = {"token": "txt", "span": "json"}.get(head, "tsv")
+    output = args.output_file or os.path.join(args.model_dir, f"predictions-{name}.{suffix}")
     check_output_file(output)
     engine = open_engine(args)
     encoder = load_encoder(args.model_dir)
@@ -142,11 +178,17 @@ def main(argv=None):
     check_max_length(max_seq_length, info.get("max_length"), args.model_dir)
     features = encoder.encode(examples, max_seq_length, regression=labels is None)
     logits = batched_logits(engine, features, args.batch_size, desc="predict")
-    write_predictions(output, examples, logits, labels)
+    if head == "token":
+        tokens.write_tagged(output, examples, tokens.word_labels(logits, features)[0], labels, gold=spec is not None)
+    elif head == "span":  # {question id: answer text}, as the SQuAD evaluation script reads predictions
+        write_json(output, spans.decode(logits, features, spec.max_answer_length, spec.n_best_size))
+    else:
+        write_predictions(output, examples, logits, labels)
     print(f"wrote {len(examples)} predictions to {output}")
-    if spec is not None:
-        results = {f"{args.split}_{k}": v for k, v in compute_metrics(spec, logits, features.labels).items()}
-        write_json(os.path.splitext(output)[0] + ".json", results)
+    if spec is not None and (head != "span" or any(q.answers for q in examples)):
+        results = {f"{args.split}_{k}": v for k, v in task_metrics(spec, logits, features).items()}
+        metrics = os.path.splitext(output)[0] + ".json"
+        write_json(metrics if metrics != output else os.path.splitext(output)[0] + ".metrics.json", results)
         print(" ".join(f"{k}={v:.4f}" for k, v in results.items()))
         return results
     return output

@@ -124,7 +124,9 @@ def build_models(args, spec, train_examples):
     """(teachers, student, resolved config); every refusal (shapes, vocabularies, config) before anything is written."""
     from utils.adapters import build_student, load_teachers
     from utils.adapters.words import OPTIONS
+    from utils.training import set_seed
     teachers = load_teachers(args.teacher_path, label_config(spec))
+    set_seed(args.seed)  # the student's fresh weights depend on the seed only, not on how many teachers loaded
     student = build_student(
         args.student_model_name_or_path, teachers[0], spec.num_labels, init=args.student_init,
         examples=train_examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
@@ -155,6 +157,12 @@ def shared_cache(path, teachers, weights, features, batch_size, rank, world):
 @exits_cleanly(resume=FROM_CHECKPOINT)
 def main(argv=None):
     args = parse_args(argv)
+    from utils.tasks.spans import is_span_task
+    from utils.tasks.tokens import is_token_task
+    if (is_token_task(args.task_name) or is_span_task(args.task_name)) and (args.use_aug or args.cache_teacher_logits):
+        raise UserError(f"--{'use_aug' if args.use_aug else 'cache_teacher_logits'} works for sequence "
+                        "classification; token and span tasks (conll, squad) distil on their training set with "
+                        "the teachers running")
     if args.use_aug and (args.data_dir or args.glue_dir):
         from utils.glue import get_task, split_path, task_dir
         folder = task_dir(get_task(args.task_name, vars(args)), args.glue_dir, args.data_dir)
@@ -230,7 +238,8 @@ def main(argv=None):
                 logits_T = paddle.to_tensor(cache[index]) if from_cache else sum(
                     w * o["logits"] for w, o in zip(teacher_weights, outs_T)) / sum(teacher_weights)
             more, info = prediction_terms(dict(config, kd_weight=kd, hard_label_weight=phase["hard_label_weight"]),
-                                          out_S["logits"], logits_T, batch["labels"], spec.is_regression, progress)
+                                          out_S["logits"], logits_T, batch["labels"], spec.is_regression, progress,
+                                          getattr(spec, "view", None))
             terms += more
         total, logged = total_loss(terms)
         return total, logged, info

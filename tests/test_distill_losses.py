@@ -206,3 +206,11 @@ def test_token_logits_keep_only_labelled_positions_for_kd_and_the_hard_loss():
     hard = np.mean([-np.log(softmax(logits_S[b, i])[labels[b, i]]) for b, i in keep])
     assert float(hard_loss(S, y)) == pytest.approx(hard, rel=1e-5)
     assert select_positions(paddle.to_tensor(logits_S[:, 0]), y) is not None  # [B, C] passes through
+    # the distiller's prediction terms apply the same mask to per-token logits before any loss
+    from utils.distill import prediction_terms
+    from utils.presets import build_config
+    config = build_config({"temperature": 2.0, "kd_weight": 1.0, "hard_label_weight": 1.0},
+                          {"layers": 1, "hidden": 4, "heads": 1}, [{"layers": 1, "hidden": 4, "heads": 1}])
+    terms, _ = prediction_terms(config, S, T, y, False, 0.5)
+    assert {tag: float(v) for tag, _, v in terms} == pytest.approx({"pred_loss": expected, "hard_loss": hard},
+                                                                   rel=1e-5)

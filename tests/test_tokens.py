@@ -6,7 +6,7 @@ from conftest import write
 
 from utils.batches import collate
 from utils.errors import UserError
-from utils.tasks.tokens import IGNORE, check_tags, decode, encode, entity_scores, read_conll, tag_set
+from utils.tasks.tokens import IGNORE, attach_labels, encode, entity_scores, read_conll, tag_set, word_labels
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "john", "smith", "lives", "in", "new", "york", "play",
          "##ing", "##er", "##s", "ca", "##fe", ".", "he"]
@@ -48,18 +48,18 @@ def test_a_dev_tag_outside_the_training_tags_is_refused(tmp_path):
     train = read_conll(write(str(tmp_path / "train.txt"), "John B-PER\n\nParis B-LOC\n"))
     dev_path = write(str(tmp_path / "dev.txt"), "John B-PER\nworks O\n\nat O\nACME B-ORG\n")
     with pytest.raises(UserError) as info:
-        check_tags(read_conll(dev_path), tag_set(train), dev_path)
+        attach_labels(read_conll(dev_path), tag_set(train), dev_path)
     assert "dev.txt:5: tag 'B-ORG' is not among the training tags (O, B-LOC, B-PER)" in str(info.value)
 
 
 def test_labels_sit_on_first_pieces(tokenizer, tmp_path):
     sentences = read_conll(write(str(tmp_path / "t.txt"), "John B-PER\nplayers O\ncafe B-LOC\n"))
     labels = ["O", "B-LOC", "B-PER"]
-    features, windows = encode(sentences, tokenizer, labels, 32)
+    features = encode(attach_labels(sentences, labels, "t.txt"), tokenizer, 32)
     ids = [VOCAB[i] for i in features.columns["input_ids"][0]]
     assert ids == ["[CLS]", "john", "play", "##er", "##s", "ca", "##fe", "[SEP]"]
     assert features.labels[0].tolist() == [IGNORE, 2, 0, IGNORE, IGNORE, 1, IGNORE, IGNORE]
-    assert windows[0].words == [0, 1, 2] and windows[0].first_pieces == [1, 2, 5]
+    assert features.groups.tolist() == [0]
 
 
 def test_windows_cover_every_word_once_and_decode_back(tokenizer, tmp_path):
@@ -68,10 +68,12 @@ def test_windows_cover_every_word_once_and_decode_back(tokenizer, tmp_path):
     path = write(str(tmp_path / "t.txt"), "".join(f"{w} {t}\n" for w, t in zip(words, tags)) + "\nhe O\n")
     sentences = read_conll(path)
     labels = tag_set(sentences)
-    features, windows = encode(sentences, tokenizer, labels, 8)  # at most 6 pieces per window
+    features = encode(attach_labels(sentences, labels, path), tokenizer, 8)  # at most 6 pieces per window
     assert all(len(x) <= 8 for x in features.columns["input_ids"])
-    covered = [(w.sentence, i) for w in windows for i in w.words]
-    assert covered == [(0, i) for i in range(24)] + [(1, 0)]
+    # "playing" is two pieces: each window holds whole words, so the 24 words need 5 windows of at most 6 pieces
+    assert features.groups.tolist() == [0, 0, 0, 0, 0, 1]
+    firsts = [int((row != IGNORE).sum()) for row in features.labels]
+    assert sum(firsts[:5]) == 24 and firsts[5] == 1
     # logits that put each label where the features hold it: decoding must return the gold tags
     logits = []
     for row in features.labels:
@@ -80,23 +82,26 @@ def test_windows_cover_every_word_once_and_decode_back(tokenizer, tmp_path):
             if label != IGNORE:
                 z[position, label] = 1.0
         logits.append(z)
-    predicted = decode(logits, windows, sentences, labels)
-    assert predicted == [s.tags for s in sentences]
-    assert entity_scores(predicted, sentences) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    predicted, gold = word_labels(logits, features)
+    assert [[labels[i] for i in p] for p in predicted] == [s.tags for s in sentences]
+    assert gold == [s.label_ids for s in sentences]
+    tags = [[labels[i] for i in p] for p in predicted]
+    assert entity_scores(tags, [s.tags for s in sentences]) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
 
 
 def test_entity_scores_hand_computed(tmp_path):
     sentences = read_conll(write(str(tmp_path / "t.txt"), "John B-PER\nSmith I-PER\nin O\nParis B-LOC\n"))
     # one of two entities found, nothing spurious; a wrong boundary counts as a miss and a false alarm
-    assert entity_scores([["B-PER", "I-PER", "O", "O"]], sentences) == pytest.approx(
+    gold = [s.tags for s in sentences]
+    assert entity_scores([["B-PER", "I-PER", "O", "O"]], gold) == pytest.approx(
         {"precision": 1.0, "recall": 0.5, "f1": 2 / 3})
-    assert entity_scores([["B-PER", "O", "O", "B-LOC"]], sentences) == pytest.approx(
+    assert entity_scores([["B-PER", "O", "O", "B-LOC"]], gold) == pytest.approx(
         {"precision": 0.5, "recall": 0.5, "f1": 0.5})
 
 
 def test_collate_pads_token_labels_with_ignore(tokenizer, tmp_path):
     sentences = read_conll(write(str(tmp_path / "t.txt"), "john B-PER\n\nnew B-LOC\nyork I-LOC\n"))
-    features, _ = encode(sentences, tokenizer, tag_set(sentences), 16)
+    features = encode(attach_labels(sentences, tag_set(sentences), "t.txt"), tokenizer, 16)
     batch = collate(features, np.array([0, 1]))
     assert batch["input_ids"].shape == batch["labels"].shape == (2, 4)
     assert batch["labels"][0].tolist() == [IGNORE, 3, IGNORE, IGNORE]  # [CLS] john [SEP] + padding

@@ -20,6 +20,8 @@ class Features:
     columns: dict  # column name -> one int64 array per example, unpadded
     labels: np.ndarray  # int64 class ids, or float32 scores for regression
     pads: dict = field(default_factory=dict)  # column name -> pad value (default 0)
+    groups: np.ndarray = None  # example of each row when an example spans several rows (token-task windows)
+    extra: dict = None  # what a task type needs to turn rows back into answers (span extraction)
 
     def __len__(self):
         return len(self.labels)

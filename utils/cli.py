@@ -8,10 +8,12 @@ from utils.errors import UserError
 from utils.glue import TASK_NAMES, get_task, load_split, task_dir
 
 
-def add_task_args(parser, task_required=True):
+def add_task_args(parser, task_required=True, default_task=None):
     """--task_name, where its files are, and the custom task's columns; returns the data group."""
     g = parser.add_argument_group("data")
-    g.add_argument("--task_name", required=task_required, help=f"one of {', '.join(TASK_NAMES)} (case-insensitive)")
+    g.add_argument("--task_name", required=task_required and default_task is None, default=default_task,
+                   help=f"one of {', '.join(TASK_NAMES)}, or conll for token classification (NER) on CoNLL-style "
+                        "files (case-insensitive)")
     g.add_argument("--glue_dir", help="GLUE folder with TASK/train.tsv and dev.tsv; without it (and without "
                                       "--data_dir) GLUE is downloaded through paddlenlp")
     g.add_argument("--data_dir", help="the task's own folder (train.tsv, dev.tsv); required for custom")
@@ -22,11 +24,23 @@ def add_task_args(parser, task_required=True):
     c.add_argument("--labels", help="comma-separated label set (default: the distinct labels of train.tsv)")
     c.add_argument("--regression", action="store_true", help="float labels, trained with MSE")
     c.add_argument("--no_header", action="store_true", help="the files have no header row")
+    t = parser.add_argument_group("token classification (--task_name conll: --data_dir with train.txt, dev.txt)")
+    t.add_argument("--tag_column", type=int, default=-1,
+                   help="the tag's column in CoNLL-style lines (0-based; negative counts from the end; default -1, "
+                        "the last)")
+    q = parser.add_argument_group("span extraction (--task_name squad: --data_dir with train.json, dev.json in "
+                                  "SQuAD v1.1 format)")
+    q.add_argument("--doc_stride", type=int, default=128,
+                   help="a context longer than a window continues in another window this many pieces on (default 128)")
+    q.add_argument("--max_query_length", type=int, default=64, help="question pieces kept (default 64)")
+    q.add_argument("--max_answer_length", type=int, default=30, help="longest answer predicted, in pieces (default 30)")
+    q.add_argument("--n_best_size", type=int, default=20,
+                   help="best start and end positions combined when decoding an answer (default 20)")
     return g
 
 
-def add_data_args(parser):
-    g = add_task_args(parser)
+def add_data_args(parser, default_task=None):
+    g = add_task_args(parser, default_task=default_task)
     g.add_argument("--max_seq_length", type=int, default=128,
                    help="longer inputs are truncated: WordPiece tokens, or words for word students (default 128)")
     g.add_argument("--max_train_samples", type=int, help="use only the first N training rows (quick runs)")
@@ -79,7 +93,8 @@ def validate_args(args):
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in values):
             raise UserError(f"--{name} must be a finite number, got {value}")
-    positive = ["max_seq_length", "batch_size", "eval_batch_size", "logging_steps", "save_steps"]
+    positive = ["max_seq_length", "batch_size", "eval_batch_size", "logging_steps", "save_steps", "doc_stride",
+                "max_query_length", "max_answer_length", "n_best_size"]
     for name in positive + ["max_train_samples", "max_eval_samples"]:
         value = getattr(args, name, None)
         if value is not None and value <= 0:
@@ -96,6 +111,11 @@ def validate_args(args):
 
 def load_task(args, with_train=True, train_split="train"):
     """Task spec, train examples and {dev split: examples}; every row checked before anything is written."""
+    from utils.tasks import spans, tokens
+    for kind in (tokens, spans):
+        if kind.is_span_task(args.task_name) if kind is spans else kind.is_token_task(args.task_name):
+            spec, train, dev = kind.load(args, train_split)
+            return spec, train if with_train else None, dev
     spec = get_task(args.task_name, vars(args))
     folder = task_dir(spec, args.glue_dir, args.data_dir)
     if folder is not None and not os.path.isdir(folder):
@@ -106,10 +126,12 @@ def load_task(args, with_train=True, train_split="train"):
 
 
 def label_config(spec):
+    """What a model's config records about its task: outputs, their names, and its head (sequence or token)."""
     if spec.is_regression:
-        return {"num_labels": 1}
+        return {"num_labels": 1, "distill_head": "sequence"}
     return {"num_labels": spec.num_labels, "id2label": dict(enumerate(spec.labels)),
-            "label2id": {name: i for i, name in enumerate(spec.labels)}}
+            "label2id": {name: i for i, name in enumerate(spec.labels)},
+            "distill_head": getattr(spec, "head", "sequence")}
 
 
 def print_results(results):

@@ -59,6 +59,58 @@ def write_sst2(folder, n_train=2000, n_dev=400, seed=0):
             f.writelines(f"{text} \t{label}\n" for text, label in rows)
 
 
+def tag_words(words):
+    """Synthetic NER tags for a demo sentence: subject phrases are SUBJ entities (B- then I-), adjectives are
+    POS or NEG entities by polarity, everything else O."""
+    tags, i = ["O"] * len(words), 0
+    subjects = sorted((p.split() for p in SUBJECTS), key=len, reverse=True)
+    while i < len(words):
+        match = next((p for p in subjects if words[i:i + len(p)] == p), None)
+        if match:
+            tags[i:i + len(match)] = ["B-SUBJ"] + ["I-SUBJ"] * (len(match) - 1)
+            i += len(match)
+            continue
+        if words[i] in POSITIVE or words[i] in NEGATIVE:
+            tags[i] = "B-POS" if words[i] in POSITIVE else "B-NEG"
+        i += 1
+    return tags
+
+
+def write_conll(folder, n_train=240, n_dev=60, seed=0):
+    """The demo sentences as a CoNLL-style NER set (train.txt, dev.txt): word, a POS-like column, tag."""
+    rng = random.Random(seed)
+    os.makedirs(folder, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        with open(os.path.join(folder, f"{split}.txt"), "w", encoding="utf-8") as f:
+            f.write("-DOCSTART- -X- O\n\n")
+            for _ in range(n):
+                words = sentence(rng)[0].split()
+                f.writelines(f"{w} X {t}\n" for w, t in zip(words, tag_words(words)))
+                f.write("\n")
+
+
+def write_squad(folder, n_train=240, n_dev=60, seed=0):
+    """A synthetic SQuAD v1.1 set: a context of three clauses with different subjects ("the plot felt dull ."),
+    a question naming one subject, the answer its adjective."""
+    import json
+    rng = random.Random(seed)
+    os.makedirs(folder, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        articles = []
+        for i in range(n):
+            subjects = rng.sample(SUBJECTS, 3)
+            clauses = [[s, rng.choice(VERBS), rng.choice(ADVERBS), rng.choice(POSITIVE + NEGATIVE)] for s in subjects]
+            context = " ".join(" ".join(w for w in c if w) + " ." for c in clauses)
+            asked = rng.randrange(3)
+            clause_text = " ".join(w for w in clauses[asked] if w)
+            start = context.index(clause_text) + len(clause_text) - len(clauses[asked][-1])
+            qa = {"id": f"{split}-{i}", "question": subjects[asked],
+                  "answers": [{"text": clauses[asked][-1], "answer_start": start}]}
+            articles.append({"title": f"{split}-{i}", "paragraphs": [{"context": context, "qas": [qa]}]})
+        with open(os.path.join(folder, f"{split}.json"), "w", encoding="utf-8") as f:
+            json.dump({"version": "1.1", "data": articles}, f)
+
+
 def write_vocab(path, words):
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(words) + "\n")

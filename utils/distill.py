@@ -81,9 +81,14 @@ def match_terms(config, features_S, features_T, mask, active=None):
     return out
 
 
-def prediction_terms(config, logits_S, logits_T, labels, regression, progress):
+def prediction_terms(config, logits_S, logits_T, labels, regression, progress, view=None):
     """[(tag, weight, value)] for distillation towards the teachers' logits (when given) and gold labels, plus
     {temperature, kd_weight, hard_weight} as they stand at this point of training (for the logs)."""
+    if logits_S.ndim == 3:  # per-token logits as rows of a classification: the task type's view (logits mask)
+        from utils.losses import token_view
+        view = view or token_view
+        logits_T = None if logits_T is None else view(logits_T, labels)[0]
+        logits_S, labels = view(logits_S, labels)
     kd_w = config["kd_weight"] * WEIGHT_SCHEDULES[config["kd_weight_schedule"]](progress)
     hard_w = config["hard_label_weight"] * WEIGHT_SCHEDULES[config["hard_weight_schedule"]](progress)
     out, info = [], {"kd_weight": kd_w, "hard_weight": hard_w}

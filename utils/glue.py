@@ -26,6 +26,7 @@ class TaskSpec:
     num_columns: Optional[int] = None  # only needed without a header
     dev_splits: Tuple[str, ...] = ("dev",)
     ppnlp_name: Optional[str] = None  # name for paddlenlp.datasets.load_dataset("glue", ...)
+    head: str = "sequence"  # one prediction per example (utils/tasks/tokens.py: one per word)
 
     @property
     def is_regression(self):

@@ -122,7 +122,12 @@ def digest_examples(examples, h=None):
     import hashlib
     h = h or hashlib.sha256()
     for e in examples:
-        h.update(f"{e.text_a}\t{e.text_b or ''}\t{e.label}\n".encode("utf-8"))
+        if hasattr(e, "tags"):  # a token task's sentence
+            h.update(("\t".join(e.words) + "\n" + "\t".join(e.tags) + "\n").encode("utf-8"))
+        elif hasattr(e, "context"):  # a span task's question
+            h.update(f"{e.id}\t{e.question}\t{e.context}\t{e.answers}\n".encode("utf-8"))
+        else:
+            h.update(f"{e.text_a}\t{e.text_b or ''}\t{e.label}\n".encode("utf-8"))
     return h.hexdigest()[:16]
 
 

@@ -59,6 +59,11 @@ def hard_loss(logits_S, labels, regression=False):
     return F.cross_entropy(logits_S, labels.reshape([-1]))
 
 
+def token_view(logits, labels):
+    """Per-token logits [B, L, C] and labels [B, L] -> ([N, C], [N]) at the N labelled positions."""
+    return select_positions(logits, labels), select_positions(labels.unsqueeze(-1), labels).reshape([-1])
+
+
 def select_positions(logits, labels):
     """Per-token logits [B, L, C] -> [N, C] at the N labelled positions (a word's first piece), so every
     prediction-layer loss above applies to token tasks unchanged (TextBrewer's logits mask). [B, C] passes."""

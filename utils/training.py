@@ -72,18 +72,32 @@ def predict(adapter, features, batch_size, desc=None):
 
 
 def batched_logits(fn, features, batch_size, desc=None):
-    """fn({column: padded array}) -> logits, over features in length-sorted batches; returned in their order."""
+    """fn({column: padded array}) -> logits, over features in length-sorted batches; returned in their order:
+    [N, labels], or for per-token logits an object array of N [length, labels] arrays (padding cut off)."""
     from tqdm import tqdm
     out = None
     batches = eval_batches(features.lengths, batch_size)
+    lengths = [len(x) for x in next(iter(features.columns.values()))]
     for index in tqdm(batches, desc=desc, unit="batch", leave=False, disable=desc is None or len(batches) < 50):
         inputs = collate(features, index)
         inputs.pop("labels")
-        logits = fn(inputs)
+        logits = np.asarray(fn(inputs))
         if out is None:
-            out = np.zeros((len(features), logits.shape[-1]), dtype=np.float32)
-        out[index] = logits
+            out = np.empty(len(features), dtype=object) if logits.ndim == 3 else np.zeros(
+                (len(features), logits.shape[-1]), dtype=np.float32)
+        if logits.ndim == 3:
+            for row, i in zip(logits, index):
+                out[i] = row[:lengths[i]].astype(np.float32)
+        else:
+            out[index] = logits
     return out
+
+
+def task_metrics(spec, logits, features):
+    """{metric: value}: a task type's own metric (token tasks: entity F1 over words) or the GLUE ones."""
+    if hasattr(spec, "compute_metrics"):
+        return spec.compute_metrics(logits, features)
+    return compute_metrics(spec, logits, features.labels)
 
 
 def evaluate(spec, adapter, dev_sets, batch_size):
@@ -91,7 +105,7 @@ def evaluate(spec, adapter, dev_sets, batch_size):
     results = {}
     for split, features in dev_sets.items():
         logits = predict(adapter, features, batch_size)
-        for name, value in compute_metrics(spec, logits, features.labels).items():
+        for name, value in task_metrics(spec, logits, features).items():
             results[f"eval_{SPLIT_PREFIX.get(split, split + '_')}{name}"] = value
     return results
 

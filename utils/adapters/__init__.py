@@ -89,6 +89,9 @@ def build_student(source, teacher, num_labels, *, init="pretrained", examples=()
                         "predictions only (drop --intermediate_distill and the config's intermediate_matches)")
     if source in WORD_ARCHS:
         from utils.adapters.words import WordEncoder
+        if examples and not hasattr(examples[0], "text_a"):
+            raise UserError(f"a {source} student classifies whole texts; token classification needs a WordPiece "
+                            "student (a shape such as 4l-312d, a MobileBERT shape, or a model folder)")
         if not examples:
             raise UserError(f"a {source} student builds its vocabulary from the training set, which is empty")
         pair = bool(examples) and examples[0].text_b is not None
@@ -123,6 +126,11 @@ def load_teachers(paths, label_info):
     teachers = []
     for path in paths:
         teacher = load_adapter(path)  # its own classifier: a wrong size is refused, never silently replaced
+        head = label_info.get("distill_head", "sequence")
+        if teacher.head != head:
+            script = {"token": "run_ner.py", "span": "run_qa.py"}.get(head, "run_glue.py")
+            raise UserError(f"the teacher has a {teacher.head} head; this task needs a {head} head (fine-tune it "
+                            f"with {script})", path)
         if teacher.num_labels != label_info["num_labels"]:
             raise UserError(f"the teacher has {teacher.num_labels} outputs; the task needs "
                             f"{label_info['num_labels']}", path)

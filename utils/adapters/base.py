@@ -57,6 +57,8 @@ class Adapter(paddle.nn.Layer):
         """Label names and ids ({"num_labels", "id2label", "label2id"}) saved with the model for predict.py."""
         self.label_info = dict(info)
 
+    head = "sequence"  # one set of logits per example; BERT-family models can have a per-token head
+
     def num_parameters(self):
         return int(sum(p.size for p in self.model.parameters()))
 

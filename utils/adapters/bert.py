@@ -31,6 +31,11 @@ class BertEncoder(Encoder):
 
     def encode(self, examples, max_seq_length, regression=False, desc="tokenize", chunk=2048):
         from tqdm import tqdm
+        from utils.tasks import spans, tokens
+        if examples and isinstance(examples[0], tokens.Sentence):  # token tasks: labels on words' first pieces
+            return tokens.encode(examples, self.tokenizer, max_seq_length)
+        if examples and isinstance(examples[0], spans.Question):  # span extraction: question + context windows
+            return spans.encode(examples, self.tokenizer, max_seq_length)
         ids, types = [], []
         for start in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", leave=False,
                           disable=len(examples) < 4 * chunk):
@@ -103,13 +108,29 @@ def projection_parameters(model, kind):
     return list(base.fit_denses.parameters()) if kind == "per_layer" else list(base.fit_dense.parameters())
 
 
+HEADS = ("sequence", "token", "span")  # logits per example, per token (NER), or a start/end pair per token (QA)
+HEAD_KEY = "distill_head"  # config.json key naming the head; absent: sequence
+
+
+def head_logits(model, input_ids, token_type_ids, attention_mask=None):
+    """The model's logits for its head. A token head reuses the *ForSequenceClassification classifier (a
+    Linear(hidden, labels) in BERT, TinyBERT and MobileBERT) on every position's final hidden state instead of
+    the pooled [CLS] state: one model class per family, saved and loaded alike, whatever the task type."""
+    if getattr(model.config, HEAD_KEY, "sequence") in ("token", "span"):
+        hidden = model.base_model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
+                                  return_dict=False)[0]
+        return model.classifier(model.dropout(hidden))
+    return model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
+                 return_dict=True).logits
+
+
 class _Logits(paddle.nn.Layer):
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, input_ids, token_type_ids):
-        return self.model(input_ids=input_ids, token_type_ids=token_type_ids, return_dict=True).logits
+        return head_logits(self.model, input_ids, token_type_ids)
 
 
 class BertAdapter(Adapter):
@@ -128,8 +149,7 @@ class BertAdapter(Adapter):
         mask = (ids != self.encoder.pads["input_ids"]).astype("float32")
         if requests and self._capture is None:
             self._capture = Capture(self.model, attention=True, parts=self.attention_parts)
-        logits = self.model(input_ids=ids, token_type_ids=inputs["token_type_ids"], attention_mask=mask,
-                            return_dict=True).logits
+        logits = head_logits(self.model, ids, inputs["token_type_ids"], mask)
         features = []
         for feature, layer, proj in requests:
             x = self._capture.scores(layer) if feature == "attention" else self._capture.hidden[layer]
@@ -141,6 +161,10 @@ class BertAdapter(Adapter):
     @property
     def num_labels(self):
         return self.model.config.num_labels
+
+    @property
+    def head(self):
+        return getattr(self.model.config, HEAD_KEY, "sequence")
 
     def part_of(self, name):
         if ".embeddings." in name:
@@ -171,8 +195,11 @@ class BertAdapter(Adapter):
     @classmethod
     def load(cls, folder, num_labels=None, **label_info):
         from paddlenlp.transformers import AutoModelForSequenceClassification
+        head = label_info.pop(HEAD_KEY, None)
         kwargs = dict(label_info, num_labels=num_labels) if num_labels else {}
         model = load_model(AutoModelForSequenceClassification, folder, **kwargs)
+        if head:
+            setattr(model.config, HEAD_KEY, head)
         return cls(model, BertEncoder(load_tokenizer(folder)), getattr(model.config, "distill_projection", None))
 
     def export_layer(self):

@@ -43,8 +43,13 @@ class MobileBertAdapter(BertAdapter):
     @classmethod
     def load(cls, folder, num_labels=None, **label_info):
         from paddlenlp.transformers import MobileBertForSequenceClassification
+
+        from utils.adapters.bert import HEAD_KEY
+        head = label_info.pop(HEAD_KEY, None)
         kwargs = dict(label_info, num_labels=num_labels, ignore_mismatched_sizes=True) if num_labels else {}
         model = load_model(MobileBertForSequenceClassification, folder, **kwargs)
+        if head:
+            setattr(model.config, HEAD_KEY, head)
         return cls(model, BertEncoder(load_tokenizer(folder)))
 
     def with_labels(self, num_labels):

@@ -5,8 +5,10 @@ File format: one token per line with its tag (`token<TAB or spaces>tag`; `--tag_
 in multi-column CoNLL-2003 files, default the last), a blank line between sentences, `-DOCSTART-` lines skipped,
 CRLF and a BOM tolerated. The label of a word sits on its first word piece; its other pieces, [CLS], [SEP]
 and padding carry IGNORE, which the loss, the distillation mask and the metric skip. A sentence longer than
-max_seq_length is cut into windows of whole words, so every word gets a prediction.
+max_seq_length is cut into windows of whole words (consecutive feature rows sharing one group), so every word
+gets a prediction and the metric sees whole sentences again.
 """
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +16,10 @@ import numpy as np
 from utils.batches import LABEL_PAD as IGNORE  # label of positions that are not a word's first piece
 from utils.batches import Features
 from utils.errors import UserError
+
 DOCSTART = "-DOCSTART-"
+TASK_NAMES = ("conll", "ner")  # --task_name values of this task type
+SPLIT_FILE = "{}.txt"
 
 
 @dataclass
@@ -22,6 +27,37 @@ class Sentence:
     words: list
     tags: list
     lines: list = field(default_factory=list)  # the file line of each word, for errors
+    label_ids: list = field(default_factory=list)  # tag ids in the task's tag set (attach_labels)
+
+
+@dataclass(frozen=True)
+class TokenTask:
+    """The spec of a token-classification task, read by the scripts like a GLUE TaskSpec."""
+    labels: tuple  # the training tags, "O" first
+    name: str = "conll"
+    metrics: tuple = ("precision", "recall", "f1")
+    main_metric: str = "f1"
+    dev_splits: tuple = ("dev",)
+    head: str = "token"  # per-token logits [batch, length, labels]
+    is_regression: bool = False
+
+    @property
+    def num_labels(self):
+        return len(self.labels)
+
+    @staticmethod
+    def view(logits, labels):
+        from utils.losses import token_view
+        return token_view(logits, labels)
+
+    def compute_metrics(self, logits, features):
+        predicted, gold = word_labels(logits, features)
+        names = list(self.labels)
+        return entity_scores([[names[i] for i in p] for p in predicted], [[names[i] for i in g] for g in gold])
+
+
+def is_token_task(name):
+    return str(name).lower() in TASK_NAMES
 
 
 def read_conll(path, tag_column=-1):
@@ -57,68 +93,102 @@ def tag_set(sentences):
     return ["O"] + sorted(found - {"O"}, key=lambda t: (t[2:], t[:2]))
 
 
-def check_tags(sentences, labels, path):
-    known = set(labels)
+def attach_labels(sentences, labels, path):
+    """Each sentence's tag ids; a tag outside the training tags is an error naming its line."""
+    known = {t: i for i, t in enumerate(labels)}
     for s in sentences:
         for tag, line in zip(s.tags, s.lines):
             if tag not in known:
                 raise UserError(f"tag '{tag}' is not among the training tags ({', '.join(labels)})", path, line)
+        s.label_ids = [known[t] for t in s.tags]
+    return sentences
 
 
-@dataclass
-class Window:
-    sentence: int  # index of the sentence
-    words: list  # indices of the words it covers, in order
-    first_pieces: list  # position in the window of each of those words' first piece
+def load(args, train_split="train"):
+    """(TokenTask, train sentences, {"dev": sentences}) from --data_dir's train.txt and dev.txt."""
+    if not args.data_dir:
+        raise UserError(f"--task_name {args.task_name} needs --data_dir, a folder with train.txt and dev.txt "
+                        "(CoNLL-style: token and tag per line)")
+    if not os.path.isdir(args.data_dir):
+        raise UserError("no such directory; expected a folder with train.txt and dev.txt", args.data_dir)
+    paths = {split: os.path.join(args.data_dir, SPLIT_FILE.format(split)) for split in (train_split, "dev")}
+    train = read_conll(paths[train_split], args.tag_column)
+    spec = TokenTask(tuple(tag_set(train)), name=str(args.task_name).lower())
+    dev = read_conll(paths["dev"], args.tag_column)
+    attach_labels(train, spec.labels, paths[train_split])
+    attach_labels(dev, spec.labels, paths["dev"])
+    take = args.max_train_samples, getattr(args, "max_eval_samples", None)
+    return spec, train[:take[0]], {"dev": dev[:take[1]]}
 
 
-def encode(sentences, tokenizer, labels, max_seq_length):
-    """(Features with per-token labels, [Window]): each sentence cut into windows of whole words that fit
-    max_seq_length with [CLS] and [SEP]; a word longer than a whole window keeps its first pieces."""
-    label_id = {t: i for i, t in enumerate(labels)}
+def sentences_of_lines(path):
+    """Plain text for prediction: one sentence a line, words split on whitespace (tags unknown: "O")."""
+    from utils.files import text_lines
+    out = [Sentence(line.split(), ["O"] * len(line.split()), [lineno] * len(line.split()),
+                    [0] * len(line.split())) for lineno, line in text_lines(path, "a text file, one sentence a "
+                                                                                  "line") if line.strip()]
+    if not out:
+        raise UserError("no sentences; expected at least one non-empty line", path)
+    return out
+
+
+def encode(sentences, tokenizer, max_seq_length):
+    """Features with per-token labels, one row per window: each sentence cut into windows of whole words that
+    fit max_seq_length with [CLS] and [SEP] (a word longer than a whole window keeps its first pieces);
+    features.groups holds each row's sentence."""
     width = max_seq_length - 2
-    ids, tags, windows = [], [], []
+    ids, tags, groups = [], [], []
     for si, s in enumerate(sentences):
         pieces = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w)) or [tokenizer.unk_token_id]
                   for w in s.words]
         start = 0
         while start < len(s.words):
-            row, row_tags, words, firsts = [tokenizer.cls_token_id], [IGNORE], [], []
-            end = start
+            row, row_tags, end = [tokenizer.cls_token_id], [IGNORE], start
             while end < len(s.words) and (len(row) - 1 + len(pieces[end]) <= width or end == start):
                 word_pieces = pieces[end][:width]
-                firsts.append(len(row))
                 row += word_pieces
-                row_tags += [label_id.get(s.tags[end], IGNORE)] + [IGNORE] * (len(word_pieces) - 1)
-                words.append(end)
+                row_tags += [s.label_ids[end]] + [IGNORE] * (len(word_pieces) - 1)
                 end += 1
             ids.append(np.asarray(row + [tokenizer.sep_token_id], dtype=np.int64))
             tags.append(np.asarray(row_tags + [IGNORE], dtype=np.int64))
-            windows.append(Window(si, words, firsts))
+            groups.append(si)
             start = end
-    features = Features({"input_ids": ids, "token_type_ids": [np.zeros_like(x) for x in ids]},
-                        _object_array(tags), {"input_ids": tokenizer.pad_token_id, "token_type_ids": 0})
-    return features, windows
+    labels = np.empty(len(tags), dtype=object)
+    labels[:] = tags
+    return Features({"input_ids": ids, "token_type_ids": [np.zeros_like(x) for x in ids]}, labels,
+                    {"input_ids": tokenizer.pad_token_id, "token_type_ids": 0}, groups=np.asarray(groups))
 
 
-def _object_array(rows):
-    out = np.empty(len(rows), dtype=object)
-    out[:] = rows
-    return out
+def word_labels(logits, features):
+    """(predicted, gold) label ids of every word, one list per sentence: the argmax of each window's logits
+    ([length, labels] per row) at its words' first pieces, windows of a sentence joined in order."""
+    predicted, gold = [], []
+    last = None
+    for row, group in enumerate(features.groups):
+        keep = features.labels[row] != IGNORE
+        if group != last:
+            predicted.append([])
+            gold.append([])
+            last = group
+        predicted[-1].extend(np.asarray(logits[row])[keep].argmax(-1).tolist())
+        gold[-1].extend(features.labels[row][keep].tolist())
+    return predicted, gold
 
 
-def decode(logits_per_window, windows, sentences, labels):
-    """The predicted tag of every word of every sentence, from each window's [length, labels] logits."""
-    predicted = [[None] * len(s.words) for s in sentences]
-    for logits, w in zip(logits_per_window, windows):
-        for word, position in zip(w.words, w.first_pieces):
-            predicted[w.sentence][word] = labels[int(np.argmax(logits[position]))]
-    return predicted
-
-
-def entity_scores(predicted, sentences):
-    """Entity-level precision, recall and F1 over all sentences (conlleval semantics, via seqeval)."""
+def entity_scores(predicted, gold):
+    """Entity-level precision, recall and F1 over all sentences (conlleval semantics, via seqeval); both are
+    lists of tag lists."""
     from seqeval.metrics import f1_score, precision_score, recall_score
-    gold = [s.tags for s in sentences]
     return {"precision": float(precision_score(gold, predicted)), "recall": float(recall_score(gold, predicted)),
             "f1": float(f1_score(gold, predicted))}
+
+
+def write_tagged(path, sentences, predicted, labels, gold=True):
+    """CoNLL-style predictions: word and predicted tag per line (then the file's tag, when it had tags), a
+    blank line after each sentence."""
+    from utils.files import atomic_file
+    with atomic_file(path) as f:
+        for s, p in zip(sentences, predicted):
+            for word, tag, label in zip(s.words, s.tags, p):
+                f.write(f"{word}\t{labels[label]}" + (f"\t{tag}\n" if gold else "\n"))
+            f.write("\n")

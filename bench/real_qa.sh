@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The README's QA run (issue: NER and extractive QA): a SQuAD-format set built from real news sentences
+# (bench/make_cloze_squad.py; cloze questions, see its docstring), the pip MiniLM teacher fine-tuned with run_qa.py,
+# a 4L-312d student distilled in TinyBERT's two stages (two phases of one run), then exported and predicted.
+# The student starts from general_distill.py's 4L-312d model when GENERAL points at one, else random weights.
+#   OUT=out/real/qa GENERAL=out/real/pretrained/general-4l312d/general_model bash bench/real_qa.sh
+source "$(dirname "$0")/real_env.sh"
+OUT=${OUT:-out/real/qa}
+GENERAL=${GENERAL:-}
+TEACHER_EPOCHS=${TEACHER_EPOCHS:-2}
+STUDENT_EPOCHS=${STUDENT_EPOCHS:-4}  # half intermediate, half prediction
+DATA="$OUT/data"
+[ -f "$DATA/dev.json" ] || "$PY" bench/make_cloze_squad.py --ner_dir "${NER_DIR:-../shared/data/ner}" --out "$DATA"
+COMMON=(--task_name squad --data_dir "$DATA" --max_seq_length 160 --doc_stride 64 --batch_size 16 --save_steps 100
+        --logging_steps 25)
+if [ -n "$GENERAL" ]; then STUDENT=(--student_model_name_or_path "$GENERAL" --student_init pretrained)
+else STUDENT=(--student_model_name_or_path 4l-312d --student_init random); fi
+timed() {
+  local name=$1; shift
+  [ -f "$OUT/$name/all_results.json" ] && { echo "== skip $name"; return; }
+  local t0; t0=$(date +%s)
+  echo "== $name: $*"; "$@" > "$OUT/$name.log" 2>&1
+  printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$OUT/times.tsv"
+}
+timed teacher "$PY" run_qa.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
+  --learning_rate 5e-5 --num_train_epochs "$TEACHER_EPOCHS" --resume
+echo '{"phases": "tinybert", "intermediate_matches": [{"preset": "tinybert"}]}' > "$OUT/phases.json"
+timed pred "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" "${STUDENT[@]}" \
+  --distill_config "$OUT/phases.json" --learning_rate 1e-4 --num_train_epochs "$STUDENT_EPOCHS" \
+  --output_dir "$OUT/pred" --resume
+for run in teacher pred; do
+  [ -d "$OUT/export/$run" ] || "$PY" export_model.py --model_dir "$OUT/$run/best_model" --output_dir "$OUT/export/$run" \
+    --max_seq_length 160 > /dev/null 2>&1
+  "$PY" predict.py --model_dir "$OUT/export/$run" --task_name squad --data_dir "$DATA" --split dev --doc_stride 64 \
+    --max_seq_length 160 --output_file "$OUT/export/$run/answers-dev.json" > "$OUT/predict-$run.log" 2>&1
+done
+"$PY" - "$OUT" <<'PYEOF'
+import json, os, sys
+out = sys.argv[1]
+times = dict(line.split("\t") for line in open(os.path.join(out, "times.tsv")).read().split("\n") if line)
+teacher = json.load(open(os.path.join(out, "teacher", "all_results.json")))
+print("| model | dev EM | dev F1 | % of teacher F1 | exported (predict.py) F1 | wall time |")
+print("| --- | --- | --- | --- | --- | --- |")
+for name, label in (("teacher", "MiniLM-L6-H384 teacher (run_qa.py)"), ("pred", "4L-312d distilled (two phases)")):
+    r = json.load(open(os.path.join(out, name, "all_results.json")))
+    exported = json.load(open(os.path.join(out, "export", name, "answers-dev.metrics.json")))["dev_f1"]
+    print(f"| {label} | {r['eval_exact_match']:.4f} | {r['eval_f1']:.4f} | {r['eval_f1'] / teacher['eval_f1']:.1%} "
+          f"| {exported:.4f} | {int(times.get(name, 0)) // 60} min |")
+PYEOF
