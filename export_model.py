@@ -21,6 +21,9 @@ def parse_args(argv=None):
     p.add_argument("--model_dir", required=True, help="a from_pretrained classifier folder (e.g. best_model)")
     p.add_argument("--output_dir", required=True, help="the export folder to write")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx through paddle2onnx")
+    p.add_argument("--quantize", choices=("int8",),
+                   help="int8: also write model.int8.onnx, dynamic INT8 quantization of the matrix products through "
+                        "onnxruntime (implies --onnx; predict.py --int8 runs it)")
     p.add_argument("--opset", type=int, default=14, help="ONNX opset (default 14)")
     p.add_argument("--max_seq_length", type=int, default=128,
                    help="recorded for predict.py as its default truncation length (default 128)")
@@ -33,6 +36,7 @@ def parse_args(argv=None):
         raise UserError("no such folder; expected a trained model folder (e.g. OUTPUT_DIR/best_model)",
                         args.model_dir)
     check_output_dir(args.output_dir)
+    args.onnx = args.onnx or args.quantize == "int8"
     return args
 
 
@@ -42,7 +46,7 @@ def main(argv=None):
     import paddle
 
     from utils.adapters import check_max_length, load_adapter
-    from utils.inference import export_onnx, export_static
+    from utils.inference import INT8_FILE, export_onnx, export_static, quantize_int8
     from utils.models import model_kind, quiet_paddlenlp
     from utils.files import write_folder
     quiet_paddlenlp()
@@ -69,10 +73,19 @@ def main(argv=None):
                 raise UserError(f"ONNX export failed ({str(err).splitlines()[0][:160]}); the Paddle export works "
                                 "without --onnx") from None
             info["onnx"] = "model.onnx"
+        if args.quantize == "int8":
+            try:
+                quantize_int8(folder)
+            except OSError:
+                raise
+            except Exception as err:  # onnxruntime's quantizer raises assorted types for graphs it cannot handle
+                raise UserError(f"INT8 quantization failed ({str(err).splitlines()[0][:160]}); the FP32 exports "
+                                "work without --quantize") from None
+            info["int8"] = INT8_FILE
         write_json(os.path.join(folder, "export.json"), info)
     write_folder(args.output_dir, fill)
     print(f"exported {args.model_dir} -> {args.output_dir} ({model.describe()}"
-          f"{', with model.onnx' if args.onnx else ''})")
+          f"{', with model.onnx' if args.onnx else ''}{' and model.int8.onnx' if args.quantize else ''})")
     return args.output_dir
 
 

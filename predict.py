@@ -37,6 +37,8 @@ def parse_args(argv=None):
     e = p.add_argument_group("engine")
     e.add_argument("--backend", choices=("paddle", "onnx"), default="paddle",
                    help="Paddle Inference (default) or onnxruntime (needs model.onnx and onnxruntime)")
+    e.add_argument("--int8", action="store_true", help="run model.int8.onnx (export_model.py --quantize int8) on "
+                                                       "onnxruntime")
     e.add_argument("--device", default="cpu", help="cpu or gpu[:N] (Paddle Inference)")
     e.add_argument("--threads", type=int, help="CPU threads (default OMP_NUM_THREADS)")
     e.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=True, help="oneDNN kernels on CPU")
@@ -134,17 +136,21 @@ def read_examples(args, labels, head):
 
 def open_engine(args):
     """The exported model on Paddle Inference or onnxruntime; a damaged export is one error naming it."""
-    from utils.inference import OnnxPredictor, PaddlePredictor
+    from utils.inference import INT8_FILE, OnnxPredictor, PaddlePredictor
+    if args.int8:
+        args.backend = "onnx"
+    model_file = INT8_FILE if args.int8 else "model.onnx"
     if args.backend == "onnx":
-        if not os.path.isfile(os.path.join(args.model_dir, "model.onnx")):
-            raise UserError("no model.onnx; export with --onnx", args.model_dir)
+        if not os.path.isfile(os.path.join(args.model_dir, model_file)):
+            raise UserError(f"no {model_file}; export with {'--quantize int8' if args.int8 else '--onnx'}",
+                            args.model_dir)
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise UserError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
     try:
         if args.backend == "onnx":
-            return OnnxPredictor(args.model_dir, args.threads)
+            return OnnxPredictor(args.model_dir, args.threads, model_file)
         return PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
     except Exception as err:  # both runtimes raise their own types for a damaged graph or weights file
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]

@@ -91,7 +91,7 @@ def latency_rows(out, seq_len, repeats, notes):
     import numpy as np
 
     from utils.files import read_json
-    from utils.inference import EXPORTED, OnnxPredictor, PaddlePredictor, interleaved_medians, settle
+    from utils.inference import EXPORTED, INT8_FILE, OnnxPredictor, PaddlePredictor, interleaved_medians, settle
     runs, sizes = {}, {}
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
@@ -102,6 +102,8 @@ def latency_rows(out, seq_len, repeats, notes):
             runs[(role, "paddle_inference")] = PaddlePredictor(folder)
             if os.path.isfile(os.path.join(folder, "model.onnx")) and importlib.util.find_spec("onnxruntime"):
                 runs[(role, "onnxruntime")] = OnnxPredictor(folder)
+                if os.path.isfile(os.path.join(folder, INT8_FILE)):
+                    runs[(role, "onnxruntime_int8")] = OnnxPredictor(folder, model_file=INT8_FILE)
             sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
         except Exception as err:  # a damaged export costs its latency rows, not the report
             notes.append(f"latency of export/{role}: not measured ({str(err).splitlines()[0][:160] or err!r})")
@@ -140,6 +142,49 @@ def latency_lines(rows, seq_len):
                      f"speed-up {speedup:.2f}x ({speedup / ratio:.0%} of the FLOP ratio)")
     lines += ["", "Tiny models are bound by per-call overhead, not FLOPs; bench/latency.py times real shapes."]
     return lines
+
+
+def int8_lines(out, rows, stage_args, main_metric, notes):
+    """FP32 vs INT8 (onnxruntime) of each export that has model.int8.onnx: size on disk, latency at batch 1
+    and 32 (from the latency rows), and the dev metric of both files."""
+    from utils.inference import INT8_FILE, OnnxPredictor
+    lines = []
+    for role in ("teacher", "student"):
+        folder = os.path.join(out, "export", role)
+        if not os.path.isfile(os.path.join(folder, INT8_FILE)):
+            continue
+        sizes = [os.path.getsize(os.path.join(folder, f)) / 1e6 for f in ("model.onnx", INT8_FILE)]
+        try:
+            scores = [dev_score_of_export(folder, stage_args, f)[main_metric] for f in ("model.onnx", INT8_FILE)]
+        except (UserError, KeyError, AttributeError, TypeError) as err:
+            notes.append(f"INT8 dev scores of export/{role}: not measured ({err!s:.160})")
+            scores = [None, None]
+        ms = {(e, b): rows[(role, e, b, s)][0] * 1000 for (r, e, b, s) in rows if r == role}
+        cells = []
+        for batch in (1, 32):
+            fp32, int8 = ms.get(("onnxruntime", batch)), ms.get(("onnxruntime_int8", batch))
+            cells.append(f"{number(fp32, '.2f')} / {number(int8, '.2f')}" + (
+                f" ({fp32 / int8:.2f}x)" if fp32 and int8 else ""))
+        lines.append(f"| {role} | {sizes[0]:.1f} / {sizes[1]:.1f} ({sizes[1] / sizes[0]:.0%}) | {cells[0]} | {cells[1]} | "
+                     f"{number(scores[0])} / {number(scores[1])} |")
+    if not lines:
+        return []
+    return ["", "## INT8 (onnxruntime dynamic quantization) vs FP32", "",
+            f"| model | size MB FP32 / INT8 | ms at batch 1, FP32 / INT8 | ms at batch 32, FP32 / INT8 | "
+            f"{main_metric} FP32 / INT8 |", "| --- | --- | --- | --- | --- |"] + lines
+
+
+def dev_score_of_export(folder, stage_args, model_file):
+    """The main dev metric of one ONNX file of an export folder, on the stage's dev set."""
+    from utils.adapters import load_encoder
+    from utils.cli import load_task
+    from utils.inference import OnnxPredictor
+    from utils.training import batched_logits, task_metrics
+    args = argparse.Namespace(**stage_args)
+    spec, _, dev = load_task(args, with_train=False)
+    features = load_encoder(folder).encode(dev[spec.dev_splits[0]], args.max_seq_length, spec.is_regression)
+    logits = batched_logits(OnnxPredictor(folder, model_file=model_file), features, 64)
+    return {f"eval_{k}": v for k, v in task_metrics(spec, logits, features).items()}
 
 
 def plot(series_by_stage, plots_dir):
@@ -213,6 +258,9 @@ def main(argv=None):
         rows = latency_rows(out, seq, args.latency_repeats, notes)
         if rows:
             lines += latency_lines(rows, seq)
+            pred_args = next((s[4] for s in stages if s[0] == "pred" and s[4]), None)
+            if pred_args:
+                lines += int8_lines(out, rows, pred_args, main_metric, notes)
     if notes:
         lines += ["", "## Not in this report", ""] + [f"- {n}" for n in notes]
     plots_dir = os.path.join(out, "plots")

@@ -106,7 +106,8 @@ def paddle_run(args, batches):
             t = {k: paddle.to_tensor(v) for k, v in b.items()}
             with autocast():
                 if forward is not None:
-                    logits = forward(input_ids=t["input_ids"], token_type_ids=t["token_type_ids"]).logits
+                    out = forward(input_ids=t["input_ids"], token_type_ids=t["token_type_ids"])
+                    logits = out if isinstance(out, paddle.Tensor) else out[0]
                 else:
                     logits = model({"input_ids": t["input_ids"], "token_type_ids": t["token_type_ids"]})["logits"]
             loss = hard_loss(logits.astype("float32"), t["labels"])

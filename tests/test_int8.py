@@ -1,0 +1,77 @@
+"""INT8 students: export_model.py --quantize int8 writes model.int8.onnx, predict.py --int8 runs it and agrees
+with FP32, report.py shows both side by side; a bad --quantize is refused."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import export_model
+import predict
+import report
+import run_glue
+import task_distill
+
+
+def argv(*args):
+    return [str(a) for a in args]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, demo_glue, tiny_bert):
+    """A small pipeline folder: a trained teacher, a distilled student, and both exported with INT8."""
+    out = tmp_path_factory.mktemp("int8")
+    quick = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--max_seq_length", 32, "--save_steps", 40,
+             "--logging_steps", 20]
+    run_glue.main(argv(*quick, "--model_name_or_path", tiny_bert, "--output_dir", out / "teacher", "--max_steps", 80,
+                       "--learning_rate", 2e-3))
+    task_distill.main(argv(*quick, "--teacher_path", out / "teacher" / "best_model", "--student_model_name_or_path",
+                           "1l-32d", "--student_init", "random", "--output_dir", out / "pred", "--max_steps", 80,
+                           "--learning_rate", 2e-3))
+    for role, src in (("teacher", "teacher"), ("student", "pred")):
+        export_model.main(argv("--model_dir", out / src / "best_model", "--output_dir", out / "export" / role,
+                               "--quantize", "int8", "--max_seq_length", 32))
+    return out
+
+
+def test_int8_export_is_smaller_and_agrees_with_fp32(pipeline, demo_glue, tmp_path):
+    export = pipeline / "export" / "teacher"
+    info = json.load(open(export / "export.json"))
+    assert info["int8"] == "model.int8.onnx" and info["onnx"] == "model.onnx"  # --quantize implies --onnx
+    assert os.path.getsize(export / "model.int8.onnx") < os.path.getsize(export / "model.onnx")
+    outputs = {}
+    for name, flags in (("fp32", ["--backend", "onnx"]), ("int8", ["--int8"])):
+        path = tmp_path / f"{name}.tsv"
+        predict.main(argv("--model_dir", export, "--task_name", "SST-2", "--glue_dir", demo_glue, "--output_file",
+                          path, *flags))
+        outputs[name] = [line.split("\t")[2] for line in open(path).read().splitlines()[1:]]
+    agree = np.mean([a == b for a, b in zip(outputs["fp32"], outputs["int8"])])
+    assert len(outputs["int8"]) == 60 and agree >= 0.95
+
+
+def test_report_shows_fp32_and_int8_side_by_side(pipeline):
+    report.main(argv("--out", pipeline, "--latency_repeats", 1))
+    text = open(pipeline / "report.md").read()
+    assert "## INT8 (onnxruntime dynamic quantization) vs FP32" in text
+    rows = [line for line in text.splitlines() if line.startswith("| student |") and " / " in line]
+    assert rows and rows[0].count(" / ") == 4  # size, batch 1, batch 32, dev metric: FP32 / INT8 each
+    assert "onnxruntime_int8" in text
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
+])
+def test_a_bad_quantize_value_is_refused(flags, expected, pipeline, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        export_model.main(argv("--model_dir", pipeline / "pred" / "best_model", "--output_dir", tmp_path / "x", *flags))
+    assert info.value.code == 2 and expected in capsys.readouterr().err and not os.path.exists(tmp_path / "x")
+
+
+def test_predict_int8_without_an_int8_file_names_the_fix(pipeline, tmp_path, capsys):
+    export = tmp_path / "fp32only"
+    export_model.main(argv("--model_dir", pipeline / "pred" / "best_model", "--output_dir", export, "--onnx"))
+    texts = tmp_path / "t.txt"
+    texts.write_text("the movie was great .\n")
+    with pytest.raises(SystemExit) as info:
+        predict.main(argv("--model_dir", export, "--input", texts, "--int8"))
+    assert info.value.code == 2 and "no model.int8.onnx; export with --quantize int8" in capsys.readouterr().err
