@@ -36,6 +36,23 @@ fi
 COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" --batch_size 32 --device "$DEVICE")
 DISTILL=("${COMMON[@]}")
 
+merge_flags() {  # merge_flags "FLAGS" ...: every flag once, a later argument's value winning (defaults first,
+  # then the user's *_ARGS), so a command (and the args.json and report that copy it) never repeats a flag
+  local -A value=(); local -a order=() tokens; local layer flag v i
+  for layer in "$@"; do
+    read -ra tokens <<< "$layer"
+    i=0
+    while [ "$i" -lt "${#tokens[@]}" ]; do
+      flag=${tokens[$i]} v=""
+      if [ $((i + 1)) -lt "${#tokens[@]}" ] && [[ ${tokens[$((i + 1))]} != --* ]]; then v=${tokens[$((i + 1))]}; i=$((i + 1)); fi
+      i=$((i + 1))
+      [ -n "${value[$flag]+set}" ] || order+=("$flag")
+      value[$flag]=$v
+    done
+  done
+  for flag in "${order[@]}"; do printf '%s ' "$flag" ${value[$flag]:+"${value[$flag]}"}; done
+}
+
 stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished run
   local out=$1; shift
   if [ -f "$out/all_results.json" ]; then echo "== skip $out (complete)"; return; fi
@@ -45,7 +62,7 @@ stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished
 
 # shellcheck disable=SC2086
 stage "$OUT/teacher" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$TEACHER" --output_dir "$OUT/teacher" \
-  --learning_rate 2e-5 --num_train_epochs 3 ${TEACHER_ARGS:-}
+  $(merge_flags "--learning_rate 2e-5 --num_train_epochs 3" "${TEACHER_ARGS:-}")
 if [ "${USE_AUG:-0}" = 1 ]; then
   DATA="$OUT/data"
   mkdir -p "$DATA/$TASK"
@@ -70,18 +87,18 @@ case $STUDENT in
     # shellcheck disable=SC2086
     stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
       --student_model_name_or_path "$STUDENT" --output_dir "$OUT/pred" --distill_config configs/tang_mse.json \
-      --cache_teacher_logits ${GLOVE:+--glove_embs "$GLOVE"} --learning_rate 1e-3 --num_train_epochs 3 \
-      ${WORD_ARGS:-} ${PRED_ARGS:-}
+      --cache_teacher_logits ${GLOVE:+--glove_embs "$GLOVE"} \
+      $(merge_flags "--learning_rate 1e-3 --num_train_epochs 3" "${WORD_ARGS:-}" "${PRED_ARGS:-}")
     BASELINE_INIT=() ;;
   *)
     # shellcheck disable=SC2086
     stage "$OUT/inter" "$PY" task_distill.py "${DISTILL[@]}" --intermediate_distill \
       --teacher_path "$OUT/teacher/best_model" --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" \
-      --output_dir "$OUT/inter" --learning_rate 5e-5 --num_train_epochs "$INTER_EPOCHS" ${INTER_ARGS:-}
+      --output_dir "$OUT/inter" $(merge_flags "--learning_rate 5e-5 --num_train_epochs $INTER_EPOCHS" "${INTER_ARGS:-}")
     # shellcheck disable=SC2086
     stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
       --student_model_name_or_path "$OUT/inter/best_inter_model" --output_dir "$OUT/pred" \
-      --learning_rate 3e-5 --num_train_epochs 3 ${PRED_ARGS:-}
+      $(merge_flags "--learning_rate 3e-5 --num_train_epochs 3" "${PRED_ARGS:-}")
     BASELINE_INIT=(--student_init "$STUDENT_INIT") ;;
 esac
 
@@ -89,8 +106,8 @@ if [ "${BASELINE:-0}" = 1 ]; then
   # shellcheck disable=SC2086
   stage "$OUT/baseline" "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" \
     --student_model_name_or_path "$STUDENT" "${BASELINE_INIT[@]}" --pred_weight 0 --hard_label_weight 1 \
-    --output_dir "$OUT/baseline" --learning_rate 5e-5 --num_train_epochs 3 ${INTER_ARGS:-} ${WORD_ARGS:-} \
-    ${BASELINE_ARGS:-}
+    --output_dir "$OUT/baseline" \
+    $(merge_flags "--learning_rate 5e-5 --num_train_epochs 3" "${INTER_ARGS:-}" "${WORD_ARGS:-}" "${BASELINE_ARGS:-}")
 fi
 
 if [ "${REPORT:-1}" = 1 ]; then

@@ -23,6 +23,18 @@ def _mkl_on_amd():
 
 
 _mkl_on_amd()
+
+# A normal run prints progress bars, results and errors. These come from dependencies, about things we do on
+# purpose, and are silenced narrowly (by message) so that anything else still shows:
+import warnings  # noqa: E402
+
+for _message in ("Setuptools is replacing distutils",  # setuptools' import hook, when paddle imports distutils
+                 "The input state dict is empty",  # paddle.save of a state with no entries (nothing to warn about)
+                 "Tensor do not have 'place' interface"):  # paddle's static tracing of a .place read (export)
+    warnings.filterwarnings("ignore", message=_message)
+# Paddle's C++ logging: warnings such as "static graph(PIR) not support input out tensor" during export; errors
+# still print. Set GLOG_minloglevel=0 to see everything.
+os.environ.setdefault("GLOG_minloglevel", "2")
 # paddle 2.6 wheels break scipy's zlib when paddle is imported first; importing scipy first is cheap.
 import scipy.stats  # noqa: E402,F401
 

@@ -14,8 +14,10 @@ HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 def quiet_paddlenlp():
+    """PaddleNLP's INFO lines (every file it saves) and WARNINGs such as "Some weights ... newly initialized",
+    which fine-tuning a base model always triggers, stay out of a normal run; its errors still print."""
     from paddlenlp.utils.log import logger
-    logger.set_level("WARNING")
+    logger.set_level("ERROR")
 
 
 def model_kind(name_or_path):
