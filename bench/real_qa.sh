@@ -8,7 +8,7 @@ source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/qa}
 GENERAL=${GENERAL:-}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-2}
-STUDENT_EPOCHS=${STUDENT_EPOCHS:-4}  # half intermediate, half prediction
+STUDENT_EPOCHS=${STUDENT_EPOCHS:-2}  # half intermediate, half prediction
 DATA="$OUT/data"
 [ -f "$DATA/dev.json" ] || "$PY" bench/make_cloze_squad.py --ner_dir "${NER_DIR:-../shared/data/ner}" --out "$DATA"
 COMMON=(--task_name squad --data_dir "$DATA" --max_seq_length 160 --doc_stride 64 --batch_size 16 --save_steps 100
