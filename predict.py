@@ -118,8 +118,7 @@ def read_examples(args, labels, head):
     if head == "span":
         if not args.data_dir:
             raise UserError(f"--task_name {args.task_name} needs --data_dir (a folder with {args.split}.json)")
-        task = spans.SpanTask(doc_stride=args.doc_stride, max_query_length=args.max_query_length,
-                              max_answer_length=args.max_answer_length, n_best_size=args.n_best_size)
+        task = spans.SpanTask.from_args(args)
         return spans.read_squad(os.path.join(args.data_dir, f"{args.split}.json"), task), task, args.split
     if token_head:
         if not args.data_dir:

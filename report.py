@@ -155,7 +155,7 @@ def int8_lines(out, rows, stage_args, main_metric, notes):
             continue
         sizes = [os.path.getsize(os.path.join(folder, f)) / 1e6 for f in ("model.onnx", INT8_FILE)]
         try:
-            scores = [dev_score_of_export(folder, stage_args, f)[main_metric] for f in ("model.onnx", INT8_FILE)]
+            scores = [s[main_metric] for s in dev_scores_of_export(folder, stage_args, ("model.onnx", INT8_FILE))]
         except (UserError, KeyError, AttributeError, TypeError) as err:
             notes.append(f"INT8 dev scores of export/{role}: not measured ({err!s:.160})")
             scores = [None, None]
@@ -174,8 +174,8 @@ def int8_lines(out, rows, stage_args, main_metric, notes):
             f"{main_metric} FP32 / INT8 |", "| --- | --- | --- | --- | --- |"] + lines
 
 
-def dev_score_of_export(folder, stage_args, model_file):
-    """The main dev metric of one ONNX file of an export folder, on the stage's dev set."""
+def dev_scores_of_export(folder, stage_args, model_files):
+    """The dev metrics of each ONNX file of an export folder, on the stage's dev set (read and encoded once)."""
     from utils.adapters import load_encoder
     from utils.cli import load_task
     from utils.inference import OnnxPredictor
@@ -183,8 +183,9 @@ def dev_score_of_export(folder, stage_args, model_file):
     args = argparse.Namespace(**stage_args)
     spec, _, dev = load_task(args, with_train=False)
     features = load_encoder(folder).encode(dev[spec.dev_splits[0]], args.max_seq_length, spec.is_regression)
-    logits = batched_logits(OnnxPredictor(folder, model_file=model_file), features, 64)
-    return {f"eval_{k}": v for k, v in task_metrics(spec, logits, features).items()}
+    return [{f"eval_{k}": v for k, v in task_metrics(
+        spec, batched_logits(OnnxPredictor(folder, model_file=name), features, 64), features).items()}
+        for name in model_files]
 
 
 def plot(series_by_stage, plots_dir):

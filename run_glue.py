@@ -6,26 +6,15 @@ Writes OUTPUT_DIR/best_model (best dev score; loadable with from_pretrained), OU
 state: --resume continues from it), OUTPUT_DIR/all_results.json, OUTPUT_DIR/args.json and VisualDL curves in
 OUTPUT_DIR/runs.
 """
-import argparse
 import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.cli import add_data_args, add_training_args, validate_args
 from utils.errors import FROM_CHECKPOINT, exits_cleanly
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(p)
-    m = p.add_argument_group("model and output")
-    m.add_argument("--model_name_or_path", required=True,
-                   help="PaddleNLP model name (downloaded when online), PaddleNLP folder, or Hugging Face BERT "
-                        "folder (config.json + model.safetensors or pytorch_model.bin; converted in a copy)")
-    m.add_argument("--output_dir", required=True, help="where best_model, all_results.json and runs/ go")
-    add_training_args(p, learning_rate=2e-5)
-    args = p.parse_args(argv)
-    validate_args(args)
-    return args
+    from utils.finetune import parse_args as fine_tune_args
+    return fine_tune_args("run_glue.py", __doc__, argv, 2e-5)
 
 
 @exits_cleanly(resume=FROM_CHECKPOINT)

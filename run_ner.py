@@ -11,30 +11,17 @@ Writes OUTPUT_DIR/best_model, OUTPUT_DIR/checkpoint (the last state: --resume co
 OUTPUT_DIR/all_results.json (eval_f1, eval_precision, eval_recall), OUTPUT_DIR/args.json and VisualDL curves in
 OUTPUT_DIR/runs. task_distill.py --task_name conll distils the result.
 """
-import argparse
 import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.cli import add_data_args, add_training_args, validate_args
-from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
+from utils.errors import FROM_CHECKPOINT, exits_cleanly
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(p, default_task="conll")
-    m = p.add_argument_group("model and output")
-    m.add_argument("--model_name_or_path", required=True,
-                   help="PaddleNLP model name (downloaded when online), PaddleNLP folder, or Hugging Face BERT "
-                        "folder (config.json + model.safetensors or pytorch_model.bin; converted in a copy)")
-    m.add_argument("--output_dir", required=True, help="where best_model, all_results.json and runs/ go")
-    add_training_args(p, learning_rate=5e-5)
-    args = p.parse_args(argv)
-    validate_args(args)
+    from utils.finetune import parse_args as fine_tune_args
     from utils.tasks.tokens import TASK_NAMES
-    if args.task_name.lower() not in TASK_NAMES:
-        raise UserError(f"run_ner.py trains token classification (--task_name conll); for {args.task_name} use "
-                        "run_glue.py")
-    return args
+    return fine_tune_args("run_ner.py", __doc__, argv, 5e-5, default_task="conll", task_names=TASK_NAMES,
+                          kind="token classification", other_scripts="run_glue.py")
 
 
 @exits_cleanly(resume=FROM_CHECKPOINT)

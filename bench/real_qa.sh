@@ -15,13 +15,6 @@ COMMON=(--task_name squad --data_dir "$DATA" --max_seq_length 160 --doc_stride 6
         --logging_steps 25)
 if [ -n "$GENERAL" ]; then STUDENT=(--student_model_name_or_path "$GENERAL" --student_init pretrained)
 else STUDENT=(--student_model_name_or_path 4l-312d --student_init random); fi
-timed() {
-  local name=$1; shift
-  [ -f "$OUT/$name/all_results.json" ] && { echo "== skip $name"; return; }
-  local t0; t0=$(date +%s)
-  echo "== $name: $*"; "$@" > "$OUT/$name.log" 2>&1
-  printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$OUT/times.tsv"
-}
 timed teacher "$PY" run_qa.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
   --learning_rate 5e-5 --num_train_epochs "$TEACHER_EPOCHS" --resume
 echo '{"phases": "tinybert", "intermediate_matches": [{"preset": "tinybert"}]}' > "$OUT/phases.json"

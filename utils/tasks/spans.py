@@ -50,6 +50,12 @@ class SpanTask:
     max_answer_length: int = 30
     n_best_size: int = 20
 
+    @classmethod
+    def from_args(cls, args):
+        """The window and decoding settings from the span-extraction flags (utils/cli.py)."""
+        return cls(doc_stride=args.doc_stride, max_query_length=args.max_query_length,
+                   max_answer_length=args.max_answer_length, n_best_size=args.n_best_size)
+
     @property
     def num_labels(self):
         return 2
@@ -104,18 +110,14 @@ def _question(qa, context, path, task):
 
 def load(args, train_split="train"):
     """(SpanTask, train questions, {"dev": questions}) from --data_dir's train.json and dev.json."""
-    if not args.data_dir:
-        raise UserError(f"--task_name {args.task_name} needs --data_dir, a folder with train.json and dev.json "
-                        "(SQuAD v1.1 format)")
-    if not os.path.isdir(args.data_dir):
-        raise UserError("no such directory; expected a folder with train.json and dev.json", args.data_dir)
-    task = SpanTask(doc_stride=args.doc_stride, max_query_length=args.max_query_length,
-                    max_answer_length=args.max_answer_length, n_best_size=args.n_best_size)
-    train = read_squad(os.path.join(args.data_dir, f"{train_split}.json"), task)
+    from utils.tasks import check_data_dir
+    check_data_dir(args, "train.json and dev.json", "SQuAD v1.1 format")
+    task = SpanTask.from_args(args)
+    train_path = os.path.join(args.data_dir, f"{train_split}.json")
+    train = read_squad(train_path, task)
     missing = next((q for q in train if not q.answers), None)
     if missing:
-        raise UserError(f"question {missing.id}: no answer; every training question needs one",
-                        os.path.join(args.data_dir, f"{train_split}.json"))
+        raise UserError(f"question {missing.id}: no answer; every training question needs one", train_path)
     dev = read_squad(os.path.join(args.data_dir, "dev.json"), task)
     return task, train[:args.max_train_samples], {"dev": dev[:getattr(args, "max_eval_samples", None)]}
 

@@ -106,11 +106,8 @@ def attach_labels(sentences, labels, path):
 
 def load(args, train_split="train"):
     """(TokenTask, train sentences, {"dev": sentences}) from --data_dir's train.txt and dev.txt."""
-    if not args.data_dir:
-        raise UserError(f"--task_name {args.task_name} needs --data_dir, a folder with train.txt and dev.txt "
-                        "(CoNLL-style: token and tag per line)")
-    if not os.path.isdir(args.data_dir):
-        raise UserError("no such directory; expected a folder with train.txt and dev.txt", args.data_dir)
+    from utils.tasks import check_data_dir
+    check_data_dir(args, "train.txt and dev.txt", "CoNLL-style: token and tag per line")
     paths = {split: os.path.join(args.data_dir, SPLIT_FILE.format(split)) for split in (train_split, "dev")}
     train = read_conll(paths[train_split], args.tag_column)
     spec = TokenTask(tuple(tag_set(train)), name=str(args.task_name).lower())
