@@ -24,7 +24,7 @@ import os
 import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.cli import add_training_args, print_results, validate_args
+from utils.cli import add_teacher_engine_arg, add_training_args, print_results, validate_args
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
@@ -38,6 +38,7 @@ def parse_args(argv=None):
                    help="lines read and tokenised at a time; batches are length-bucketed inside a block")
     m = p.add_argument_group("models")
     m.add_argument("--teacher_path", required=True, help="a BERT-family model folder (fine-tuned or not)")
+    add_teacher_engine_arg(m)
     m.add_argument("--student_model_name_or_path", default="4l-312d",
                    help="a shape like 4l-312d (TinyBERT-style) or mobilebert-6l-384d-128b, or a student folder to "
                         "continue from")
@@ -97,8 +98,8 @@ def main(argv=None):
     from utils.adapters import build_student, check_max_length, load_adapter, save_adapter
     from utils.batches import collate, eval_batches, to_tensors
     from utils.corpus import Corpus, CorpusPlan
-    from utils.distill import (DistillOutputs, lr_multipliers, match_terms, requests, split_steps, teacher_positions,
-                               total_loss)
+    from utils.distill import (DistillOutputs, lr_multipliers, match_terms, requests, split_steps, teacher_outputs,
+                               teacher_positions, total_loss)
     from utils.files import write_json
     from utils.intermediate import uniform_layer_map
     from utils.models import quiet_paddlenlp
@@ -127,7 +128,7 @@ def main(argv=None):
     phases = config["phases"]
     phase_steps = split_steps(total_steps, [p["share"] for p in phases])
     student_out = DistillOutputs(student, requests(config, "S"), logits=False)
-    teacher_out = DistillOutputs(teacher, requests(config, "T"), logits=False)
+    teacher_out = teacher_outputs(teacher, requests(config, "T"), False, args.teacher_engine, args.device)
     optimizer, scheduler = build_optimizer(student_out, args.learning_rate, total_steps, args.warmup_proportion,
                                            args.weight_decay, args.max_grad_norm, phase_steps)
 

@@ -19,8 +19,8 @@ import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.adapters.bert import PROJECTIONS, STUDENT_INITS
-from utils.cli import (add_data_args, add_training_args, add_word_student_args, label_config, load_task,
-                       print_results, validate_args)
+from utils.cli import (add_data_args, add_teacher_engine_arg, add_training_args, add_word_student_args, label_config,
+                       load_task, print_results, validate_args)
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
@@ -33,6 +33,7 @@ def parse_args(argv=None):
                    help="the fine-tuned teacher (run_glue.py's best_model); several: their logits are averaged "
                         "(--teacher_weights) and intermediate matches use the first unless a config says otherwise")
     m.add_argument("--teacher_weights", type=float, nargs="+", help="one weight per teacher (default equal)")
+    add_teacher_engine_arg(m)
     m.add_argument("--student_model_name_or_path", default="tinybert-4l-312d",
                    help="bilstm, cnn or bow (word-level students with their own vocabulary; see the word students "
                         "group), tinybert-4l-312d[-v2|-zh], tinybert-6l-768d[-v2|-zh], a shape like 4l-312d "
@@ -179,7 +180,8 @@ def main(argv=None):
     from utils.adapters import save_adapter
     from utils.batches import Plan, encode_sides, to_tensors
     from utils.distill import (DistillOutputs, best_folder, logit_cache_path, lr_multipliers, match_terms,
-                               prediction_terms, requests, split_steps, teacher_positions, total_loss)
+                               prediction_terms, requests, split_steps, teacher_outputs, teacher_positions,
+                               total_loss)
     from utils.models import quiet_paddlenlp
     from utils.files import write_json
     from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
@@ -210,7 +212,8 @@ def main(argv=None):
     total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
     phase_steps = split_steps(total_steps, [p["share"] for p in phases])
     student_out = DistillOutputs(student, requests(config, "S"), logits=any(predicts))
-    teacher_outs = [DistillOutputs(t, requests(config, "T", i), logits=need_logits_T) for i, t in enumerate(teachers)]
+    teacher_outs = [teacher_outputs(t, requests(config, "T", i), need_logits_T, args.teacher_engine, args.device)
+                    for i, t in enumerate(teachers)] if teachers_run else [None] * len(teachers)
     optimizer, scheduler = build_optimizer(student_out, args.learning_rate, total_steps, args.warmup_proportion,
                                            args.weight_decay, args.max_grad_norm, phase_steps)
     forward_S = paddle.DataParallel(student_out, find_unused_parameters=True) if world > 1 else student_out
@@ -305,6 +308,11 @@ def main(argv=None):
     if rank == 0:
         write_json(os.path.join(args.output_dir, "all_results.json"), results)
         print_results(results)
+    if world > 1:
+        # every rank leaves together: a rank exiting while its peer still holds their connections open can abort
+        # the peer at exit (SIGABRT, seen once in CI with two CPU processes)
+        dist.barrier()
+        dist.destroy_process_group()
     return results
 
 

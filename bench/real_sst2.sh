@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's real result: SST-2 with the pip-packaged MiniLM-L6 teacher (bash setup.sh --real) and a
+# The README's real result: SST-2 with the pip-packaged MiniLM-L6 teacher (bash setup.sh) and a
 # randomly initialised TinyBERT 4L-312d student, distilled (stage 1 + stage 2) and trained on gold labels only.
 # CPU budget: teacher 1 epoch; student INTER_EPOCHS + PRED_EPOCHS; baseline the same number of epochs.
 #   GLUE_DIR=../shared/data/glue OUT=out/real-sst2 bash bench/real_sst2.sh

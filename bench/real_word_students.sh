@@ -2,7 +2,7 @@
 # The README's small-student results: BiLSTM, CNN and bag-of-words students distilled from the fine-tuned MiniLM
 # teacher on Tang-augmented data (Tang et al.'s MSE on logits, teacher logits cached once), each against the same
 # student trained on gold labels only (the original training set; augmented rows carry copied, unverified labels).
-# Needs `bash setup.sh --real`, a fine-tuned teacher (TEACHER, e.g. bench/real_sst2.sh's) and the augmented set:
+# Needs `bash setup.sh`, a fine-tuned teacher (TEACHER, e.g. bench/real_sst2.sh's) and the augmented set:
 #   data_augmentation.py --task_name SST-2 --glue_dir AUG_GLUE --method tang --pretrained_bert_model none --glove_embs $KUMO
 #   TASK=SST-2 AUG_GLUE=out/real/glue TEACHER=out/real/sst2/teacher/best_model OUT=out/real/sst2 bash bench/real_word_students.sh
 # Each run writes OUT/<arch>-kd and OUT/<arch>-gold (all_results.json) and its peak RSS (/usr/bin/time) beside it.

@@ -80,7 +80,7 @@ def paddle_run(args, batches):
     import paddle
 
     from utils.adapters import adapter_class, build_student
-    from utils.distill import DistillOutputs, match_terms, requests, total_loss
+    from utils.distill import DistillOutputs, match_terms, requests, teacher_outputs, total_loss
     from utils.losses import hard_loss
     from utils.models import quiet_paddlenlp
     from utils.presets import build_config
@@ -123,7 +123,7 @@ def paddle_run(args, batches):
                           dict(student.shape(), projection=student.projection, fit_size=student.fit_size),
                           [teacher.shape()])
     out_S = DistillOutputs(student, requests(config, "S"), logits=False)
-    out_T = DistillOutputs(teacher, requests(config, "T"), logits=False)
+    out_T = teacher_outputs(teacher, requests(config, "T"), False, args.teacher_engine)
     optimizer, _ = build_optimizer(out_S, 1e-4, total, 0.1, 0.01, 1.0)
 
     def step(b):
@@ -217,7 +217,7 @@ def run_side(args, side, batches_path, mode):
            "--model", args.model, "--warmup", str(args.warmup), "--threads", str(args.threads)]
     if side == "paddle":
         cmd += (["--paddle_amp", args.paddle_amp] if args.paddle_amp else []) + (
-            ["--paddle_static"] if args.paddle_static else [])
+            ["--paddle_static"] if args.paddle_static else []) + ["--teacher_engine", args.teacher_engine]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
@@ -242,6 +242,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--paddle_amp", choices=("bf16",))
     p.add_argument("--paddle_static", action="store_true")
+    p.add_argument("--teacher_engine", choices=("auto", "dygraph", "inference"), default="auto",
+                   help="Paddle side, distillation: the teacher's forward as task_distill.py runs it (default auto)")
     p.add_argument("--worker", choices=("paddle", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--batches", help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
@@ -262,7 +264,7 @@ def main(argv=None):
                               args.bucket, 42)
         print(f"{args.rows} SST-2 rows, {steps} {'bucketed' if args.bucket else 'random'} batches of {args.batch_size}, "
               f"max length {args.max_seq_length}, {args.threads} threads; paddle options: "
-              f"amp={args.paddle_amp or 'off'} static={args.paddle_static}")
+              f"amp={args.paddle_amp or 'off'} static={args.paddle_static} teacher_engine={args.teacher_engine}")
         print("| mode | run | Paddle (this suite) ex/s | PyTorch (transformers) ex/s |\n| --- | --- | --- | --- |")
         summary = []
         for mode in args.modes:

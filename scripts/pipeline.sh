@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole job for one task: teacher -> augmentation -> stage 1 -> stage 2 -> export -> report (OUT/report.md).
-#   bash scripts/pipeline.sh demo                                        # built-in synthetic task, tiny models
+#   bash scripts/pipeline.sh demo             # synthetic task, tiny models (scripts/demo.sh --quick; OUT=demo/quick)
 #   GLUE_DIR=../shared/data/glue TEACHER=$MINILM GLOVE=$KUMO AUG_MODEL=none bash scripts/pipeline.sh SST-2
 # TinyBERT's per-task settings (max_seq_length, stage-1 epochs); augmentation on (USE_AUG=0 turns it off).
 # Every other variable is run_task.sh's (GLUE_DIR, TEACHER, STUDENT, DEVICE, OUT, BASELINE, *_ARGS, ...).
@@ -13,9 +13,9 @@ fi
 export PY USE_AUG=${USE_AUG:-1}
 
 if [ "$TASK" = demo ]; then
-  # Built-in default: data, word vectors and a tiny teacher written locally; models trained from scratch need
+  # The plumbing check: data, word vectors and a tiny teacher written locally; models trained from scratch need
   # far larger learning rates than BERT fine-tuning.
-  export OUT=${OUT:-demo}
+  export OUT=${OUT:-demo/quick}
   # shellcheck disable=SC2086
   [ -f "$OUT/glue/SST-2/dev.tsv" ] || "$PY" -m utils.demo --out "$OUT" ${DEMO_ARGS:-}
   export GLUE_DIR="$OUT/glue" TEACHER="$OUT/models/teacher-init" STUDENT=${STUDENT:-2l-32d}

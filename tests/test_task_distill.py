@@ -211,3 +211,55 @@ def test_gold_label_baseline_skips_the_teacher(tmp_path, demo_glue, tiny_teacher
 def test_all_zero_weights_rejected(tmp_path, capsys, demo_glue, tiny_teacher):
     expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", "--pred_weight", 0),
                  "at least one of this stage's weights > 0", tmp_path / "out")
+
+
+# ---- the teacher's forward as a Paddle Inference program (--teacher_engine)
+
+def test_inference_teacher_equals_the_dygraph_teacher(tiny_teacher):
+    from utils.adapters import load_adapter
+    from utils.distill import DistillOutputs
+    from utils.inference import InferenceTeacher
+    teacher = load_adapter(tiny_teacher)
+    wanted = [("hidden", 0, None), ("hidden", 2, None), ("attention", 1, None), ("attention", 2, None)]
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 60, (4, 9)).astype("int64")
+    ids[1:, 6:] = 0  # padding: the mask and padded positions must agree too
+    batch = {"input_ids": paddle.to_tensor(ids), "token_type_ids": paddle.zeros_like(paddle.to_tensor(ids))}
+    program = InferenceTeacher(teacher, wanted, logits=True)
+    with paddle.no_grad():
+        eager = DistillOutputs(teacher, wanted)(batch)
+    got = program(batch, active=[0, 2])  # a phase that needs only some of them
+    assert got["features"][1] is None and got["features"][3] is None
+    np.testing.assert_array_equal(got["mask"].numpy(), eager["mask"].numpy())
+    np.testing.assert_allclose(got["logits"].numpy(), eager["logits"].numpy(), atol=1e-5)
+    for i in (0, 2):
+        np.testing.assert_allclose(got["features"][i].numpy(), eager["features"][i].numpy(), atol=1e-5)
+    assert "logits" not in program(batch, logits=False)
+
+
+def test_teacher_engines_distil_the_same_student(tmp_path, demo_glue, tiny_teacher):
+    runs = {engine: task_distill.main(args(demo_glue, tiny_teacher, tmp_path / engine, *INTER, "--teacher_engine",
+                                           engine, steps=8)) for engine in ("dygraph", "inference")}
+    assert runs["inference"]["eval_inter_loss"] == pytest.approx(runs["dygraph"]["eval_inter_loss"], rel=1e-4)
+    w = [paddle.load(str(tmp_path / e / "checkpoint-intermediate" / "trainable.pdparams")) for e in runs]
+    for name in w[0]:
+        np.testing.assert_allclose(w[0][name].numpy(), w[1][name].numpy(), atol=1e-4, err_msg=name)
+
+
+def test_a_teacher_that_does_not_trace_falls_back_or_is_refused(tmp_path, demo_glue, tiny_teacher, capsys,
+                                                                 monkeypatch):
+    import utils.inference
+
+    def untraceable(*a, **k):
+        raise RuntimeError("cannot trace this\nsecond line")
+    monkeypatch.setattr(utils.inference, "InferenceTeacher", untraceable)
+    task_distill.main(args(demo_glue, tiny_teacher, tmp_path / "tiny", *INTER, steps=4))
+    assert "note:" not in capsys.readouterr().out  # auto never traces a teacher this small (32 wide)
+    import utils.distill
+    monkeypatch.setattr(utils.distill, "TRACE_MIN_WIDTH", 16)
+    fallback = task_distill.main(args(demo_glue, tiny_teacher, tmp_path / "auto", *INTER, steps=4))
+    assert "note: the teacher runs in dygraph, not as a Paddle Inference program (RuntimeError: cannot trace this)" \
+        in capsys.readouterr().out and fallback["train_steps"] == 4
+    expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", *INTER, "--teacher_engine", "inference"),
+                 "--teacher_engine inference: the teacher does not run as a program (RuntimeError: cannot trace this)",
+                 tmp_path / "out")

@@ -24,6 +24,30 @@ def _mkl_on_amd():
 
 _mkl_on_amd()
 
+
+def keep_freed_memory():
+    """Ask glibc to serve blocks up to 32 MB (its ceiling) from the heap and to keep up to 1 GB of freed heap
+    instead of handing it back to the kernel after every free. Paddle's CPU allocator mallocs and frees each
+    tensor, so without this every activation, gradient and temporary of 128 KB or more lands on freshly mapped
+    pages that the kernel zero-fills one page fault at a time: an element-wise op on a [512, 1536] float tensor
+    took 3 ms instead of 0.15 ms, training ran ~10% slower, and a 4L-312d student's exported latency at batch
+    32 x 128 tokens was 11% higher (159 -> 139 ms). Process-wide; a no-op off glibc; DISTILL_KEEP_FREED_MEMORY=0
+    turns it off."""
+    if os.environ.get("DISTILL_KEEP_FREED_MEMORY", "1") == "0":
+        return False
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
+keep_freed_memory()
+
 # A normal run prints progress bars, results and errors. These come from dependencies, about things we do on
 # purpose, and are silenced narrowly (by message) so that anything else still shows:
 import warnings  # noqa: E402

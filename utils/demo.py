@@ -1,6 +1,9 @@
-"""The built-in default: a synthetic sentiment task in SST-2 format and tiny random BERTs, no download.
+"""The demo's data. Real: a sample of SST-2 drawn from a local GLUE folder (or PaddleNLP's download when online)
+into the output folder at run time; GLUE's files carry their own licences and never enter the repository.
+Synthetic (the quick plumbing check and the tests): a sentiment task in SST-2 format and tiny random BERTs.
 
-    python -m utils.demo --out demo      # writes demo/glue/SST-2/{train,dev}.tsv and demo/models/*
+    python -m utils.demo --sample_sst2 ../shared/data/glue --out demo   # demo/glue/SST-2: 2,000 train, all dev
+    python -m utils.demo --out demo/quick      # writes demo/quick/glue/SST-2/{train,dev}.tsv and models/*
 
 Sentences follow a small grammar ("the plot was not very dull but the cast was weak ."); the label is the
 polarity of the last clause's adjective, flipped by "not". Models are random BERTs over the grammar's
@@ -9,6 +12,8 @@ vocabulary, so they learn it from scratch.
 import argparse
 import os
 import random
+
+from utils.errors import exits_cleanly
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the script", "the ending", "the cast",
             "the soundtrack", "this story", "the director 's work", "every scene", "the dialogue"]
@@ -111,6 +116,21 @@ def write_squad(folder, n_train=240, n_dev=60, seed=0):
             json.dump({"version": "1.1", "data": articles}, f)
 
 
+def sample_sst2(glue_dir, folder, n_train=2000, seed=0):
+    """n_train SST-2 training sentences drawn at random (seeded) and the whole dev set, written to folder/ in
+    SST-2's layout. glue_dir None: PaddleNLP's download route (online, or its cache)."""
+    from utils.files import atomic_file
+    from utils.glue import get_task, load_split, task_dir
+    spec = get_task("SST-2")
+    source = task_dir(spec, glue_dir)
+    train = load_split(spec, source, "train")
+    random.Random(seed).shuffle(train)
+    for split, rows in (("train", train[:n_train]), ("dev", load_split(spec, source, "dev"))):
+        with atomic_file(os.path.join(folder, f"{split}.tsv")) as f:
+            f.write("sentence\tlabel\n")
+            f.writelines(f"{e.text_a}\t{spec.labels[e.label] if spec.labels else e.label}\n" for e in rows)
+
+
 def write_vocab(path, words):
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(words) + "\n")
@@ -145,12 +165,20 @@ def make_tiny_bert(folder, words=None, layers=2, hidden=32, heads=2, intermediat
     return folder
 
 
+@exits_cleanly
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="demo", help="folder for glue/ and models/ (default demo)")
-    p.add_argument("--n_train", type=int, default=2000)
-    p.add_argument("--n_dev", type=int, default=400)
+    p.add_argument("--out", default="demo", help="folder for glue/ (and models/ when synthetic; default demo)")
+    p.add_argument("--sample_sst2", metavar="GLUE_DIR",
+                   help="real data: sample SST-2 from GLUE_DIR/SST-2 ('download': PaddleNLP's download route)")
+    p.add_argument("--n_train", type=int, default=2000, help="training sentences (default 2000)")
+    p.add_argument("--n_dev", type=int, default=400, help="synthetic dev sentences (default 400; real: all 872)")
     args = p.parse_args(argv)
+    if args.sample_sst2:
+        folder = os.path.join(args.out, "glue", "SST-2")
+        sample_sst2(None if args.sample_sst2 == "download" else args.sample_sst2, folder, args.n_train)
+        print(f"SST-2 sample in {folder}: {args.n_train} training sentences, the whole dev set")
+        return
     write_sst2(os.path.join(args.out, "glue", "SST-2"), args.n_train, args.n_dev)
     make_tiny_bert(os.path.join(args.out, "models", "teacher-init"), layers=4, hidden=64, heads=4)
     write_vectors(os.path.join(args.out, "models", "vectors.txt"), [w for w in vocabulary() if w.isalpha()])

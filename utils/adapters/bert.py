@@ -87,10 +87,12 @@ class Capture:
         return hook
 
     def scores(self, i):
-        """Pre-softmax attention scores of layer i (1-based): [batch, heads, seq, seq]."""
+        """Pre-softmax attention scores of layer i (1-based): [batch, heads, seq, seq]. Shapes are written so that
+        the same code traces into a static graph (batch and length unknown there: 0 keeps an input dimension)."""
         heads = self.heads[i]
-        q, k = (x.reshape([x.shape[0], x.shape[1], heads, -1]).transpose([0, 2, 1, 3]) for x in (self.q[i], self.k[i]))
-        return paddle.matmul(q, k, transpose_y=True) * (q.shape[-1] ** -0.5)
+        size = self.q[i].shape[-1] // heads
+        q, k = (x.reshape([0, 0, heads, size]).transpose([0, 2, 1, 3]) for x in (self.q[i], self.k[i]))
+        return paddle.matmul(q, k, transpose_y=True) * (size ** -0.5)
 
     def remove(self):
         for handle in self.handles:
@@ -157,6 +159,12 @@ class BertAdapter(Adapter):
                 x = projection_layer(self.model, self.projection, layer)(x)
             features.append(x)
         return {"logits": logits, "mask": mask, "features": features}
+
+    def drop_capture(self):
+        """Remove the feature hooks (a traced teacher program computes the features itself)."""
+        if self._capture is not None:
+            self._capture.remove()
+            self._capture = None
 
     @property
     def num_labels(self):
