@@ -47,7 +47,9 @@ def _from_pretrained(cls, source, what, **kwargs):
     except UserError:
         raise
     except Exception as err:  # paddlenlp raises many types for "cannot download" and "unknown name"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        # the first line, and the next when the first is only a heading ("Error(s) in loading state_dict for X:")
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+        first = (" ".join(lines[:2]) if lines[0].endswith(":") else lines[0])[:300]
         if os.path.isdir(source):  # a local folder: nothing to download, so its own files are at fault
             raise UserError(f"could not load the {what} from this folder ({first}); its config or weights are "
                             "damaged, incomplete or of another model type", source) from None
