@@ -253,5 +253,13 @@ def load_vectors(path, max_vectors=100_000):
     except UserError:
         raise
     except Exception as err:  # gensim and numpy raise many types for a malformed file
-        raise UserError(f"unreadable word vectors ({type(err).__name__}: {str(err).splitlines()[0][:120]})",
-                        path) from None
+        problem = f"unreadable word vectors ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+    # gensim leaves the file open when it raises, held by the exception's frames. Collect them here, so the file
+    # closes now and quietly, not at some later collection inside another library: PaddleNLP counts any warning
+    # raised while it loads a state dict (this ResourceWarning included) as a loading error.
+    import gc
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    raise UserError(problem, path)
