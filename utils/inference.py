@@ -18,14 +18,14 @@ PREFIX = "inference"
 EXPORTED = ("paddle_inference", "onnxruntime", "onnxruntime_int8")  # engines that run an export (dygraph does not)
 
 
-def export_static(adapter, out_dir):
-    """paddle.jit.save of the adapter's logits for its encoder's inputs (int64 [batch, length] each, both
-    dynamic) into out_dir/inference.*"""
+def export_static(adapter, out_dir, layer=None):
+    """paddle.jit.save of a layer over the adapter's encoder inputs (int64 [batch, length] each, both dynamic)
+    into out_dir/inference.*: by default the adapter's logits (what export_model.py ships)."""
     import paddle
     adapter.eval()
     spec = [paddle.static.InputSpec([None, None], "int64", name) for name in adapter.encoder.input_names]
-    with dropout_removed(adapter):
-        static = paddle.jit.to_static(adapter.export_layer(), input_spec=spec, full_graph=True)
+    with dropout_removed(adapter), stdout_silenced():  # dy2st prints its progress
+        static = paddle.jit.to_static(layer or adapter.export_layer(), input_spec=spec, full_graph=True)
         paddle.jit.save(static, os.path.join(out_dir, PREFIX))
 
 
@@ -95,7 +95,7 @@ class PaddlePredictor:
             config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
         else:
             config.disable_gpu()
-            config.set_cpu_math_library_num_threads(threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
+            config.set_cpu_math_library_num_threads(threads or process_threads())
             if onednn:
                 config.enable_mkldnn()
             else:  # Paddle 3 turns oneDNN on by default; off has to be said
@@ -104,15 +104,28 @@ class PaddlePredictor:
         self.predictor = inference.create_predictor(config)
         self.input_names = list(self.predictor.get_input_names())
         self.inputs = {n: self.predictor.get_input_handle(n) for n in self.input_names}
-        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+        self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
 
-    def __call__(self, inputs):
-        """inputs: {input name: int array [batch, length]} (extra keys, such as labels, are ignored)."""
+    def run(self, inputs, wanted=(0,)):
+        """inputs: {input name: int array [batch, length]} (extra keys, such as labels, are ignored). Returns
+        {output index: array} for the wanted outputs only: copying out the rest would be wasted work."""
+        from paddle.base import core
         for name, handle in self.inputs.items():
             handle.reshape(inputs[name].shape)
             handle.copy_from_cpu(np.ascontiguousarray(inputs[name], dtype=np.int64))
         self.predictor.run()
-        return self.output.copy_to_cpu()
+        # the predictor leaves the process's math library on one thread when it returns, which halved the speed
+        # of every later dygraph matrix product (a distilling student's forward, backward and AdamW): restore it
+        core.set_num_threads(process_threads())
+        return {i: self.outputs[i].copy_to_cpu() for i in wanted}
+
+    def __call__(self, inputs):
+        return self.run(inputs)[0]
+
+
+def process_threads():
+    """The thread count Paddle's dygraph uses in this process (OMP_NUM_THREADS, else one)."""
+    return int(os.environ.get("OMP_NUM_THREADS", "1"))
 
 
 INT8_FILE = "model.int8.onnx"
@@ -147,7 +160,7 @@ class OnnxPredictor:
     def __init__(self, folder, threads=None, model_file="model.onnx"):
         import onnxruntime as ort
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("OMP_NUM_THREADS", "1"))
+        options.intra_op_num_threads = threads or process_threads()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(os.path.join(folder, model_file), options,
                                             providers=["CPUExecutionProvider"])
@@ -233,23 +246,21 @@ def fastest_exported(rows):
 
 # ---- the teacher's forward during distillation, through Paddle Inference
 
-class _TeacherGraph:
-    """What a distillation teacher computes for one batch, as one traceable function: its logits, then the
-    features its matches read (hidden states, attention scores), in request order."""
+def _teacher_graph(adapter, requests):
+    """What a distillation teacher computes for one batch, as one traceable layer: its logits, then the features
+    its matches read (hidden states, attention scores), in request order."""
+    import paddle
 
-    def __init__(self, adapter, requests):
-        import paddle
+    class TeacherGraph(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.adapter = adapter
 
-        class Graph(paddle.nn.Layer):
-            def __init__(self):
-                super().__init__()
-                self.adapter = adapter
+        def forward(self, input_ids, token_type_ids):  # dy2st needs named arguments: BERT-family inputs
+            out = self.adapter({"input_ids": input_ids, "token_type_ids": token_type_ids}, requests)
+            return [out["logits"], *out["features"]]
 
-            def forward(self, input_ids, token_type_ids):  # dy2st needs named arguments: BERT-family inputs
-                out = self.adapter({"input_ids": input_ids, "token_type_ids": token_type_ids}, requests)
-                return [out["logits"], *out["features"]]
-
-        self.layer = Graph()
+    return TeacherGraph()
 
 
 class InferenceTeacher:
@@ -262,51 +273,37 @@ class InferenceTeacher:
     def __init__(self, adapter, requests, logits=True, threads=None):
         import shutil
         import tempfile
-
-        import paddle
         self.requests, self.want_logits = list(requests), logits
-        # two matches can read the same feature: the saved program would return it once, so compute each once
-        self.unique = list(dict.fromkeys((f, layer) for f, layer, _ in self.requests))
+        # two matches can read the same feature: the saved program would return it once, so compute each once;
+        # output 0 is the logits, output 1 + j the j-th distinct feature
+        unique = list(dict.fromkeys((f, layer) for f, layer, _ in self.requests))
+        self.slot = [1 + unique.index((f, layer)) for f, layer, _ in self.requests]
         if tuple(adapter.encoder.input_names) != ("input_ids", "token_type_ids"):
             raise ValueError(f"no teacher program for {adapter.arch} inputs")
         self.input_names, self.pad = adapter.encoder.input_names, adapter.encoder.pads[adapter.encoder.input_names[0]]
         folder = tempfile.mkdtemp(prefix="teacher-program-")
         try:
-            adapter.eval()
-            spec = [paddle.static.InputSpec([None, None], "int64", name) for name in self.input_names]
-            with dropout_removed(adapter), stdout_silenced():
-                graph = _TeacherGraph(adapter, [(f, layer, None) for f, layer in self.unique]).layer
-                static = paddle.jit.to_static(graph, input_spec=spec, full_graph=True)
-                paddle.jit.save(static, os.path.join(folder, PREFIX))
+            export_static(adapter, folder, _teacher_graph(adapter, [(f, layer, None) for f, layer in unique]))
             adapter.drop_capture()  # tracing registered hooks on the dygraph model; it runs without them now
-            self.predictor = PaddlePredictor(folder, threads=threads).predictor
+            self.predictor = PaddlePredictor(folder, threads=threads)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        self.threads = threads or int(os.environ.get("OMP_NUM_THREADS", "1"))
-        self.inputs = [self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()]
-        self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
-        if len(self.outputs) != 1 + len(self.unique):
-            raise ValueError(f"the teacher program returns {len(self.outputs)} outputs, expected {1 + len(self.unique)}")
+        if len(self.predictor.outputs) != 1 + len(unique):
+            raise ValueError(f"the teacher program returns {len(self.predictor.outputs)} outputs, "
+                             f"expected {1 + len(unique)}")
 
     def __call__(self, inputs, active=None, logits=None):
         import paddle
-        from paddle.base import core
-        arrays = [inputs[name].numpy() for name in self.input_names]
-        for handle, array in zip(self.inputs, arrays):
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(np.ascontiguousarray(array, dtype=np.int64))
-        self.predictor.run()
-        # the predictor leaves the process's math library on one thread when it returns, which halved the speed
-        # of every dygraph matrix product after it (the student's forward, backward and AdamW): restore it
-        core.set_num_threads(self.threads)
+        arrays = {name: inputs[name].numpy() for name in self.input_names}
         active = range(len(self.requests)) if active is None else active
-        features, done = [None] * len(self.requests), {}
+        with_logits = self.want_logits if logits is None else logits
+        wanted = {self.slot[i] for i in active} | ({0} if with_logits else set())
+        out = {i: paddle.to_tensor(array) for i, array in self.predictor.run(arrays, wanted).items()}
+        features = [None] * len(self.requests)
         for i in active:
-            j = self.unique.index(self.requests[i][:2])
-            if j not in done:
-                done[j] = paddle.to_tensor(self.outputs[1 + j].copy_to_cpu())
-            features[i] = done[j]
-        result = {"mask": paddle.to_tensor((arrays[0] != self.pad).astype("float32")), "features": features}
-        if self.want_logits if logits is None else logits:
-            result["logits"] = paddle.to_tensor(self.outputs[0].copy_to_cpu())
+            features[i] = out[self.slot[i]]
+        result = {"mask": paddle.to_tensor((arrays[self.input_names[0]] != self.pad).astype("float32")),
+                  "features": features}
+        if with_logits:
+            result["logits"] = out[0]
         return result
