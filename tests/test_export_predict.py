@@ -141,6 +141,20 @@ def test_every_process_keeps_freed_memory_on_glibc_unless_told_not_to(monkeypatc
     assert keep_freed_memory() is False
 
 
+@pytest.mark.parametrize("setting, expected", [(None, "False"), ("1", "True")])
+def test_strided_views_are_off_unless_asked_for(setting, expected):
+    """paddle imported first (its flag then read from the environment already), the suite's package second."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "FLAGS_use_stride_kernel"}
+    if setting is not None:
+        env["FLAGS_use_stride_kernel"] = setting
+    code = "import paddle, utils; print(paddle.get_flags(['FLAGS_use_stride_kernel'])['FLAGS_use_stride_kernel'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.strip().splitlines()[-1] == expected
+
+
 def test_parameter_and_flop_counts(trained):
     from utils.adapters import load_adapter
     from utils.inference import flops_per_example

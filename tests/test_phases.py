@@ -119,6 +119,17 @@ def test_a_multiplier_scales_the_step_and_zero_freezes():
     assert stopped and not frozen.any()  # bit for bit unchanged: no gradient was even computed
 
 
+def test_gradient_clipping_by_global_norm_with_hand_computed_norms():
+    from utils.training import build_optimizer
+    weight = paddle.create_parameter([2], "float32")
+    for max_norm, expected in ((10.0, [3.0, 4.0]), (5.0, [3.0, 4.0]), (1.0, [0.6, 0.8]), (2.5, [1.5, 2.0])):
+        grad = paddle.to_tensor([3.0, 4.0])  # global norm 5 (clipping scales it in place)
+        optimizer, _ = build_optimizer([weight], 0.1, 10, 0.0, 0.0, max_grad_norm=max_norm)
+        (clipped,) = [g for _, g in optimizer._grad_clip([(weight, grad)])]
+        np.testing.assert_allclose(clipped.numpy(), expected, rtol=1e-6)
+    assert build_optimizer([weight], 0.1, 10, 0.0, 0.0, max_grad_norm=0)[0]._grad_clip is None
+
+
 def test_phased_schedule_restarts_warmup_in_each_phase():
     from utils.training import phased_schedule
     scheduler = phased_schedule(1.0, [4, 6], 0.5)

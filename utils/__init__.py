@@ -53,7 +53,8 @@ keep_freed_memory()
 # attention's head split and merge: the reshape after each transpose (and its gradient) cost ~1.7 ms a call, and
 # a distillation step spent ~40 ms there. With the flag off, transpose runs its own (vectorised) kernel once:
 # student forward 159 -> 112 ms, backward 219 -> 153 ms (2 threads, batch 32 of ~15 tokens). Values are the
-# same either way (layout only). Set FLAGS_use_stride_kernel=1 to get the views back.
+# same either way (layout only). Set FLAGS_use_stride_kernel=1 to get the views back. (Also set on paddle below:
+# the environment is read only when paddle is first imported, which may have happened before this package.)
 os.environ.setdefault("FLAGS_use_stride_kernel", "0")
 
 # A normal run prints progress bars, results and errors. These come from dependencies, about things we do on
@@ -77,3 +78,4 @@ import io  # noqa: E402
 
 with contextlib.redirect_stderr(io.StringIO()):
     import paddle  # noqa: E402,F401
+paddle.set_flags({"FLAGS_use_stride_kernel": os.environ["FLAGS_use_stride_kernel"].lower() in ("1", "true")})

@@ -52,10 +52,12 @@ def build_optimizer(model_or_params, learning_rate, total_steps, warmup_proporti
     else:
         scheduler = LinearDecayWithWarmup(learning_rate, max(total_steps, 1), warmup_proportion)
     no_decay = {p.name for p in params if p.ndim == 1}  # biases and LayerNorm scales/shifts
+    # auto_skip_clip: when the global norm is within max_grad_norm, Paddle would multiply every gradient by exactly
+    # 1.0 (max / max(norm, max)); skipping that leaves the same values and saves a pass over every gradient
+    clip = paddle.nn.ClipGradByGlobalNorm(max_grad_norm, auto_skip_clip=True) if max_grad_norm > 0 else None
     optimizer = paddle.optimizer.AdamW(
         learning_rate=scheduler, parameters=params, weight_decay=weight_decay,
-        apply_decay_param_fun=lambda name: name not in no_decay,
-        grad_clip=paddle.nn.ClipGradByGlobalNorm(max_grad_norm) if max_grad_norm > 0 else None)
+        apply_decay_param_fun=lambda name: name not in no_decay, grad_clip=clip)
     return optimizer, scheduler
 
 
