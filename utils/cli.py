@@ -53,7 +53,7 @@ def add_data_args(parser, default_task=None):
 def add_teacher_engine_arg(group):
     from utils.distill import TEACHER_ENGINES
     group.add_argument("--teacher_engine", choices=TEACHER_ENGINES, default="auto",
-                       help="how the teacher's forward runs: inference (a Paddle Inference program, 2-3x faster on "
+                       help="how the teacher's forward runs: inference (a Paddle Inference program, ~15%% faster on "
                             "CPU; outputs equal to 1e-5), dygraph, or auto (default: inference on CPU, falling back "
                             "to dygraph for a model that does not trace; dygraph elsewhere)")
 

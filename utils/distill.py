@@ -50,7 +50,7 @@ TRACE_MIN_WIDTH = 128  # "auto" traces teachers at least this wide
 
 def teacher_outputs(adapter, wanted, logits, engine="auto", device="cpu"):
     """The teacher's side of distillation, called like DistillOutputs. "inference" runs it as a Paddle Inference
-    program (utils.inference.InferenceTeacher: 2-3x faster on CPU, outputs equal to 1e-5); "auto" does so on a
+    program (utils.inference.InferenceTeacher: ~15% faster on CPU, outputs equal to 1e-5); "auto" does so on a
     CPU for a teacher of real size and falls back to dygraph (saying so) for a model that does not trace. A tiny
     teacher (under 128 wide: the demo's and the tests') stays in dygraph under "auto": tracing it takes longer
     (about a second) than it would save."""
