@@ -267,9 +267,9 @@ class InferenceTeacher:
     """A teacher for distillation run by Paddle Inference instead of dygraph: the teacher needs no gradient, and
     its exported program runs fused oneDNN kernels without per-operator Python overhead (MiniLM with 13 features,
     batches of 32 SST-2 sentences, 2 threads: 105 ms against 121 ms in dygraph, 202 ms while dygraph still copied
-    strided views). Same call as utils.distill.DistillOutputs; every
-    request is computed on each call (a phase that needs fewer ignores the rest). The program is written to a
-    temporary folder, loaded, and the folder removed."""
+    strided views). Same call as utils.distill.DistillOutputs; every request is computed on each call (a phase
+    that needs fewer ignores the rest). The program is written to a temporary folder, loaded, and the folder
+    removed."""
 
     def __init__(self, adapter, requests, logits=True, threads=None):
         import shutil
