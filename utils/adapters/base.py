@@ -90,6 +90,10 @@ class Adapter(paddle.nn.Layer):
     def export_layer(self):
         raise NotImplementedError
 
+    def drop_capture(self):
+        """Remove whatever the adapter hooked into its model to read features (a traced teacher program computes
+        them itself). Adapters that read features without hooks have nothing to remove."""
+
     def with_labels(self, num_labels):
         raise NotImplementedError
 
