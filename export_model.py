@@ -12,7 +12,7 @@ import shutil
 import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.errors import UserError, exits_cleanly
+from utils.errors import UserError, exits_cleanly, first_line
 from utils.files import check_output_dir, write_json
 
 
@@ -70,7 +70,7 @@ def main(argv=None):
             except OSError:
                 raise  # a full disk is not an unsupported op
             except Exception as err:  # paddle2onnx reports unsupported ops with assorted exception types
-                raise UserError(f"ONNX export failed ({str(err).splitlines()[0][:160]}); the Paddle export works "
+                raise UserError(f"ONNX export failed ({first_line(err)}); the Paddle export works "
                                 "without --onnx") from None
             info["onnx"] = "model.onnx"
         if args.quantize == "int8":
@@ -79,7 +79,7 @@ def main(argv=None):
             except OSError:
                 raise
             except Exception as err:  # onnxruntime's quantizer raises assorted types for graphs it cannot handle
-                raise UserError(f"INT8 quantization failed ({str(err).splitlines()[0][:160]}); the FP32 exports "
+                raise UserError(f"INT8 quantization failed ({first_line(err)}); the FP32 exports "
                                 "work without --quantize") from None
             info["int8"] = INT8_FILE
         write_json(os.path.join(folder, "export.json"), info)

@@ -21,7 +21,7 @@ import numpy as np
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.cli import add_task_args
-from utils.errors import UserError, exits_cleanly
+from utils.errors import UserError, exits_cleanly, first_line
 from utils.glue import Example, get_task, load_split, task_dir
 
 
@@ -152,9 +152,8 @@ def open_engine(args):
             return OnnxPredictor(args.model_dir, args.threads, model_file)
         return PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
     except Exception as err:  # both runtimes raise their own types for a damaged graph or weights file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise UserError(f"cannot load the exported model ({first}); its files are damaged or incomplete: export "
-                        "it again with export_model.py", args.model_dir) from None
+        raise UserError(f"cannot load the exported model ({first_line(err)}); its files are damaged or incomplete: "
+                        "export it again with export_model.py", args.model_dir) from None
 
 
 @exits_cleanly

@@ -15,7 +15,7 @@ import os
 import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.errors import UserError, exits_cleanly
+from utils.errors import UserError, exits_cleanly, first_line
 
 STAGES = (("teacher", "run_glue.py", "teacher (fine-tuned)"),
           ("inter", "task_distill.py", "student after stage 1 (classifier untrained)"),
@@ -106,7 +106,7 @@ def latency_rows(out, seq_len, repeats, notes):
                     runs[(role, "onnxruntime_int8")] = OnnxPredictor(folder, model_file=INT8_FILE)
             sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
         except Exception as err:  # a damaged export costs its latency rows, not the report
-            notes.append(f"latency of export/{role}: not measured ({str(err).splitlines()[0][:160] or err!r})")
+            notes.append(f"latency of export/{role}: not measured ({first_line(err)})")
             runs = {k: v for k, v in runs.items() if k[0] != role}
     rows = {}
     for engine in EXPORTED:

@@ -116,3 +116,11 @@ def test_outputs_follow_the_umask(tmp_path, demo_glue, tiny_bert):
     assert oct(os.stat(tmp_path / "out" / "all_results.json").st_mode & 0o777) == oct(0o644)
     with open(tmp_path / "out" / "all_results.json") as f:
         assert json.load(f)["train_steps"] == 2
+
+
+def test_a_library_error_is_reported_by_its_first_line():
+    from utils.errors import first_line
+    assert first_line(RuntimeError("\n  shape mismatch: [2, 3] vs [3]\n  at layer 4\n")) == "shape mismatch: [2, 3] vs [3]"
+    assert first_line(ValueError("x" * 300)) == "x" * 160
+    assert first_line(ValueError("abcdef"), width=3) == "abc"
+    assert first_line(KeyError()) == "KeyError"  # an empty message still says what was raised

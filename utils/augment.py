@@ -220,7 +220,7 @@ def load_vectors(path, max_vectors=100_000):
     from gensim.models import KeyedVectors
     logging.getLogger("gensim").setLevel(logging.WARNING)
 
-    from utils.errors import UserError
+    from utils.errors import UserError, first_line
     if not os.path.exists(path):
         raise UserError("no such file; expected word vectors (GloVe/word2vec text or binary, gensim, or .npy+.parquet)",
                         path)
@@ -253,7 +253,7 @@ def load_vectors(path, max_vectors=100_000):
     except UserError:
         raise
     except Exception as err:  # gensim and numpy raise many types for a malformed file
-        problem = f"unreadable word vectors ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+        problem = f"unreadable word vectors ({type(err).__name__}: {first_line(err, 120)})"
     # gensim leaves the file open when it raises, held by the exception's frames. Collect them here, so the file
     # closes now and quietly, not at some later collection inside another library: PaddleNLP counts any warning
     # raised while it loads a state dict (this ResourceWarning included) as a loading error.

@@ -4,7 +4,7 @@ import os
 
 import paddle
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES, hard_loss
 from utils.presets import PROJECTIONS
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
@@ -61,10 +61,10 @@ def teacher_outputs(adapter, wanted, logits, engine="auto", device="cpu"):
     try:
         return InferenceTeacher(adapter, wanted, logits)
     except Exception as err:  # whatever the tracer or the predictor raise: dygraph computes the same, slower
-        reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:160]}"
+        reason = f"{type(err).__name__}: {first_line(err)}"
         if engine == "inference":
             raise UserError(f"--teacher_engine inference: the teacher does not run as a program ({reason})")
-        getattr(adapter, "drop_capture", lambda: None)()
+        adapter.drop_capture()
         print(f"note: the teacher runs in dygraph, not as a Paddle Inference program ({reason})")
         return DistillOutputs(adapter, wanted, logits=logits)
 

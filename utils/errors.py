@@ -23,6 +23,13 @@ class UserError(Exception):
         super().__init__(where + message)
 
 
+def first_line(err, width=160):
+    """An exception's message cut to its first line (at most width characters), for a one-line report of what a
+    library raised; the exception's type name when the message is empty."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:width] if lines else type(err).__name__
+
+
 def exits_cleanly(main=None, *, resume="the partial output was removed and earlier complete outputs are intact; run it "
                                          "again once there is room"):
     """Turn UserError, and OSErrors of the file system, into one `error: ...` line on stderr and exit status 2,

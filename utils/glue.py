@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 
 Column = Union[int, str]  # an index (0-based) or a header name
 
@@ -222,7 +222,7 @@ def download_examples(spec, split, max_samples=None):
     try:
         data = load_dataset("glue", spec.ppnlp_name, splits=split)
     except Exception as err:  # paddlenlp raises RuntimeError after its retries; anything else is the same story
-        raise UserError(f"could not load GLUE {spec.name} through paddlenlp ({str(err).splitlines()[0][:120]}); "
+        raise UserError(f"could not load GLUE {spec.name} through paddlenlp ({first_line(err, 120)}); "
                         f"offline, pass --glue_dir DIR with DIR/{spec.name}/{split}.tsv") from None
     out = []
     for row in data:

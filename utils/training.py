@@ -5,7 +5,7 @@ import random
 import numpy as np
 import paddle
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 from utils.batches import collate, eval_batches
 from utils.metrics import compute_metrics
 
@@ -17,7 +17,7 @@ def set_device(device):
     try:
         paddle.set_device(device)
     except (ValueError, RuntimeError) as err:
-        raise UserError(f"--device {device}: {str(err).splitlines()[0][:160]}") from None
+        raise UserError(f"--device {device}: {first_line(err)}") from None
 
 
 def set_seed(seed):
