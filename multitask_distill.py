@@ -17,7 +17,8 @@ import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.adapters.bert import STUDENT_INITS
-from utils.cli import add_training_args, add_word_student_args, label_config, print_results, validate_args
+from utils.cli import (add_training_args, add_word_student_args, label_config, print_results,
+                       refuse_flags_beside_config, validate_args)
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
@@ -50,6 +51,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.data_dir = None
     validate_args(args)
+    refuse_flags_beside_config(p, args)
     if len(args.task_name) < 2 or len(args.teacher_path) != len(args.task_name):
         raise UserError("--task_name needs two or more tasks and --teacher_path one teacher per task")
     if not args.tau >= 0 or not args.T > 0:

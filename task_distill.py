@@ -20,7 +20,7 @@ import sys
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.adapters.bert import PROJECTIONS, STUDENT_INITS
 from utils.cli import (add_data_args, add_teacher_engine_arg, add_training_args, add_word_student_args, label_config,
-                       load_task, print_results, validate_args)
+                       load_task, print_results, refuse_flags_beside_config, validate_args)
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
@@ -78,6 +78,7 @@ def parse_args(argv=None):
     validate_args(args)
     if not args.T > 0:  # also refuses nan
         raise UserError(f"--T must be positive, got {args.T}")
+    refuse_flags_beside_config(p, args)
     weights = [args.emb_weight, args.hidden_weight, args.attn_weight] if args.intermediate_distill else [
         args.pred_weight, args.hard_label_weight]
     if not args.distill_config and (min(weights) < 0 or max(weights) == 0):

@@ -9,19 +9,23 @@ NER_DIR=${NER_DIR:-../shared/data/ner}
 OUT=${OUT:-out/real/ner}
 GENERAL=${GENERAL:-}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-3}
-STUDENT_EPOCHS=${STUDENT_EPOCHS:-6}  # half intermediate, half prediction; the gold twin trains all of them
+STUDENT_EPOCHS=${STUDENT_EPOCHS:-6}  # INTER_SHARE of them intermediate, the rest prediction; the gold twin trains all
+INTER_SHARE=${INTER_SHARE:-0.5}      # the tinybert phase preset's split of the distilled run's steps
+STUDENT_LR=${STUDENT_LR:-1e-4}       # both student rows
+HARD_LABEL_WEIGHT=${HARD_LABEL_WEIGHT:-0}  # the gold-label term beside KD in the distilled row's prediction phase
 COMMON=(--task_name conll --data_dir "$NER_DIR" --max_seq_length 128 --batch_size 32 --save_steps 300 --logging_steps 50)
 if [ -n "$GENERAL" ]; then STUDENT=(--student_model_name_or_path "$GENERAL" --student_init pretrained)
 else STUDENT=(--student_model_name_or_path 4l-312d --student_init random); fi
 mkdir -p "$OUT"
 timed teacher "$PY" run_ner.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
   --learning_rate 5e-5 --num_train_epochs "$TEACHER_EPOCHS" --resume
-echo '{"phases": "tinybert", "intermediate_matches": [{"preset": "tinybert"}]}' > "$OUT/phases.json"
+echo '{"phases": {"preset": "tinybert", "inter_share": '"$INTER_SHARE"'}, "hard_label_weight": '"$HARD_LABEL_WEIGHT"',
+  "intermediate_matches": [{"preset": "tinybert"}]}' > "$OUT/phases.json"
 timed pred "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" "${STUDENT[@]}" \
-  --distill_config "$OUT/phases.json" --learning_rate 1e-4 --num_train_epochs "$STUDENT_EPOCHS" \
+  --distill_config "$OUT/phases.json" --learning_rate "$STUDENT_LR" --num_train_epochs "$STUDENT_EPOCHS" \
   --output_dir "$OUT/pred" --resume
 timed baseline "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" "${STUDENT[@]}" \
-  --pred_weight 0 --hard_label_weight 1 --learning_rate 1e-4 --num_train_epochs "$STUDENT_EPOCHS" \
+  --pred_weight 0 --hard_label_weight 1 --learning_rate "$STUDENT_LR" --num_train_epochs "$STUDENT_EPOCHS" \
   --output_dir "$OUT/baseline" --resume
 
 "$PY" - "$OUT" <<'PYEOF'

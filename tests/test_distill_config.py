@@ -130,6 +130,20 @@ def test_config_errors_name_the_file(tmp_path, demo_glue, tiny_teacher, capsys):
     assert not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.parametrize("flag, value, key", [("--T", 2, '"temperature"'), ("--hard_label_weight", 0.5,
+                                              '"hard_label_weight"'), ("--no-t2_scaling", None, '"t2_scaling"')])
+def test_a_loss_flag_beside_a_config_is_refused_not_ignored(flag, value, key, tmp_path, demo_glue, tiny_teacher,
+                                                            capsys):
+    config = write(str(tmp_path / "config.json"), '{"kd_loss": "mse"}')
+    extra = [flag] if value is None else [flag, value]
+    with pytest.raises(SystemExit) as exit_:
+        run(demo_glue, [tiny_teacher], tmp_path / "out", "--distill_config", config, *extra)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"{flag.replace('no-', '')} has no effect with --distill_config" in err and f"set {key} in {config}" in err
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_two_teachers_logits_are_weighted_means(tmp_path, demo_glue, tiny_teacher, other_teacher):
     """The cache holds exactly the weighted mean of the teachers' logits."""
     out = tmp_path / "out"
