@@ -8,7 +8,10 @@ source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/qa}
 GENERAL=${GENERAL:-}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-2}
-STUDENT_EPOCHS=${STUDENT_EPOCHS:-2}  # half intermediate, half prediction
+STUDENT_EPOCHS=${STUDENT_EPOCHS:-2}  # INTER_SHARE of them intermediate, the rest prediction
+INTER_SHARE=${INTER_SHARE:-0.5}      # the tinybert phase preset's split of the distilled run's steps
+STUDENT_LR=${STUDENT_LR:-1e-4}
+HARD_LABEL_WEIGHT=${HARD_LABEL_WEIGHT:-0}  # the gold-answer term beside KD in the prediction phase
 DATA="$OUT/data"
 [ -f "$DATA/dev.json" ] || "$PY" bench/make_cloze_squad.py --ner_dir "${NER_DIR:-../shared/data/ner}" --out "$DATA"
 COMMON=(--task_name squad --data_dir "$DATA" --max_seq_length 160 --doc_stride 64 --batch_size 16 --save_steps 100
@@ -17,9 +20,10 @@ if [ -n "$GENERAL" ]; then STUDENT=(--student_model_name_or_path "$GENERAL" --st
 else STUDENT=(--student_model_name_or_path 4l-312d --student_init random); fi
 timed teacher "$PY" run_qa.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
   --learning_rate 5e-5 --num_train_epochs "$TEACHER_EPOCHS" --resume
-echo '{"phases": "tinybert", "intermediate_matches": [{"preset": "tinybert"}]}' > "$OUT/phases.json"
+echo '{"phases": {"preset": "tinybert", "inter_share": '"$INTER_SHARE"'}, "hard_label_weight": '"$HARD_LABEL_WEIGHT"',
+  "intermediate_matches": [{"preset": "tinybert"}]}' > "$OUT/phases.json"
 timed pred "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" "${STUDENT[@]}" \
-  --distill_config "$OUT/phases.json" --learning_rate 1e-4 --num_train_epochs "$STUDENT_EPOCHS" \
+  --distill_config "$OUT/phases.json" --learning_rate "$STUDENT_LR" --num_train_epochs "$STUDENT_EPOCHS" \
   --output_dir "$OUT/pred" --resume
 for run in teacher pred; do
   [ -d "$OUT/export/$run" ] || "$PY" export_model.py --model_dir "$OUT/$run/best_model" --output_dir "$OUT/export/$run" \
