@@ -16,3 +16,8 @@ timed() {
   printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$OUT/times.tsv"
 }
 run() { local out=$1; shift; [ -f "$out/all_results.json" ] && { echo "== skip $out"; return; }; echo "== $*"; "$@"; }
+# tinybert_phases FILE [INTER_SHARE [HARD_LABEL_WEIGHT]]: TinyBERT's two stages as two phases of one run
+tinybert_phases() {
+  echo '{"phases": {"preset": "tinybert", "inter_share": '"${2:-0.5}"'}, "hard_label_weight": '"${3:-0}"',
+  "intermediate_matches": [{"preset": "tinybert"}]}' > "$1"
+}

@@ -19,8 +19,7 @@ else STUDENT=(--student_model_name_or_path 4l-312d --student_init random); fi
 mkdir -p "$OUT"
 timed teacher "$PY" run_ner.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
   --learning_rate 5e-5 --num_train_epochs "$TEACHER_EPOCHS" --resume
-echo '{"phases": {"preset": "tinybert", "inter_share": '"$INTER_SHARE"'}, "hard_label_weight": '"$HARD_LABEL_WEIGHT"',
-  "intermediate_matches": [{"preset": "tinybert"}]}' > "$OUT/phases.json"
+tinybert_phases "$OUT/phases.json" "$INTER_SHARE" "$HARD_LABEL_WEIGHT"
 timed pred "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" "${STUDENT[@]}" \
   --distill_config "$OUT/phases.json" --learning_rate "$STUDENT_LR" --num_train_epochs "$STUDENT_EPOCHS" \
   --output_dir "$OUT/pred" --resume

@@ -117,18 +117,19 @@ def validate_args(args):
             raise UserError(f"--{name} must be >= 0, got {value}")
 
 
-# loss flags and the config keys that replace them under --distill_config
-CONFIG_KEYS = {"T": "temperature", "t2_scaling": "t2_scaling", "pred_weight": "kd_weight", "kd_loss": "kd_loss",
-               "hard_label_weight": "hard_label_weight", "emb_weight": "emb_weight", "hidden_weight": "hidden_weight",
-               "attn_weight": "attn_weight"}
+# the loss flags --distill_config replaces; the config spells two of them differently
+LOSS_FLAGS = ("T", "t2_scaling", "pred_weight", "kd_loss", "hard_label_weight", "emb_weight", "hidden_weight",
+              "attn_weight")
+CONFIG_NAMES = {"T": "temperature", "pred_weight": "kd_weight"}
 
 
 def refuse_flags_beside_config(parser, args):
     """--distill_config replaces the loss flags; one set beside it would be silently unused, so it is refused."""
     if not getattr(args, "distill_config", None):
         return
-    for flag, key in CONFIG_KEYS.items():
+    for flag in LOSS_FLAGS:
         if hasattr(args, flag) and getattr(args, flag) != parser.get_default(flag):
+            key = CONFIG_NAMES.get(flag, flag)
             raise UserError(f"--{flag} has no effect with --distill_config, which holds the losses: set \"{key}\" "
                             f"in {args.distill_config} instead")
 
