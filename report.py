@@ -11,6 +11,7 @@ path and command.
 """
 import argparse
 import glob
+import json
 import os
 import sys
 
@@ -18,9 +19,26 @@ import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.errors import UserError, exits_cleanly, first_line
 
 STAGES = (("teacher", "run_glue.py", "teacher (fine-tuned)"),
-          ("inter", "task_distill.py", "student after stage 1 (classifier untrained)"),
+          ("inter", "task_distill.py", "student after stage 1 (intermediate layers; no classifier yet)"),
           ("pred", "task_distill.py", "student after stage 2 (distilled)"),
           ("baseline", "task_distill.py", "student on gold labels only"))
+# More students, each beside its gold-only twin: OUT/students/NAME (distilled) and OUT/students/NAME-twin (the same
+# student trained for the same steps on the gold labels alone). The pipeline's pred/ and baseline/ are the pair
+# named "student".
+STUDENTS_DIR, TWIN_SUFFIX = "students", "-twin"
+
+
+def extra_stages(out):
+    """(name, script, label) of every student under OUT/students, each followed by its twin when it has one."""
+    folder = os.path.join(out, STUDENTS_DIR)
+    names = sorted(n for n in os.listdir(folder) if not n.endswith(TWIN_SUFFIX)) if os.path.isdir(folder) else []
+    found = []
+    for name in names:
+        found.append((os.path.join(STUDENTS_DIR, name), "task_distill.py", f"{name} (distilled)"))
+        if os.path.isdir(os.path.join(folder, name + TWIN_SUFFIX)):
+            found.append((os.path.join(STUDENTS_DIR, name + TWIN_SUFFIX), "task_distill.py",
+                          f"{name} on gold labels only (twin)"))
+    return found
 
 
 def load_stages(out):
@@ -28,10 +46,11 @@ def load_stages(out):
     each stage that is absent, unreadable or lacks its args.json: the report shows what it has."""
     from utils.files import read_json
     stages, notes = [], []
-    for name, script, label in STAGES:
+    for name, script, label in STAGES + tuple(extra_stages(out)):
         folder = os.path.join(out, name)
         if not os.path.isdir(folder):
-            notes.append(f"{label}: not run (no {name}/ folder)")
+            if name != "inter":  # a word student or a one-stage recipe has no stage 1
+                notes.append(f"{label}: not run (no {name}/ folder)")
             continue
         try:
             results = read_json(os.path.join(folder, "all_results.json"), "the stage's results")
@@ -45,7 +64,7 @@ def load_stages(out):
             args = read_json(os.path.join(folder, "args.json"), "the stage's arguments")
         except UserError as err:
             args = None
-            notes.append(f"{label}: {err} (its command{' and score' if name == 'inter' else ''} not shown)")
+            notes.append(f"{label}: {err} (its command not shown)")
         stages.append((name, script, label, results, args))
     return stages, notes
 
@@ -65,21 +84,6 @@ def scalars(run_dir):
             points.update((int(r.id), float(r.value)) for r in reader.get_data("scalar", tag))
             series[tag] = sorted(points.items())
     return series
-
-
-def dev_score_of_folder(folder, stage_args):
-    """The main dev metric of a saved model (stage 1's student: its classifier has not been trained yet)."""
-    import paddle
-
-    from utils.adapters import load_adapter
-    from utils.cli import load_task
-    from utils.training import evaluate
-    args = argparse.Namespace(**stage_args)
-    spec, _, dev = load_task(args, with_train=False)
-    paddle.set_device("cpu")
-    model = load_adapter(folder)
-    dev_sets = {split: model.encoder.encode(ex, args.max_seq_length, spec.is_regression) for split, ex in dev.items()}
-    return evaluate(spec, model, dev_sets, 64)
 
 
 def latency_rows(out, seq_len, repeats, notes):
@@ -217,6 +221,46 @@ def plot(series_by_stage, plots_dir):
     return files
 
 
+def gap_closed(teacher, distilled, twin):
+    """The share of the twin-to-teacher distance that distillation recovers (None when the twin equals the teacher:
+    there is no gap to close)."""
+    if None in (teacher, distilled, twin) or teacher == twin:
+        return None
+    return (distilled - twin) / (teacher - twin)
+
+
+def twin_verdict(out, stages, scores, main_metric):
+    """{"metric", "teacher", "students": [{"name", "arch", "distilled", "twin", "gap_closed"}]}: every distilled
+    student that has a gold-only twin, on the main dev metric (report.json, for scripts)."""
+    from utils.adapters import arch_of
+    pairs = [("student", "pred", "baseline")] + [
+        (name[len(STUDENTS_DIR) + 1:], name, name + TWIN_SUFFIX) for name, _, _, _, _ in stages
+        if name.startswith(STUDENTS_DIR + os.sep) and not name.endswith(TWIN_SUFFIX)]
+    teacher, students = scores.get("teacher"), []
+    for label, distilled, twin in pairs:
+        if scores.get(distilled) is None or scores.get(twin) is None:
+            continue
+        try:
+            arch = arch_of(os.path.join(out, distilled, "best_model"))
+        except UserError:
+            arch = None
+        students.append({"name": label, "arch": arch, "distilled": scores[distilled], "twin": scores[twin],
+                         "gap_closed": gap_closed(teacher, scores[distilled], scores[twin])})
+    return {"metric": main_metric, "teacher": teacher, "students": students}
+
+
+def verdict_lines(verdict):
+    if not verdict["students"]:
+        return []
+    lines = ["", f"Distilled students against their gold-only twins (same student and steps, gold labels only; "
+                 f"teacher {number(verdict['teacher'])}):", "",
+             "| student | arch | distilled | twin | gain (points) | gap closed |", "| --- | --- | --- | --- | --- | --- |"]
+    for s in verdict["students"]:
+        lines.append(f"| {s['name']} | {s['arch'] or '-'} | {number(s['distilled'])} | {number(s['twin'])} | "
+                     f"{100 * (s['distilled'] - s['twin']):+.1f} | {number(s['gap_closed'], '.2f')} |")
+    return lines
+
+
 @exits_cleanly
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,23 +282,19 @@ def main(argv=None):
     results = {s[0]: s[3] for s in stages}
     main_metric = next((r["main_metric"] for r in results.values() if r["main_metric"] != "eval_inter_loss"),
                        "eval_inter_loss")
-    scores = {name: r.get(main_metric) for name, r in results.items()}
-    inter_args = next((s[4] for s in stages if s[0] == "inter"), None)
-    if inter_args is not None and main_metric != "eval_inter_loss":
-        try:  # stage 1's model scored on dev: what prediction-layer distillation starts from
-            scores["inter"] = dev_score_of_folder(os.path.join(out, "inter", "best_inter_model"),
-                                                  inter_args)[main_metric]
-        except (UserError, KeyError, AttributeError, TypeError) as err:
-            notes.append(f"stage 1's dev score: not measured ({err!s:.160})")
+    # stage 1 trains no classifier: its score on dev would be chance, so the table shows its dev loss instead
+    scores = {name: r.get(main_metric) for name, r in results.items() if name != "inter"}
     lines = [f"# Distillation report: {os.path.abspath(out)}", "",
              f"Task {stages[0][3].get('task', '?')}; main dev metric `{main_metric}`.", "",
              "| model | " + main_metric + " | train examples/s | train time s |", "| --- | --- | --- | --- |"]
     for name, _, label, r, _ in stages:
-        lines.append(f"| {label} | {number(scores[name])} | {number(r.get('train_examples_per_second'), '.1f')} | "
+        score = number(scores.get(name)) if name != "inter" else f"- (dev loss {number(r.get('eval_inter_loss'))})"
+        lines.append(f"| {label} | {score} | {number(r.get('train_examples_per_second'), '.1f')} | "
                      f"{number(r.get('train_runtime'), '.0f')} |")
-    if isinstance(scores.get("teacher"), float) and isinstance(scores.get("pred"), float) and scores["teacher"]:
-        lines += ["", f"The distilled student keeps {scores['pred'] / scores['teacher']:.1%} of the teacher's "
-                      f"{main_metric}."]
+    verdict = twin_verdict(out, stages, scores, main_metric)
+    lines += verdict_lines(verdict)
+    with atomic_file(os.path.join(out, "report.json")) as f:
+        json.dump(verdict, f, indent=1)
     if args.latency:
         seq = next((s[4].get("max_seq_length", 128) for s in stages if s[4]), 128)
         rows = latency_rows(out, seq, args.latency_repeats, notes)
@@ -276,7 +316,8 @@ def main(argv=None):
     target = os.path.join(out, "report.md")
     with atomic_file(target) as f:
         f.write("\n".join(lines) + "\n")
-    print("\n".join(lines[:4 + 2 + len(stages)] + [f"not in this report: {n}" for n in notes]))
+    print("\n".join(lines[:4 + 2 + len(stages)] + verdict_lines(verdict)
+                    + [f"not in this report: {n}" for n in notes]))
     print(f"\nwrote {target} and {len(images)} plots in {plots_dir}")
     return target
 

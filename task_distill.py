@@ -22,12 +22,20 @@ from utils.adapters.bert import PROJECTIONS, STUDENT_INITS
 from utils.cli import (add_data_args, add_teacher_engine_arg, add_training_args, add_word_student_args, label_config,
                        load_task, print_results, refuse_flags_beside_config, validate_args)
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
+from utils.labels import ENGINES as LABEL_ENGINES
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_args(p)
     p.add_argument("--use_aug", action="store_true", help="train on train_aug.tsv (from data_augmentation.py)")
+    p.add_argument("--transfer_file", action="append", metavar="FILE",
+                   help="unlabeled text the teacher labels for distillation (repeatable): one example per line "
+                        "(two tab-separated texts for a pair task), or a TSV in the task's format (its labels are "
+                        "ignored). The student learns the teacher's outputs on the labelled rows and these, and the "
+                        "gold labels of the labelled rows only. Rows equal to a dev row are dropped (no leakage), "
+                        "repeats too. With --pred_weight 0 (a gold-only twin) the text only widens a word student's "
+                        "vocabulary, as it does for the distilled student")
     m = p.add_argument_group("teacher and student")
     m.add_argument("--teacher_path", required=True, nargs="+",
                    help="the fine-tuned teacher (run_glue.py's best_model); several: their logits are averaged "
@@ -43,6 +51,10 @@ def parse_args(argv=None):
     m.add_argument("--student_init", choices=STUDENT_INITS, default="pretrained",
                    help="pretrained: the checkpoint's weights; random: fresh weights of that shape (offline); "
                         "teacher: embeddings and mapped layers copied from the teacher (widths must match)")
+    m.add_argument("--init_from", metavar="PATH",
+                   help="with --student_init teacher: the model whose embeddings and mapped layers are copied "
+                        "(default the first teacher). A gold-only twin takes them from the teacher's pretrained "
+                        "checkpoint, so that it knows nothing of the fine-tuned teacher")
     m.add_argument("--projection", choices=PROJECTIONS,
                    help="student->teacher width projection: one matrix per layer (v2 checkpoints' fit_denses) or one "
                         "shared matrix (fit_dense, v1/-zh). Default: what the checkpoint was trained with "
@@ -69,9 +81,16 @@ def parse_args(argv=None):
                                             "distilbert, minilm), temperature and weight schedules; replaces the "
                                             "loss flags above (with --intermediate_distill only its matches count)")
     d.add_argument("--cache_teacher_logits", action="store_true",
-                   help="compute the teachers' logits once per training example and reuse them every epoch (a "
-                        "cache keyed by teachers and data: a stale one is never used)")
-    d.add_argument("--cache_dir", help="where the logit cache lives (default OUTPUT_DIR/teacher_logits)")
+                   help="label every training row once into the label store (--cache_dir) and reuse the logits "
+                        "every epoch and in every later run of the same teachers (rows are keyed by their text: a "
+                        "stale logit is never used); always on with --transfer_file")
+    d.add_argument("--cache_dir", help="the teacher-label store: shards of the teachers' logits keyed by row, "
+                                       "shared by every run of the same teachers and tokenizer (default "
+                                       "OUTPUT_DIR/teacher_logits); a transfer set is always labelled into it")
+    d.add_argument("--label_engine", choices=LABEL_ENGINES, default="auto",
+                   help="what labels rows for the store: paddle_inference (the teacher's exported program), "
+                        "onnxruntime, dygraph, or auto (paddle_inference, falling back to dygraph for a model "
+                        "that does not export)")
     add_word_student_args(p)
     add_training_args(p, learning_rate=5e-5)
     args = p.parse_args(argv)
@@ -123,16 +142,21 @@ def make_layer_map(args, teacher):
 
 
 def build_models(args, spec, train_examples):
-    """(teachers, student, resolved config); every refusal (shapes, vocabularies, config) before anything is written."""
+    """(teachers, student, resolved config); every refusal (shapes, vocabularies, config) before anything is
+    written. train_examples: every text the student reads (a word student's vocabulary is built from them)."""
     from utils.adapters import build_student, load_teachers
     from utils.adapters.words import OPTIONS
     from utils.training import set_seed
     teachers = load_teachers(args.teacher_path, label_config(spec))
+    source = teachers[0]
+    if args.init_from:
+        from utils.adapters import load_adapter
+        source = load_adapter(args.init_from, num_labels=spec.num_labels)
     set_seed(args.seed)  # the student's fresh weights depend on the seed only, not on how many teachers loaded
     student = build_student(
-        args.student_model_name_or_path, teachers[0], spec.num_labels, init=args.student_init,
+        args.student_model_name_or_path, source, spec.num_labels, init=args.student_init,
         examples=train_examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
-        layer_map_fn=make_layer_map(args, teachers[0]), projection=args.projection,
+        layer_map_fn=make_layer_map(args, source), projection=args.projection,
         intermediate=args.intermediate_distill)
     from utils.adapters import check_max_length
     for model, source in [(t, p) for t, p in zip(teachers, args.teacher_path)] + [
@@ -144,16 +168,22 @@ def build_models(args, spec, train_examples):
     return teachers, student, distill_config(args, spec, student, teachers)
 
 
-def shared_cache(path, teachers, weights, features, batch_size, rank, world):
-    """The teacher-logit cache, computed by rank 0 only; the other processes wait for it and read it."""
-    from utils.distill import cached_teacher_logits
+def shared_labels(args, teachers, weights, rows, encode_T, rank, world):
+    """The teachers' logits of every training row from the label store (utils/labels.py), labelled by rank 0;
+    the other processes wait for it and read the store."""
+    from utils.labels import teacher_logits
+
+    def label():
+        return teacher_logits(args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
+                              teachers, weights, args.max_seq_length, rows, encode_T, args.label_engine,
+                              args.eval_batch_size)
     if world == 1:
-        return cached_teacher_logits(path, teachers, weights, features, batch_size)
+        return label()
     import paddle.distributed as dist
     if rank == 0:
-        cached_teacher_logits(path, teachers, weights, features, batch_size)
+        label()
     dist.barrier()
-    return cached_teacher_logits(path, teachers, weights, None, batch_size)
+    return label()
 
 
 @exits_cleanly(resume=FROM_CHECKPOINT)
@@ -172,6 +202,10 @@ def main(argv=None):
             raise UserError("no such file; --use_aug needs data_augmentation.py's output",
                             split_path(folder, "train_aug"))
     spec, train_examples, dev_examples = load_task(args, train_split="train_aug" if args.use_aug else "train")
+    transfer = []
+    if args.transfer_file:
+        from utils.transfer import load_transfer
+        transfer = load_transfer(args.transfer_file, spec, train_examples, dev_examples)
     from utils.files import check_output_dir
     check_output_dir(args.output_dir)
 
@@ -180,7 +214,7 @@ def main(argv=None):
     from utils import loop
     from utils.adapters import save_adapter
     from utils.batches import Plan, encode_sides, to_tensors
-    from utils.distill import (DistillOutputs, best_folder, logit_cache_path, lr_multipliers, match_terms,
+    from utils.distill import (DistillOutputs, best_folder, lr_multipliers, match_terms,
                                prediction_terms, requests, split_steps, teacher_outputs, teacher_positions,
                                total_loss)
     from utils.models import quiet_paddlenlp
@@ -193,19 +227,17 @@ def main(argv=None):
     world, rank = dist.get_world_size(), dist.get_rank()
     if world > 1:
         dist.init_parallel_env()
-    teachers, student, config = build_models(args, spec, train_examples)
+    teachers, student, config = build_models(args, spec, train_examples + transfer)
     phases = config["phases"]
     predicts = [bool(p["kd_weight"] or p["hard_label_weight"]) for p in phases]
     stage = phases[0]["name"] if len(phases) == 1 else "distill"
     need_logits_T = any(p["kd_weight"] for p in phases)  # a gold-labels-only baseline needs no teacher outputs
+    rows = train_examples + transfer if need_logits_T else train_examples  # transfer rows teach through the teacher
     teacher_weights = args.teacher_weights or [1.0] * len(teachers)
-    cache_path = logit_cache_path(args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
-                                  teacher_weights, teachers[0].encoder.signature(), args.max_seq_length,
-                                  train_examples) if args.cache_teacher_logits and need_logits_T else None
-    teachers_run = any(requests(config, "T", i) for i in range(len(teachers))) or (
-        need_logits_T and not (cache_path and os.path.isfile(cache_path)))
-    train = encode_sides(student, teachers[0], train_examples, args.max_seq_length, spec.is_regression,
-                         "encode train", teachers_run)
+    stored = need_logits_T and bool(args.cache_teacher_logits or transfer)  # logits from the label store
+    teachers_run = any(requests(config, "T", i) for i in range(len(teachers))) or (need_logits_T and not stored)
+    train = encode_sides(student, teachers[0], rows, args.max_seq_length, spec.is_regression, "encode train",
+                         teachers_run)
     dev = {s: encode_sides(student, teachers[0], ex, args.max_seq_length, spec.is_regression, "encode dev",
                            teacher_runs=bool(config["intermediate_matches"]))  # for the intermediate dev loss
            for s, ex in dev_examples.items()}
@@ -288,11 +320,14 @@ def main(argv=None):
         optimizer=optimizer, scheduler=scheduler, batch_at=batch_at,
         phases=[loop_phase(i, p) for i, p in enumerate(phases)], logging_steps=args.logging_steps,
         save_steps=args.save_steps, seed=args.seed, rank=rank, world=world,
-        fingerprint=loop.fingerprint(args, train_examples, world, teachers=loop.digest_files(args.teacher_path),
+        fingerprint=loop.fingerprint(args, rows, world, teachers=loop.digest_files(args.teacher_path),
                                      config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))
     state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
-    if cache_path:
-        cache = shared_cache(cache_path, teachers, teacher_weights, train.T, args.eval_batch_size, rank, world)
+    if stored:
+        def encode_T():  # the teachers' side of the rows, only when some row still needs labelling
+            return train.T if train.T is not None else teachers[0].encoder.encode(
+                rows, args.max_seq_length, spec.is_regression, desc="encode for the teacher")
+        cache = shared_labels(args, teachers, teacher_weights, rows, encode_T, rank, world)
     if rank == 0:
         os.makedirs(args.output_dir, exist_ok=True)
         layers = student.shape()["layers"]
@@ -304,7 +339,7 @@ def main(argv=None):
     job.log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0, fresh=state["step"] == 0)
     results = loop.run(job, state)
     job.log.close()
-    results.update(train_examples=len(train), task=spec.name, stage=stage, student=student.describe(),
+    results.update(train_examples=len(train), transfer_examples=len(rows) - len(train_examples), task=spec.name, stage=stage, student=student.describe(),
                    student_parameters=student.num_parameters())
     if rank == 0:
         write_json(os.path.join(args.output_dir, "all_results.json"), results)

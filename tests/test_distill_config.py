@@ -149,12 +149,13 @@ def test_two_teachers_logits_are_weighted_means(tmp_path, demo_glue, tiny_teache
     out = tmp_path / "out"
     run(demo_glue, [tiny_teacher, other_teacher], out, "--teacher_weights", 3, 1, "--cache_teacher_logits",
         steps=2)
-    (cache,) = glob.glob(str(out / "teacher_logits" / "logits-*.npy"))
+    (store,) = glob.glob(str(out / "teacher_logits" / "teacher-*"))
     from conftest import model_logits
     from utils.glue import get_task, read_examples
+    from utils.labels import LabelStore, row_keys
     examples = read_examples(get_task("SST-2"), os.path.join(demo_glue, "SST-2"), "train")
     a, b = (model_logits(p, examples, 32, 64) for p in (tiny_teacher, other_teacher))
-    np.testing.assert_allclose(np.load(cache), (3 * a + b) / 4, atol=1e-5)
+    np.testing.assert_allclose(LabelStore(store).gather(row_keys(examples)), (3 * a + b) / 4, atol=1e-5)
 
 
 def test_logit_cache_reused_and_invalidated(tmp_path, demo_glue, tiny_teacher, capsys):
@@ -184,4 +185,4 @@ def test_logit_cache_reused_and_invalidated(tmp_path, demo_glue, tiny_teacher, c
     paddle.save(state, str(other / "model_state.pdparams"))
     run(demo_glue, [str(other)], tmp_path / "e", *common)
     assert "teacher logits: wrote" in capsys.readouterr().out
-    assert len(glob.glob(str(cache_dir / "logits-*.npy"))) == 3
+    assert len(glob.glob(str(cache_dir / "teacher-*"))) == 3  # one store per teacher setting

@@ -33,6 +33,12 @@ class Features:
                    for col in self.columns.values())
 
 
+def subset(features, index):
+    """The rows `index` of features, as features (labels and every column; groups and extra are dropped)."""
+    return Features({name: [col[i] for i in index] for name, col in features.columns.items()},
+                    features.labels[index], dict(features.pads))
+
+
 def labels_array(examples, regression=False):
     return np.asarray([e.label for e in examples], dtype=np.float32 if regression else np.int64)
 

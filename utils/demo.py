@@ -116,9 +116,11 @@ def write_squad(folder, n_train=240, n_dev=60, seed=0):
             json.dump({"version": "1.1", "data": articles}, f)
 
 
-def sample_sst2(glue_dir, folder, n_train=2000, seed=0):
+def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0):
     """n_train SST-2 training sentences drawn at random (seeded) and the whole dev set, written to folder/ in
-    SST-2's layout. glue_dir None: PaddleNLP's download route (online, or its cache)."""
+    SST-2's layout; with n_transfer, the next n_transfer training sentences, without their labels, in
+    folder/transfer.txt (one sentence per line): the low-label setting, where most text has no label.
+    glue_dir None: PaddleNLP's download route (online, or its cache)."""
     from utils.files import atomic_file
     from utils.glue import get_task, load_split, task_dir
     spec = get_task("SST-2")
@@ -129,6 +131,12 @@ def sample_sst2(glue_dir, folder, n_train=2000, seed=0):
         with atomic_file(os.path.join(folder, f"{split}.tsv")) as f:
             f.write("sentence\tlabel\n")
             f.writelines(f"{e.text_a}\t{spec.labels[e.label] if spec.labels else e.label}\n" for e in rows)
+    if n_transfer:
+        with atomic_file(os.path.join(folder, TRANSFER_FILE)) as f:
+            f.writelines(e.text_a + "\n" for e in train[n_train:n_train + n_transfer])
+
+
+TRANSFER_FILE = "transfer.txt"
 
 
 def write_vocab(path, words):
@@ -172,12 +180,16 @@ def main(argv=None):
     p.add_argument("--sample_sst2", metavar="GLUE_DIR",
                    help="real data: sample SST-2 from GLUE_DIR/SST-2 ('download': PaddleNLP's download route)")
     p.add_argument("--n_train", type=int, default=2000, help="training sentences (default 2000)")
+    p.add_argument("--n_transfer", type=int, default=0,
+                   help=f"real data: also write this many more training sentences, unlabeled, to {TRANSFER_FILE}")
     p.add_argument("--n_dev", type=int, default=400, help="synthetic dev sentences (default 400; real: all 872)")
     args = p.parse_args(argv)
     if args.sample_sst2:
         folder = os.path.join(args.out, "glue", "SST-2")
-        sample_sst2(None if args.sample_sst2 == "download" else args.sample_sst2, folder, args.n_train)
-        print(f"SST-2 sample in {folder}: {args.n_train} training sentences, the whole dev set")
+        sample_sst2(None if args.sample_sst2 == "download" else args.sample_sst2, folder, args.n_train,
+                    n_transfer=args.n_transfer)
+        more = f", {args.n_transfer} unlabeled in {TRANSFER_FILE}" if args.n_transfer else ""
+        print(f"SST-2 sample in {folder}: {args.n_train} training sentences{more}, the whole dev set")
         return
     write_sst2(os.path.join(args.out, "glue", "SST-2"), args.n_train, args.n_dev)
     make_tiny_bert(os.path.join(args.out, "models", "teacher-init"), layers=4, hidden=64, heads=4)

@@ -1,5 +1,5 @@
-"""Loss terms from a resolved distillation config (utils/presets.py), the models' outputs they read, and the
-teacher-logit cache. Models are reached through adapters only (utils/adapters)."""
+"""Loss terms from a resolved distillation config (utils/presets.py) and the models' outputs they read (the
+teachers' stored logits come from utils/labels.py). Models are reached through adapters only (utils/adapters)."""
 import os
 
 import paddle
@@ -8,10 +8,6 @@ from utils.errors import UserError, first_line
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES, hard_loss
 from utils.presets import PROJECTIONS
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
-
-INTERMEDIATE_TERMS = ("emb_loss", "hidden_loss", "attn_loss")
-PREDICTION_TERMS = ("pred_loss", "hard_loss")
-
 
 class DistillOutputs(paddle.nn.Layer):
     """An adapter plus the features its matches read, in one forward pass.
@@ -179,47 +175,3 @@ def best_folder(phases, i):
     if phase["select"] == "inter_loss" and phase["name"] in ("inter", "intermediate"):
         return "best_inter_model"
     return f"best_{phase['name']}_model"
-
-
-# ---- teacher-logit cache
-
-def logit_cache_path(cache_dir, paths, weights, signature, max_seq_length, examples):
-    """Where the teachers' logits of these examples live: named by a hash of the teachers' files, their weights,
-    their tokenizer, the truncation length and the texts, so a changed teacher or data set (augmented, truncated
-    differently) never reads a stale cache, and a hit needs no teacher-side tokenisation at all."""
-    import hashlib
-
-    from utils.loop import digest_files
-    h = hashlib.sha256()
-    for path, weight in zip(paths, weights):
-        digest_files([path], h)
-        h.update(repr(float(weight)).encode())
-    h.update(repr((signature, max_seq_length)).encode())
-    for e in examples:  # texts only: labels do not change what a teacher predicts
-        h.update(e.text_a.encode("utf-8") + b"\t" + (e.text_b or "").encode("utf-8") + b"\n")
-    return os.path.join(cache_dir, f"logits-{h.hexdigest()[:24]}.npy")
-
-
-def cached_teacher_logits(target, teachers, weights, features, batch_size):
-    """[N, labels]: the teachers' weighted-mean logits of every training example, computed once into target.
-    features: the teachers' side of the training set (None on a cache hit, when it is not needed)."""
-    import numpy as np
-
-    from utils.files import atomic_file
-    from utils.training import predict
-    if os.path.isfile(target):
-        print(f"teacher logits: reusing {target}")
-        try:
-            found = np.load(target)
-        except (OSError, ValueError, EOFError):
-            found = None
-        if found is None or found.ndim != 2 or found.dtype != np.float32:
-            raise UserError("damaged teacher-logit cache (not a float32 [rows, labels] .npy); delete it and it is "
-                            "recomputed", target)
-        return found
-    out = sum(w * predict(t, features, batch_size, desc="teacher logits") for w, t in zip(weights, teachers))
-    out = (out / sum(weights)).astype(np.float32)
-    with atomic_file(target, "wb") as f:
-        np.save(f, out)
-    print(f"teacher logits: wrote {target}")
-    return out

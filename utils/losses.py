@@ -52,11 +52,28 @@ def logits_mse(logits_S, logits_T, temperature=1.0, scale_by_t2=True):
 def hard_loss(logits_S, labels, regression=False):
     """The ordinary supervised loss against gold labels; per-token logits [B, L, C] with labels [B, L] average
     over the labelled positions only (LABEL_PAD marks the rest)."""
-    if regression:
-        return F.mse_loss(logits_S.reshape([-1]), labels.astype("float32").reshape([-1]))
     if logits_S.ndim == 3:  # the mean over the kept positions (paddle's ignore_index mean divides by all of them)
         logits_S, labels = token_view(logits_S, labels)
+    else:
+        logits_S, labels = gold_rows(logits_S, labels, regression)
+        if labels is None:  # a batch of transfer rows only: nothing to learn from gold labels
+            return (logits_S * 0).sum()
+    if regression:
+        return F.mse_loss(logits_S.reshape([-1]), labels.astype("float32").reshape([-1]))
     return F.cross_entropy(logits_S, labels.reshape([-1]))
+
+
+def gold_rows(logits, labels, regression=False):
+    """(logits, labels) of the rows that have a gold label: transfer rows carry LABEL_PAD (NaN for regression).
+    (logits, None) when no row has one; the inputs themselves when every row has one."""
+    from utils.batches import LABEL_PAD
+    keep = paddle.logical_not(paddle.isnan(labels)) if regression else labels != LABEL_PAD
+    if bool(keep.all()):
+        return logits, labels
+    index = paddle.nonzero(keep).reshape([-1])
+    if index.shape[0] == 0:
+        return logits, None
+    return paddle.gather(logits, index), paddle.gather(labels, index)
 
 
 def token_view(logits, labels):

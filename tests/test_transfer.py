@@ -1,0 +1,215 @@
+"""Transfer sets (task_distill.py --transfer_file) and the teacher-label store (utils/labels.py): reading plain text
+and TSVs, dev rows and repeats dropped, labelling resumed after a kill and split over processes (byte-identical
+shards), engines against dygraph, a word student's vocabulary shared with its twin, bad transfer files."""
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import task_distill
+from conftest import write
+from utils.errors import UserError
+from utils.glue import Example, get_task
+from utils.labels import LabelStore, label_rows, plan_shards, read_shard, row_keys, teacher_label_fn, write_shard
+from utils.transfer import NO_LABEL, clean_transfer, read_transfer
+
+SST2, MRPC = get_task("SST-2"), get_task("MRPC")
+
+
+def distill(glue, teacher, out, *extra, steps=6):
+    argv = ["--task_name", "SST-2", "--glue_dir", glue, "--teacher_path", teacher, "--output_dir", out,
+            "--max_steps", steps, "--save_steps", 3, "--logging_steps", 3, "--batch_size", 16, "--max_seq_length", 32,
+            *extra]
+    return task_distill.main([str(a) for a in argv])
+
+
+# ---- reading transfer files
+
+def test_plain_text_tsv_and_pairs_are_read(tmp_path):
+    plain = write(str(tmp_path / "plain.txt"), "\ufeffa fine film\n\n  \nthe plot was dull\t0\r\n")
+    assert [(e.text_a, e.text_b, e.label) for e in read_transfer(plain, SST2)] == [
+        ("a fine film", None, NO_LABEL), ("the plot was dull", None, NO_LABEL)]  # label column ignored
+    tsv = write(str(tmp_path / "train.tsv"), "sentence\tlabel\nit works \t1\nit does not\t0\n")
+    assert [e.text_a for e in read_transfer(tsv, SST2)] == ["it works ", "it does not"]  # header skipped
+    pairs = write(str(tmp_path / "pairs.txt"), "one text\tits pair\nanother\tpair two\t1\n")
+    assert [(e.text_a, e.text_b) for e in read_transfer(pairs, MRPC)] == [("one text", "its pair"),
+                                                                            ("another", "pair two")]
+    header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+    mrpc_tsv = write(str(tmp_path / "mrpc.tsv"), header + "1\t7\t8\tfirst\tsecond\n")
+    assert [(e.text_a, e.text_b) for e in read_transfer(mrpc_tsv, MRPC)] == [("first", "second")]
+    regression = read_transfer(pairs, get_task("STS-B"))  # no label for regression is NaN, never a score
+    assert np.isnan(regression[0].label)
+
+
+@pytest.mark.parametrize("content,task,message", [
+    (b"", SST2, "empty.txt: no examples; expected one text per line"),
+    (b"\n \n", SST2, "empty.txt: no examples"),
+    (b"fine\nbinary \x00\x01 stuff\n", SST2, "empty.txt:2: a NUL byte: this looks like a binary file"),
+    (b"fine\n\xff\xfe bad\n", SST2, "empty.txt:2: not UTF-8 text"),
+    (b"a\tb\tc\n", SST2, "empty.txt:1: expected one text per line (optionally a label column after), found 3"),
+    (b"only one text\n", MRPC, "empty.txt:1: expected two tab-separated texts per line"),
+])
+def test_bad_transfer_files_are_named_with_the_line(tmp_path, content, task, message):
+    path = write(str(tmp_path / "empty.txt"), content)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_transfer(path, task)
+
+
+def test_dev_rows_and_repeats_are_dropped_with_the_counts(capsys):
+    labelled = [Example("A good film", None, 1)]
+    dev = {"dev": [Example("the plot  was DULL", None, 0)]}
+    rows = [Example(t, None, NO_LABEL) for t in ("new text", "The plot was dull", "a  GOOD film", "new text ",
+                                                 "other")]
+    kept = clean_transfer(rows, labelled, dev)
+    assert [e.text_a for e in kept] == ["new text", "other"]
+    assert "5 rows read; 1 equal to a dev row and 2 repeats dropped; 2 kept" in capsys.readouterr().out
+
+
+# ---- the label store
+
+def fake_logits(features):
+    """Logits that depend on each row's ids only (so byte equality tests the store, not the model)."""
+    ids = features.columns["input_ids"]
+    return np.asarray([[float(np.sum(x)), float(len(x))] for x in ids], dtype=np.float32)
+
+
+def encoded(n=50):
+    from utils.batches import Features
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(1, 30, rng.integers(2, 9)) for _ in range(n)]
+    examples = [Example(" ".join(map(str, x)), None, 0) for x in ids]
+    return examples, Features({"input_ids": ids}, np.zeros(n, np.int64))
+
+
+def shard_bytes(folder):
+    return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(folder, "*.logits"))}
+
+
+def test_labelling_killed_between_shards_resumes_to_the_same_bytes(tmp_path):
+    examples, features = encoded()
+    keys = row_keys(examples)
+    whole = LabelStore(str(tmp_path / "whole"))
+    assert label_rows(whole, fake_logits, features, keys, shard_rows=8) == (7, 50)
+
+    calls = []
+
+    def dies_after_three(f):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # kill -9 between shards: three shards are on disk, nothing else
+        calls.append(1)
+        return fake_logits(f)
+    resumed = LabelStore(str(tmp_path / "resumed"))
+    with pytest.raises(KeyboardInterrupt):
+        label_rows(resumed, dies_after_three, features, keys, shard_rows=8)
+    assert len(shard_bytes(resumed.folder)) == 3 and not glob.glob(os.path.join(resumed.folder, "*.tmp"))
+    resumed = LabelStore(resumed.folder)  # the rerun
+    assert label_rows(resumed, fake_logits, features, keys, shard_rows=8) == (4, 50 - 24)  # only what was missing
+    assert shard_bytes(resumed.folder) == shard_bytes(whole.folder)
+    np.testing.assert_array_equal(resumed.gather(keys), fake_logits(features))
+
+
+def test_two_processes_label_parts_that_merge_into_the_one_process_store(tmp_path):
+    examples, features = encoded()
+    keys = row_keys(examples)
+    one = LabelStore(str(tmp_path / "one"))
+    label_rows(one, fake_logits, features, keys, shard_rows=8)
+    for k in range(2):  # each "process" writes its own folder; merging is copying the shard files together
+        label_rows(LabelStore(str(tmp_path / f"part{k}")), fake_logits, features, keys, part=(k, 2), shard_rows=8)
+    parts = [shard_bytes(str(tmp_path / f"part{k}")) for k in range(2)]
+    assert len(parts[0]) == 4 and len(parts[1]) == 3 and not set(parts[0]) & set(parts[1])
+    assert {**parts[0], **parts[1]} == shard_bytes(one.folder)
+
+
+def test_rows_are_keyed_one_by_one_and_repeats_labelled_once(tmp_path):
+    examples, features = encoded(20)
+    keys = row_keys(examples)
+    store = LabelStore(str(tmp_path / "s"))
+    label_rows(store, fake_logits, features, keys, shard_rows=8)
+    # another run: a subset in another order plus a repeated row: found without labelling anything
+    order = [5, 3, 3, 19, 0]
+    assert label_rows(store, fake_logits, features, keys[order], shard_rows=8) == (0, 0)
+    np.testing.assert_array_equal(store.gather(keys[order]), fake_logits(features)[order])
+    assert sum(len(s) for s in plan_shards(keys[order], np.ones(5, np.int64))) == 4  # the repeat counted once
+
+
+def test_per_token_logits_round_trip_and_a_damaged_shard_is_named(tmp_path):
+    keys = np.array([3, 1, 2], np.uint64)
+    rows = [np.arange(6, dtype=np.float32).reshape(3, 2), np.ones((1, 2), np.float32), np.zeros((2, 2), np.float32)]
+    path = str(tmp_path / "s" / "shard-x.logits")
+    write_shard(path, keys, np.array([0, 3, 4, 6]), np.concatenate(rows))
+    got = LabelStore(str(tmp_path / "s")).gather(np.array([2, 3], np.uint64))
+    np.testing.assert_array_equal(got[0], rows[2])
+    np.testing.assert_array_equal(got[1], rows[0])
+    assert b"pickle" not in open(path, "rb").read()
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 4)
+    with pytest.raises(UserError, match="shard-x.logits: damaged teacher-logit shard"):
+        read_shard(path)
+
+
+@pytest.mark.parametrize("engine", ["paddle_inference", "onnxruntime"])
+def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine):
+    from utils.adapters import load_adapter
+    from utils.glue import read_examples
+    teacher = load_adapter(tiny_teacher)
+    teacher.eval()
+    features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:64], 32)
+    reference = teacher_label_fn([teacher], [1.0], "dygraph", 16)(features)
+    np.testing.assert_allclose(teacher_label_fn([teacher], [1.0], engine, 16)(features), reference, atol=1e-3)
+
+
+# ---- through task_distill.main
+
+def test_transfer_text_is_labelled_and_learnt_from(tmp_path, demo_glue, tiny_teacher, capsys):
+    from utils.glue import read_examples
+    dev = read_examples(SST2, os.path.join(demo_glue, "SST-2"), "dev")
+    texts = ["a new sentence that is good .", "another one , rather dull .", dev[0].text_a.upper(), "a new sentence "
+             "that is good ."]
+    transfer = write(str(tmp_path / "t.txt"), "\n".join(texts) + "\n")
+    store = tmp_path / "store"
+    results = distill(demo_glue, tiny_teacher, tmp_path / "kd", "--student_model_name_or_path", "2l-16d",
+                      "--student_init", "random", "--transfer_file", transfer, "--cache_dir", store)
+    out = capsys.readouterr().out
+    assert "4 rows read; 1 equal to a dev row and 1 repeats dropped; 2 kept" in out
+    assert results["transfer_examples"] == 2 and results["train_examples"] == 242
+    (folder,) = glob.glob(str(store / "teacher-*"))
+    train = read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")
+    assert len(LabelStore(folder).keys) == len(np.unique(row_keys(train))) + 2  # every distinct row, labelled once
+    # a second student over the same rows labels nothing
+    distill(demo_glue, tiny_teacher, tmp_path / "kd2", "--student_model_name_or_path", "1l-16d", "--student_init",
+            "random", "--transfer_file", transfer, "--cache_dir", store)
+    assert "teacher logits: reusing" in capsys.readouterr().out
+
+
+def test_a_word_student_and_its_twin_share_the_transfer_vocabulary(tmp_path, demo_glue, tiny_teacher):
+    transfer = write(str(tmp_path / "t.txt"), "zebras and giraffes were splendid .\n")
+    common = ["--student_model_name_or_path", "cnn", "--transfer_file", transfer, "--hidden_size", "8"]
+    kd = distill(demo_glue, tiny_teacher, tmp_path / "kd", *common)
+    twin = distill(demo_glue, tiny_teacher, tmp_path / "twin", *common, "--pred_weight", "0", "--hard_label_weight",
+                   "1")
+    assert kd["transfer_examples"] == 1 and twin["transfer_examples"] == 0  # the twin learns from gold rows only
+    vocab = [open(tmp_path / run / "best_model" / "vocab.txt", encoding="utf-8").read() for run in ("kd", "twin")]
+    assert vocab[0] == vocab[1] and "giraffes" in vocab[0].split("\n")
+
+
+def test_a_transfer_file_for_a_token_task_is_refused(tmp_path, capsys, tiny_teacher):
+    from utils.demo import write_conll
+    data = str(tmp_path / "ner")
+    write_conll(data, n_train=8, n_dev=4)
+    transfer = write(str(tmp_path / "t.txt"), "some text\n")
+    with pytest.raises(SystemExit) as info:
+        task_distill.main(["--task_name", "conll", "--data_dir", data, "--teacher_path", tiny_teacher, "--output_dir",
+                           str(tmp_path / "out"), "--transfer_file", transfer])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--transfer_file works for sequence classification" in err
+    assert "Traceback" not in err and not os.path.exists(tmp_path / "out")
+
+
+def test_a_binary_transfer_file_stops_before_anything_is_written(tmp_path, capsys, demo_glue, tiny_teacher):
+    transfer = write(str(tmp_path / "t.bin"), b"\x7fELF\x02\x01\x01\x00\x00\x00")
+    with pytest.raises(SystemExit) as info:
+        distill(demo_glue, tiny_teacher, tmp_path / "out", "--transfer_file", transfer)
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and err.startswith("error: ") and "t.bin:1: a NUL byte" in err and "\n" not in err
+    assert not os.path.exists(tmp_path / "out")

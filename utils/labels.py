@@ -1,0 +1,232 @@
+"""Teacher labelling: the teachers' logits of every distillation row, computed once on an inference engine and
+kept in a label store that any later run (another student, another seed, a resumed run) reads instead of
+running the teachers again.
+
+A store is a folder per teacher setting (the teachers' files, their weights, their tokenizer, the truncation
+length): DIR/<setting hash>/shard-<hash of its rows>.logits. Rows are keyed one by one (a hash of their texts),
+so a run over other rows finds the ones already labelled wherever they are. Rows still missing are sorted by
+(length, key), cut into shards of `shard_rows` and each shard is labelled and renamed into place whole: a
+killed run loses at most the shard in progress, and a rerun recomputes exactly the same shards. `part` K/N
+labels every N-th shard only, so N processes (or machines, with the shard files copied into one folder
+afterwards) label one row set together; any of them, or the training run, then finds every row.
+
+A shard file is plain bytes, never a pickle: a magic line, a JSON header line, then the row keys (uint64),
+the row offsets into the logits (int64, rows + 1: token tasks keep one logits row per token) and the logits
+(float32 [positions, labels]).
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from utils.errors import UserError
+
+MAGIC = b"paddle-distill logits v1\n"
+SHARD_ROWS = 4096
+ENGINES = ("auto", "dygraph", "paddle_inference", "onnxruntime")
+
+
+def row_keys(examples):
+    """uint64 key of each example's texts (text_a, text_b): what the teacher reads, not its label."""
+    out = np.empty(len(examples), dtype=np.uint64)
+    for i, e in enumerate(examples):
+        text = e.text_a + "\t" + (e.text_b or "") if hasattr(e, "text_a") else "\x1f".join(e.words)
+        out[i] = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    return out
+
+
+def store_folder(cache_dir, paths, weights, signature, max_seq_length):
+    """The folder of one teacher setting: a changed teacher file, weight, tokenizer or truncation is another."""
+    from utils.loop import digest_files
+    h = hashlib.sha256()
+    for path, weight in zip(paths, weights):
+        digest_files([path], h)
+        h.update(repr(float(weight)).encode())
+    h.update(repr((signature, max_seq_length)).encode())
+    return os.path.join(cache_dir, f"teacher-{h.hexdigest()[:24]}")
+
+
+def write_shard(path, keys, offsets, logits):
+    from utils.files import atomic_file
+    header = json.dumps({"rows": len(keys), "positions": int(offsets[-1]), "labels": int(logits.shape[1])})
+    with atomic_file(path, "wb") as f:
+        f.write(MAGIC + header.encode() + b"\n")
+        for array, dtype in ((keys, "<u8"), (offsets, "<i8"), (logits, "<f4")):
+            f.write(np.ascontiguousarray(array, dtype=dtype).tobytes())
+
+
+def read_shard(path, with_logits=True):
+    """(keys, offsets, logits or None) of one shard; a damaged file is named."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC:
+                raise ValueError("not a logits shard")
+            header = json.loads(f.readline())
+            rows, positions, labels = header["rows"], header["positions"], header["labels"]
+            keys = np.frombuffer(f.read(8 * rows), dtype="<u8")
+            offsets = np.frombuffer(f.read(8 * (rows + 1)), dtype="<i8")
+            logits = np.frombuffer(f.read(4 * positions * labels), dtype="<f4") if with_logits else None
+        if len(keys) != rows or len(offsets) != rows + 1 or (logits is not None and len(logits) != positions * labels):
+            raise ValueError("truncated")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"damaged teacher-logit shard ({err}); delete it and its rows are labelled again", path)
+    return keys, offsets, None if logits is None else logits.reshape(positions, labels)
+
+
+class LabelStore:
+    """The shards of one teacher setting, indexed by row key."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.shards, self.keys, self.where = [], np.zeros(0, np.uint64), np.zeros((0, 2), np.int64)
+        self.refresh()
+
+    def refresh(self):
+        names = sorted(n for n in os.listdir(self.folder) if n.endswith(".logits")) if os.path.isdir(
+            self.folder) else []
+        keys, where = [], []
+        for s, name in enumerate(names):
+            k, _, _ = read_shard(os.path.join(self.folder, name), with_logits=False)
+            keys.append(k)
+            where.append(np.stack([np.full(len(k), s), np.arange(len(k))], axis=1))
+        self.shards = names
+        if keys:
+            keys, where = np.concatenate(keys), np.concatenate(where)
+            order = np.argsort(keys, kind="stable")  # a key in two shards: the first shard's copy
+            self.keys, self.where = keys[order], where[order]
+
+    def find(self, keys):
+        """Position of each key in the sorted index, or -1 where it is not stored."""
+        if not len(self.keys):
+            return np.full(len(keys), -1)
+        pos = np.searchsorted(self.keys, keys)
+        found = (pos < len(self.keys)) & (self.keys[np.minimum(pos, len(self.keys) - 1)] == keys)
+        return np.where(found, pos, -1)
+
+    def gather(self, keys):
+        """Logits of each key: [N, labels] when every row has one logits row, else an object array of
+        [positions, labels] arrays (token tasks)."""
+        pos = self.find(keys)
+        if (pos < 0).any():
+            raise UserError(f"{int((pos < 0).sum())} rows are not labelled yet", self.folder)
+        shard_of, row_of = self.where[pos, 0], self.where[pos, 1]
+        out = None
+        for s in np.unique(shard_of):
+            _, offsets, logits = read_shard(os.path.join(self.folder, self.shards[s]))
+            sel = np.nonzero(shard_of == s)[0]
+            if out is None:
+                flat = offsets[-1] == len(offsets) - 1 and (np.diff(offsets) == 1).all()
+                out = np.zeros((len(keys), logits.shape[1]), np.float32) if flat else np.empty(len(keys), object)
+            if out.dtype == object:
+                for i in sel:
+                    r = row_of[i]
+                    out[i] = np.array(logits[offsets[r]:offsets[r + 1]])
+            else:
+                out[sel] = logits[offsets[row_of[sel]]]
+        return out
+
+
+def plan_shards(keys, lengths, shard_rows=SHARD_ROWS):
+    """The distinct rows (first occurrence of each key) sorted by (length, key), cut into shards: index arrays
+    into `keys`. A function of the row set only, so every process and every rerun cuts the same shards."""
+    _, first = np.unique(keys, return_index=True)
+    order = first[np.lexsort((keys[first], lengths[first]))]
+    return [order[i:i + shard_rows] for i in range(0, len(order), shard_rows)]
+
+
+def shard_name(keys):
+    return "shard-" + hashlib.sha256(np.ascontiguousarray(keys, "<u8").tobytes()).hexdigest()[:24] + ".logits"
+
+
+def label_rows(store, label_fn, features, keys, part=(0, 1), shard_rows=SHARD_ROWS, desc="teacher labels"):
+    """Label the rows the store lacks: label_fn(features subset) -> logits ([n, labels], or an object array of
+    per-token arrays). Each shard is written whole; `part` (k, n) takes every n-th shard from the k-th. Returns
+    (shards written, rows labelled)."""
+    from tqdm import tqdm
+
+    from utils.batches import subset
+    todo = [s for j, s in enumerate(plan_shards(keys, features.lengths, shard_rows))
+            if j % part[1] == part[0] and (store.find(keys[s]) < 0).any()]
+    written = rows = 0
+    for s in tqdm(todo, desc=desc, unit="shard", disable=not todo):
+        logits = label_fn(subset(features, s))
+        if logits.dtype == object:
+            offsets = np.concatenate([[0], np.cumsum([len(x) for x in logits])])
+            flat = np.concatenate(list(logits)) if len(logits) else np.zeros((0, 1), np.float32)
+        else:
+            offsets, flat = np.arange(len(logits) + 1), logits
+        write_shard(os.path.join(store.folder, shard_name(keys[s])), keys[s], offsets, flat)
+        written, rows = written + 1, rows + len(s)
+    store.refresh()
+    return written, rows
+
+
+# ---- engines: the teachers' weighted-mean logits of a feature set
+
+def teacher_label_fn(teachers, weights, engine="auto", batch_size=128):
+    """features -> the teachers' weighted-mean logits, each teacher on `engine`: paddle_inference (its exported
+    program, the fastest FP32 engine measured here for labelling), onnxruntime, dygraph, or auto (paddle_inference
+    for a teacher of real size that exports, dygraph otherwise)."""
+    from utils.training import batched_logits, predict
+    runners = []
+    for teacher in teachers:
+        run = _engine(teacher, engine)
+        runners.append((lambda f, t=teacher: predict(t, f, batch_size)) if run is None
+                       else (lambda f, r=run: batched_logits(r, f, batch_size)))
+
+    def label(features):
+        out = [w * r(features) for w, r in zip(weights, runners)]
+        total = out[0] if len(out) == 1 else sum(out[1:], out[0])
+        return total / sum(weights) if out[0].dtype == object else (total / sum(weights)).astype(np.float32)
+    return label
+
+
+def _engine(teacher, engine):
+    """A predictor over the teacher's export (in a temporary folder), or None for dygraph. "auto" keeps a tiny
+    teacher (the tests') in dygraph, where exporting it would take longer than it saves."""
+    from utils.distill import TRACE_MIN_WIDTH
+    tiny = (teacher.shape().get("hidden") or 0) < TRACE_MIN_WIDTH
+    if engine == "dygraph" or (engine == "auto" and tiny):
+        return None
+    import shutil
+    import tempfile
+
+    from utils.errors import first_line
+    from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static
+    folder = tempfile.mkdtemp(prefix="teacher-export-")
+    try:
+        export_static(teacher, folder)
+        if engine == "onnxruntime":
+            export_onnx(folder)
+            return OnnxPredictor(folder)
+        return PaddlePredictor(folder)
+    except Exception as err:  # a model that does not trace: dygraph computes the same logits, slower
+        if engine != "auto":
+            raise UserError(f"--label_engine {engine}: the teacher does not export ({first_line(err)})")
+        print(f"note: the teacher labels in dygraph ({type(err).__name__}: {first_line(err)})")
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, examples, features_fn,
+                   engine="auto", batch_size=128, part=(0, 1)):
+    """The teachers' logits of every example (in order), labelling the rows the store lacks first.
+    features_fn() encodes the examples for the teachers; it is called only when some row is missing."""
+    import time
+    folder = store_folder(cache_dir, teacher_paths, weights, teachers[0].encoder.signature(), max_seq_length)
+    store, keys = LabelStore(folder), row_keys(examples)
+    missing = int((store.find(np.unique(keys)) < 0).sum())
+    if missing:
+        start = time.time()
+        fn = teacher_label_fn(teachers, weights, engine, batch_size)
+        shards, rows = label_rows(store, fn, features_fn(), keys, part)
+        seconds = time.time() - start
+        print(f"teacher logits: wrote {shards} shards ({rows:,} rows, {rows / max(seconds, 1e-9):.0f} rows/s) to "
+              f"{folder}")
+    else:
+        print(f"teacher logits: reusing {folder} (all {len(np.unique(keys)):,} distinct rows labelled)")
+    if part[1] > 1:
+        return None
+    return store.gather(keys)
