@@ -60,6 +60,9 @@ def _from_pretrained(cls, source, what, **kwargs):
 def load_model(cls, name_or_path, **kwargs):
     """`cls.from_pretrained` for any of the three sources; kwargs (num_labels, ...) pass through."""
     kind = model_kind(name_or_path)
+    if kind != "name":  # from_pretrained unpickles the folder's weights: refuse one that could run code first
+        from utils.safe_pickle import check_model_folder
+        check_model_folder(name_or_path)
     if kind != "hf":
         return _from_pretrained(cls, name_or_path, "model", **kwargs)
     with tempfile.TemporaryDirectory(prefix="hf_convert_") as tmp:
