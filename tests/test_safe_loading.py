@@ -215,21 +215,42 @@ def test_a_poisoned_student_folder(tmp_path, capsys, demo_glue, tiny_teacher):
     assert not (tmp_path / "marker").exists() and not (tmp_path / "o").exists()
 
 
-def test_a_poisoned_word_student_folder(tmp_path):
+def test_word_students_save_safetensors_and_older_pickled_folders_load_through_the_check(tmp_path):
+    import paddle
     from utils.adapters import load_adapter, save_adapter
     from utils.adapters.bilstm import BiLSTMAdapter
     from utils.adapters.words import WordEncoder
-    from utils.files import write_folder
     adapter = BiLSTMAdapter.build(WordEncoder.build(["a good film", "bad"], False), 2,
                                   {"emb_dim": 4, "hidden_size": 3, "mlp_size": 5})
     save_adapter(adapter, str(tmp_path / "s"))
-    weights = [n for n in os.listdir(tmp_path / "s") if n.startswith("model")][0]
-    write_folder(str(tmp_path / "s2"), lambda f: (shutil.copytree(tmp_path / "s", f, dirs_exist_ok=True),
-                                                  write(os.path.join(f, weights), evil_state(tmp_path / "marker"))))
-    if weights.endswith(".pdparams"):  # (a safetensors student has no pickle to poison: nothing to refuse)
-        with pytest.raises(UserError, match="io.open"):
-            load_adapter(str(tmp_path / "s2"))
-        assert not (tmp_path / "marker").exists()
+    saved = os.listdir(tmp_path / "s")
+    assert "model.safetensors" in saved and "model_state.pdparams" not in saved
+    # a folder written before the switch: the same weights pickled
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "s", old)
+    os.remove(old / "model.safetensors")
+    paddle.save(adapter.model.state_dict(), str(old / "model_state.pdparams"))
+    for folder in (tmp_path / "s", old):
+        again = load_adapter(str(folder))
+        assert all(np.array_equal(v.numpy(), adapter.model.state_dict()[k].numpy())
+                   for k, v in again.model.state_dict().items())
+    write(str(old / "model_state.pdparams"), evil_state(tmp_path / "marker"))
+    with pytest.raises(UserError, match="model_state.pdparams: refused to load: its pickle names the global io.open"):
+        load_adapter(str(old))
+    assert not (tmp_path / "marker").exists()
+
+
+def test_bert_folders_the_suite_writes_are_safetensors_and_never_converted(tmp_path, tiny_teacher):
+    from utils.adapters import load_adapter, save_adapter
+    from utils.models import model_kind
+    teacher = load_adapter(tiny_teacher)  # an older pickled folder (conftest saves with save_pretrained's default)
+    save_adapter(teacher, str(tmp_path / "m"))
+    files = os.listdir(tmp_path / "m")
+    assert "model.safetensors" in files and not [n for n in files if n.endswith((".pdparams", ".bin"))]
+    assert model_kind(str(tmp_path / "m")) == "paddle"  # its header says "np": not a Hugging Face folder
+    again = load_adapter(str(tmp_path / "m"))
+    theirs = teacher.model.state_dict()
+    assert all(np.array_equal(v.numpy(), theirs[k].numpy()) for k, v in again.model.state_dict().items())
 
 
 @pytest.mark.parametrize("name", ["trainable.pdparams", "optimizer.pdopt"])

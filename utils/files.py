@@ -169,6 +169,31 @@ def load_state(path, what="a weights file written by paddle.save", hint=""):
     return state
 
 
+SAFE_WEIGHTS, PICKLED_WEIGHTS = "model.safetensors", "model_state.pdparams"
+
+
+def load_model_state(folder, what="the model's weights", hint=""):
+    """The weights a model folder of this suite holds, as {name: numpy array}: model.safetensors (plain arrays,
+    nothing to unpickle) when there, else an older folder's model_state.pdparams through load_state."""
+    path = os.path.join(folder, SAFE_WEIGHTS)
+    if not os.path.isfile(path):
+        return load_state(os.path.join(folder, PICKLED_WEIGHTS), what, hint)
+    from safetensors.numpy import load_file
+    try:
+        return load_file(path)
+    except Exception:  # safetensors raises its own error types for a damaged header or a short file
+        suffix = f"; {hint}" if hint else ""
+        raise UserError(f"damaged or truncated (it does not parse); expected {what} (safetensors){suffix}",
+                        path) from None
+
+
+def save_model_state(state, folder):
+    """A state dict as model.safetensors, marked the way PaddleNLP marks its own ("format": "np"), so that it is
+    never mistaken for a Hugging Face (PyTorch) file and converted."""
+    from safetensors.numpy import save_file
+    save_file({k: v.numpy() for k, v in state.items()}, os.path.join(folder, SAFE_WEIGHTS), metadata={"format": "np"})
+
+
 # ---- one run per output folder
 
 LOCK_FILE = ".run.lock"  # inside the output folder while a run writes there; removed when it ends

@@ -50,33 +50,33 @@ def pickle_globals(data, persistent_ids=False):
     UnsafePickle for a stream that could call an object it does not name: an EXT code, a STACK_GLOBAL whose names
     are not literal strings, a persistent id unless `persistent_ids`; ValueError for one that does not parse."""
     found, memo = [], {}
-    top = []  # what the walk knows of the items last pushed (end = top of the stack); only pushes extend it
+    top = []  # the (at most two) items last pushed, as far as the walk knows them; end = top of the stack
     for op, arg, pos in pickletools.genops(data):
         name = op.name
         if name in ("GLOBAL", "INST"):
             found.append(arg.replace(" ", "."))
-            top = top + [_UNKNOWN] if name == "GLOBAL" else []
+            top = top[-1:] + [_UNKNOWN] if name == "GLOBAL" else []
         elif name == "STACK_GLOBAL":
             # its module and name are the two items on top of the stack: only literal strings (or memo copies of
             # them) pushed right before are accepted; anything computed (e.g. by a decoder) could name any function
             if len(top) < 2 or not all(isinstance(v, str) for v in top[-2:]):
                 raise UnsafePickle(f"a STACK_GLOBAL at byte {pos} whose module and name are not literal strings")
             found.append(f"{top[-2]}.{top[-1]}")
-            top = top[:-2] + [_UNKNOWN]
+            top = [_UNKNOWN]
         elif name.startswith("EXT"):
             raise UnsafePickle(f"an extension-registry code ({name}) at byte {pos}, which can stand for any function")
         elif name in ("PERSID", "BINPERSID") and not persistent_ids:
             raise UnsafePickle(f"a persistent id ({name}) at byte {pos}, which a weights file never holds")
         elif name in _STRINGS:
-            top = top + [arg if isinstance(arg, str) else arg.decode("latin-1")]
+            top = top[-1:] + [arg if isinstance(arg, str) else arg.decode("latin-1")]
         elif name in _GETS:
-            top = top + [memo.get(arg, _UNKNOWN)]
+            top = top[-1:] + [memo.get(arg, _UNKNOWN)]
         elif name in _PUTS or name == "MEMOIZE":
             memo[arg if name in _PUTS else len(memo)] = top[-1] if top else _UNKNOWN
         elif name in _NO_STACK_CHANGE:
             pass
         elif not op.stack_before and len(op.stack_after) == 1:
-            top = top + [_UNKNOWN]  # another plain push (a number, None, an empty container, a mark)
+            top = top[-1:] + [_UNKNOWN]  # another plain push (a number, None, an empty container, a mark)
         else:
             top = []  # an op that pops: what lies below the new top is not tracked
     return found
