@@ -154,10 +154,7 @@ def load_masked_lm(args):
 
 
 def _has_mlm_head(folder, kind):
-    if kind == "paddle":
-        from utils.files import load_state
-        keys = load_state(os.path.join(folder, "model_state.pdparams")).keys()
-    elif os.path.isfile(os.path.join(folder, "model.safetensors")):
+    if os.path.isfile(os.path.join(folder, "model.safetensors")):  # (ours or Hugging Face's: keys read alike)
         from safetensors import safe_open
         path = os.path.join(folder, "model.safetensors")
         try:
@@ -166,6 +163,9 @@ def _has_mlm_head(folder, kind):
         except Exception:  # safetensors raises its own error types for a damaged header
             raise UserError("damaged or truncated (it does not parse); expected a safetensors weights file",
                             path) from None
+    elif kind == "paddle":
+        from utils.files import load_state
+        keys = load_state(os.path.join(folder, "model_state.pdparams")).keys()
     else:
         return True  # pytorch_model.bin: cannot list keys without torch; paddlenlp will say if it is unusable
     return any("cls.predictions" in k for k in keys)

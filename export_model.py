@@ -52,7 +52,8 @@ def main(argv=None):
     quiet_paddlenlp()
     paddle.set_device("cpu")  # the exported graph is device-independent
     if model_kind(args.model_dir) != "paddle":
-        raise UserError("expected a PaddleNLP folder (model_state.pdparams); fine-tune or distil first",
+        raise UserError("expected a model folder this suite or PaddleNLP wrote (model.safetensors or "
+                        "model_state.pdparams); fine-tune or distil first",
                         args.model_dir)
     model = load_adapter(args.model_dir)
     check_max_length(args.max_seq_length, model.max_length, args.model_dir)

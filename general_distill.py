@@ -95,7 +95,7 @@ def main(argv=None):
     check_output_dir(args.output_dir)
     import paddle
     from utils import loop
-    from utils.adapters import build_student, check_max_length, load_adapter, save_adapter
+    from utils.adapters import build_student, check_lengths, load_adapter, save_adapter
     from utils.batches import collate, eval_batches, to_tensors
     from utils.corpus import Corpus, CorpusPlan
     from utils.distill import (DistillOutputs, lr_multipliers, match_terms, requests, split_steps, teacher_outputs,
@@ -116,8 +116,7 @@ def main(argv=None):
     student = build_student(args.student_model_name_or_path, teacher, teacher.num_labels, init=args.student_init,
                             layer_map_fn=lambda n_S: uniform_layer_map(n_S, teacher.shape()["layers"]),
                             intermediate=True)
-    for model, source in ((teacher, args.teacher_path), (student, args.student_model_name_or_path)):
-        check_max_length(args.max_seq_length, model.max_length, source)
+    check_lengths(args.max_seq_length, [(teacher, args.teacher_path), (student, args.student_model_name_or_path)])
     config = resolve_config(args, student, teacher)
     corpus = Corpus(args.input_file, teacher.encoder.tokenizer, args.max_seq_length, args.block_lines)
     if len(corpus.held_out) == 0:

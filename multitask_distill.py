@@ -152,6 +152,9 @@ def main(argv=None):
     if len({t.encoder.signature() for t in teachers}) > 1:
         raise UserError("the teachers' vocabularies differ; all must share one tokenizer", args.teacher_path[1])
     students = build_student(args, tasks, teachers)
+    from utils.adapters import check_lengths  # past a model's positions Paddle fails inside the embedding lookup
+    check_lengths(args.max_seq_length, list(zip(teachers, args.teacher_path)) + [
+        (students[0], args.student_model_name_or_path)])
     config = resolve_config(args, students[0], teachers)
     data = []
     for (spec, train_ex, dev_ex), student in zip(tasks, students):

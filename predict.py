@@ -55,18 +55,21 @@ def parse_args(argv=None):
 
 def read_texts(path):
     from utils.files import text_lines
-    examples = []
+    examples, first = [], None  # first: (line number, field count) of the first example, which sets the kind
     for lineno, line in text_lines(path, "a text file with one example per line"):
         if not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) > 2:
             raise UserError(f"expected a text or two tab-separated texts, found {len(fields)} fields", path, lineno)
+        first = first or (lineno, len(fields))
+        if len(fields) != first[1]:
+            kinds = {1: "a single text", 2: "a pair (two tab-separated texts)"}
+            raise UserError(f"{kinds[len(fields)]}, but line {first[0]} is {kinds[first[1]]}; expected the same "
+                            "number of fields on every line (all single texts or all pairs)", path, lineno)
         examples.append(Example(fields[0], fields[1] if len(fields) == 2 else None, 0))
     if not examples:
         raise UserError("no examples; expected at least one non-empty line", path)
-    if len({e.text_b is None for e in examples}) > 1:
-        raise UserError("mixes single texts and pairs; expected the same number of fields on every line", path)
     return examples
 
 

@@ -158,10 +158,9 @@ def build_models(args, spec, train_examples):
         examples=train_examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
         layer_map_fn=make_layer_map(args, source), projection=args.projection,
         intermediate=args.intermediate_distill)
-    from utils.adapters import check_max_length
-    for model, source in [(t, p) for t, p in zip(teachers, args.teacher_path)] + [
-            (student, args.student_model_name_or_path)]:
-        check_max_length(args.max_seq_length, model.max_length, source)
+    from utils.adapters import check_lengths
+    check_lengths(args.max_seq_length, list(zip(teachers, args.teacher_path)) + [
+        (student, args.student_model_name_or_path)])
     if getattr(student, "vector_coverage", None) is not None:
         print(f"word vectors: {student.vector_coverage:.1%} of the student's vocabulary found in {args.glove_embs}")
     student.set_label_info(label_config(spec))

@@ -113,7 +113,7 @@ fi
 if [ "${REPORT:-1}" = 1 ]; then
   for pair in "teacher:$OUT/teacher/best_model" "student:$OUT/pred/best_model"; do
     role=${pair%%:*} src=${pair#*:}
-    if [ "$OUT/export/$role/export.json" -nt "$src/model_state.pdparams" ]; then
+    if [ "$OUT/export/$role/export.json" -nt "$src/config.json" ]; then
       echo "== skip $OUT/export/$role (newer than $src)"; continue
     fi
     "$PY" export_model.py --model_dir "$src" --output_dir "$OUT/export/$role" --max_seq_length "$SEQ_LEN" \

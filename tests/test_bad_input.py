@@ -42,6 +42,9 @@ def test_non_finite_flags(tmp_path, capsys, demo_glue, tiny_teacher, flags, mess
             tmp_path / "out")
 
 
+LAYER_MAP = "intermediate_matches[0]: preset 'tinybert': layer_map: "
+
+
 @pytest.mark.parametrize("config,message", [
     ('{"temperature": NaN}', "temperature must be a positive number, got nan"),
     ('{"kd_weight": Infinity}', "kd_weight must be a finite number >= 0, got inf"),
@@ -50,11 +53,31 @@ def test_non_finite_flags(tmp_path, capsys, demo_glue, tiny_teacher, flags, mess
     ('{"kd_weight_schedule": 5}', "kd_weight_schedule must be a name or an object"),
     ('{"temperature_schedule": {"name": "flsw", "beta": "1"}}', "temperature_schedule: parameters must be finite"),
     ('{"intermediate_matches": [{"preset": "tinybert", "layer_map": 7}]}', "intermediate_matches[0]"),
+    # a malformed layer map (the teacher and the 2l-16d student have 2 layers each)
+    ('{"intermediate_matches": [{"preset": "tinybert", "layer_map": "3,6"}]}', LAYER_MAP + "expected a list of "
+     "[student layer, teacher layer] pairs of integers, student 1..2, teacher 1..2 (e.g. [[1, 1], [2, 2]]), got '3,6'"),
+    ('{"intermediate_matches": [{"preset": "tinybert", "layer_map": [1, 2]}]}', LAYER_MAP + "1 is not a pair of "
+     "integers; expected a list of [student layer, teacher layer] pairs"),
+    ('{"intermediate_matches": [{"preset": "tinybert", "layer_map": [[1, 2, 3]]}]}', LAYER_MAP + "[1, 2, 3] is not "
+     "a pair of integers"),
+    ('{"intermediate_matches": [{"preset": "tinybert", "layer_map": [[1, 1.5]]}]}', LAYER_MAP + "[1, 1.5] is not a "
+     "pair of integers"),
+    ('{"intermediate_matches": [{"preset": "tinybert", "layer_map": [[1, 1], [2, 9]]}]}', LAYER_MAP + "[2, 9] is out "
+     "of range (student layers 1..2, teacher layers 1..2)"),
+    ('{"intermediate_matches": [{"preset": "tinybert", "layer_map": []}]}', LAYER_MAP + "expected a list"),
 ])
 def test_config_values_of_the_wrong_kind(tmp_path, capsys, demo_glue, tiny_teacher, config, message):
     path = write(str(tmp_path / "c.json"), config)
     refused(capsys, task_distill.main, distill(demo_glue, tiny_teacher, tmp_path / "out", "--distill_config", path),
             f"c.json: {message}", tmp_path / "out")
+
+
+@pytest.mark.parametrize("stage", [[], ["--intermediate_distill"]])
+def test_a_malformed_layer_map_in_either_stage(tmp_path, capsys, demo_glue, tiny_teacher, stage):
+    path = write(str(tmp_path / "c.json"), '{"kd_weight": 1, "intermediate_matches": [{"preset": "tinybert", '
+                                           '"layer_map": "3,6"}]}')
+    refused(capsys, task_distill.main, distill(demo_glue, tiny_teacher, tmp_path / "out", "--distill_config", path,
+                                               *stage), f"c.json: {LAYER_MAP}expected a list of [student layer, teacher layer] pairs", tmp_path / "out")
 
 
 def test_run_glue_refuses_nan_learning_rate(tmp_path, capsys, demo_glue, tiny_bert):

@@ -39,8 +39,8 @@ def test_export_then_predict_equals_dygraph(tmp_path, trained, demo_glue):
     assert "inference.json" in files or "inference.pdmodel" in files
     with open(os.path.join(export, "export.json"), encoding="utf-8") as f:
         info = json.load(f)
-    import paddle
-    state = paddle.load(os.path.join(trained, "model_state.pdparams"))
+    from utils.files import load_model_state
+    state = load_model_state(trained)
     assert info["parameters"] == sum(int(np.prod(v.shape)) for v in state.values())
 
     results = predict.main(["--model_dir", export, "--task_name", "SST-2", "--glue_dir", demo_glue,

@@ -102,6 +102,10 @@ CASES = [
         "--task_name", "SST-2", "--glue_dir", w["glue"], "--teacher_path", w["teacher"], "--output_dir", t / "o",
         "--student_model_name_or_path", "2l-16d", "--learning_rate", "inf"],
         "--learning_rate must be a finite number", t / "o")),
+    ("predict-input-mixes-texts-and-pairs", lambda w, t, m: ("predict", [
+        "--model_dir", w["export"], "--input", write(str(t / "mixed.txt"), "a good film\n\nfine\nbad\tworse\n"),
+        "--output_file", t / "p.tsv"], "mixed.txt:4: a pair (two tab-separated texts), but line 1 is a single text; "
+        "expected the same number of fields on every line", t / "p.tsv")),
     ("distill-seed-negative", lambda w, t, m: ("task_distill", distill(w, t / "o", "--seed=-1"),
                                                "--seed must be >= 0, got -1", t / "o")),
     ("run_glue-weight-decay-negative", lambda w, t, m: ("run_glue", glue_run(w, t / "o", "--weight_decay=-0.1"),
@@ -162,7 +166,7 @@ CASES = [
         "t/config.json:1: not valid JSON", t / "o")),
     ("teacher-weights-truncated", lambda w, t, m: ("task_distill", distill(
         w, t / "o", "--teacher_path", broken_copy(w["teacher"], t / "t", "model_state.pdparams", "truncate")),
-        "could not load the model from this folder", t / "o")),
+        "t/model_state.pdparams: damaged or truncated (it does not parse)", t / "o")),
     ("export-config-invalid", lambda w, t, m: ("export_model", [
         "--model_dir", broken_copy(w["teacher"], t / "t", "config.json", "[1, 2]"), "--output_dir", t / "e"],
         "config.json: holds a JSON list; expected the model's config", t / "e")),

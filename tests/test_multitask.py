@@ -66,3 +66,20 @@ def test_multitask_needs_a_teacher_per_task(tmp_path, two_tasks, tiny_teacher, c
         multitask_distill.main(["--task_name", "SST-2", "CoLA", "--glue_dir", two_tasks, "--teacher_path",
                                 tiny_teacher, "--output_dir", str(tmp_path / "out")])
     assert "one teacher per task" in capsys.readouterr().err and not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("student", ["2l-16d", "bilstm"])
+def test_max_seq_length_beyond_the_teachers_positions(tmp_path, two_tasks, tiny_teacher, other_teacher, capsys,
+                                                      student):
+    # the tiny teachers read 128 positions; past them Paddle failed inside the embedding lookup, after the output
+    # folder was made: now the shared check refuses first (a word student has no limit, its teachers do)
+    with pytest.raises(SystemExit) as info:
+        multitask_distill.main([str(a) for a in [
+            "--task_name", "SST-2", "CoLA", "--glue_dir", two_tasks, "--teacher_path", tiny_teacher, other_teacher,
+            "--student_model_name_or_path", student, "--student_init", "random", "--output_dir", tmp_path / "out",
+            "--max_seq_length", 100000]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1, err
+    assert err[0] == (f"error: {tiny_teacher}: --max_seq_length 100000 is longer than this model reads (128 "
+                      "positions); use at most 128")
+    assert not os.path.exists(tmp_path / "out")

@@ -237,6 +237,8 @@ def load_vectors(path, max_vectors=100_000):
             kv.add_vectors(words[:n], np.asarray(matrix[:n], dtype=np.float32))
             return kv
         if path.endswith((".kv", ".model")):
+            from utils.safe_pickle import GENSIM, check_pickle_file
+            check_pickle_file(path, GENSIM, "gensim KeyedVectors (a .kv file of words and arrays)")  # a pickle
             kv = KeyedVectors.load(path)
             if max_vectors and len(kv.index_to_key) > max_vectors:
                 small = KeyedVectors(vector_size=kv.vector_size)

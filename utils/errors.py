@@ -1,4 +1,5 @@
 """One error type for everything a user can get wrong, reported as one line without a traceback."""
+import atexit
 import errno
 import functools
 import os
@@ -11,6 +12,24 @@ WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 # what a training script's user is told when the disk fills (see exits_cleanly)
 FROM_CHECKPOINT = ("the partial output was removed; earlier outputs and the last complete checkpoint are intact and "
                    "--resume continues from it (or starts over if none was written)")
+
+
+# what the running entry point must undo however it ends (e.g. release its output folder's lock); see at_exit
+_AT_EXIT = []
+
+
+def at_exit(release):
+    """Call `release` when the entry point that is running ends, normally or by an error (exits_cleanly), or at
+    interpreter exit when no entry point wraps the caller."""
+    _AT_EXIT.append(release)
+
+
+def _release_since(depth):
+    while len(_AT_EXIT) > depth:
+        _AT_EXIT.pop()()
+
+
+atexit.register(_release_since, 0)
 
 
 class UserError(Exception):
@@ -39,6 +58,7 @@ def exits_cleanly(main=None, *, resume="the partial output was removed and earli
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        depth = len(_AT_EXIT)
         try:
             return main(*args, **kwargs)
         except UserError as err:
@@ -56,5 +76,7 @@ def exits_cleanly(main=None, *, resume="the partial output was removed and earli
             else:
                 print(f"error: {where}: {what}", file=sys.stderr)
             raise SystemExit(2) from None
+        finally:
+            _release_since(depth)
 
     return wrapper

@@ -149,9 +149,13 @@ def read_json(path, what="a JSON object", hint=""):
 
 
 def load_state(path, what="a weights file written by paddle.save", hint=""):
-    """paddle.load, with a damaged, truncated or missing file reported as one UserError naming it."""
+    """paddle.load, with a damaged, truncated or missing file reported as one UserError naming it. The file is a
+    pickle: it is checked first (utils.safe_pickle), so one naming anything but arrays and containers never runs."""
     import paddle
+
+    from utils.safe_pickle import check_pickle_file
     _readable(path, what)
+    check_pickle_file(path, what=what, hint=hint)
     suffix = f"; {hint}" if hint else ""
     try:
         state = paddle.load(path)
@@ -163,3 +167,137 @@ def load_state(path, what="a weights file written by paddle.save", hint=""):
     if not isinstance(state, dict):
         raise UserError(f"holds a {type(state).__name__}; expected {what}{suffix}", path)
     return state
+
+
+SAFE_WEIGHTS, PICKLED_WEIGHTS = "model.safetensors", "model_state.pdparams"
+
+
+def load_model_state(folder, what="the model's weights", hint=""):
+    """The weights a model folder of this suite holds, as {name: numpy array}: model.safetensors (plain arrays,
+    nothing to unpickle) when there, else an older folder's model_state.pdparams through load_state."""
+    path = os.path.join(folder, SAFE_WEIGHTS)
+    if not os.path.isfile(path):
+        return load_state(os.path.join(folder, PICKLED_WEIGHTS), what, hint)
+    from safetensors.numpy import load_file
+    try:
+        return load_file(path)
+    except Exception:  # safetensors raises its own error types for a damaged header or a short file
+        suffix = f"; {hint}" if hint else ""
+        raise UserError(f"damaged or truncated (it does not parse); expected {what} (safetensors){suffix}",
+                        path) from None
+
+
+def save_model_state(state, folder):
+    """A state dict as model.safetensors, marked the way PaddleNLP marks its own ("format": "np"), so that it is
+    never mistaken for a Hugging Face (PyTorch) file and converted."""
+    from safetensors.numpy import save_file
+    save_file({k: v.numpy() for k, v in state.items()}, os.path.join(folder, SAFE_WEIGHTS), metadata={"format": "np"})
+
+
+# ---- one run per output folder
+
+LOCK_FILE = ".run.lock"  # inside the output folder while a run writes there; removed when it ends
+_HELD = {}  # real path of an output folder -> (fd, lock file) this process holds
+
+
+def _boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        pass
+    return True
+
+
+def _holder(record):
+    """'pid N on host H (started T)' from a lock file's record, for the refusal."""
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return "a process whose record is unreadable"
+    return f"pid {record['pid']} on host {record.get('host', '?')}, started {record.get('started', '?')}"
+
+
+def _read_record(fd):
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def lock_output_dir(folder):
+    """Hold `folder` for this process until the running entry point ends (utils.errors.at_exit): a second run on
+    it, started while this process lives, is refused naming this process.
+
+    The lock is a flock on LOCK_FILE: the kernel drops it when its process dies however it dies, so a lock left
+    by a killed run never blocks the next one (the file alone proves nothing). The file's record (pid, host,
+    boot, start time) only names the holder. Where the file system has no flock, the record decides: a holder on
+    another host, an earlier boot or a pid that is gone is stale."""
+    import fcntl
+    import socket
+    import time
+
+    from utils.errors import at_exit
+    key = os.path.realpath(folder)
+    if key in _HELD:
+        return  # an earlier run of this very process, on the same folder
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_FILE)
+    host, boot = socket.gethostname(), _boot_id()
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            record = _read_record(fd)
+            os.close(fd)
+            raise UserError(f"another run is writing to this output folder ({_holder(record)}); wait for it to end "
+                            "or pass another --output_dir", folder) from None
+        except OSError as err:
+            import errno
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise
+            record = _read_record(fd)  # no flock here: trust a record only for a live process of this boot
+            if isinstance(record, dict) and record.get("host") == host and record.get("boot") == boot and \
+                    isinstance(record.get("pid"), int) and record["pid"] != os.getpid() and _alive(record["pid"]):
+                os.close(fd)
+                raise UserError(f"another run is writing to this output folder ({_holder(record)}); wait for it to "
+                                "end or pass another --output_dir", folder) from None
+        try:  # a holder that just ended unlinks the file it locked: lock the current file, not that one
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    record = {"pid": os.getpid(), "host": host, "boot": boot, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
+    _HELD[key] = (fd, path)
+    at_exit(lambda: _release(key))
+
+
+def release_output_dir(folder):
+    """Let another run use `folder` (at the latest, this happens when the entry point ends)."""
+    _release(os.path.realpath(folder))
+
+
+def _release(key):
+    # the file goes while it is still locked: a run that opened it just before sees it unlinked and locks anew
+    held = _HELD.pop(key, None)
+    if held is None:
+        return
+    fd, path = held
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    os.close(fd)

@@ -18,7 +18,7 @@ from typing import Callable
 import paddle
 
 from utils.errors import UserError
-from utils.files import load_state, read_json, write_folder
+from utils.files import load_state, lock_output_dir, read_json, release_output_dir, write_folder
 
 STATE_FILE, WEIGHTS_FILE, OPTIMIZER_FILE = "trainer_state.json", "trainable.pdparams", "optimizer.pdopt"
 START_FRESH = "run without --resume to start fresh (the checkpoint is then replaced)"
@@ -270,12 +270,43 @@ def _eval_and_keep(job, phase, step, state, bar):
 
 def start(job, resume=False):
     """Where training starts: fresh, or from the checkpoint (restored in place; a mismatched or incomplete one is
-    refused). Scripts call it before writing anything, so a refused resume leaves the earlier run untouched."""
-    if resume and has_checkpoint(job.checkpoint_dir):
-        state = load_checkpoint(job)
-        print(f"resuming from {job.checkpoint_dir} at step {state['step']}")
-        return state
-    return _fresh_state()
+    refused). Scripts call it before writing anything, so a refused resume leaves the earlier run untouched.
+
+    First the output folder is locked for this job (rank 0 holds it for every rank), so a second run on it is
+    refused while this one lives; the lock goes when the script ends."""
+    created = not os.path.isdir(job.output_dir)
+    try:
+        _lock(job)
+        if resume and has_checkpoint(job.checkpoint_dir):
+            state = load_checkpoint(job)
+            print(f"resuming from {job.checkpoint_dir} at step {state['step']}")
+            return state
+        return _fresh_state()
+    except BaseException:
+        if job.rank == 0:
+            release_output_dir(job.output_dir)
+            if created and os.path.isdir(job.output_dir) and not os.listdir(job.output_dir):
+                os.rmdir(job.output_dir)  # made only for the lock: a refused run leaves nothing
+        raise
+
+
+def _lock(job):
+    """Rank 0 takes the output folder's lock; with several processes all ranks learn whether it could, so none
+    trains on alone."""
+    problem = None
+    if job.rank == 0:
+        try:
+            lock_output_dir(job.output_dir)
+        except UserError as err:
+            problem = err
+    if job.world > 1:
+        import paddle.distributed as dist
+        flag = paddle.to_tensor([0.0 if problem is None else 1.0])
+        dist.all_reduce(flag)
+        if float(flag) and problem is None:
+            raise UserError("rank 0 could not take this output folder's lock (its error says why)", job.output_dir)
+    if problem is not None:
+        raise problem
 
 
 def run(job, state):

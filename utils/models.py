@@ -11,6 +11,19 @@ from utils.errors import UserError
 
 PADDLE_WEIGHTS = ("model_state.pdparams",)
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+PADDLE_FORMATS = ("np", "pd")  # a safetensors header's "format" as PaddleNLP writes it; Hugging Face writes "pt"
+
+
+def paddle_safetensors(path):
+    """True when the safetensors file at path was written by PaddleNLP or this suite (its header says "np" or
+    "pd"), not by PyTorch: such a folder loads as it is, never through the PyTorch conversion."""
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="np") as f:
+            return (f.metadata() or {}).get("format") in PADDLE_FORMATS
+    except Exception:  # safetensors raises its own error types for a damaged header
+        raise UserError("damaged or truncated (its header does not parse); expected a safetensors weights file",
+                        path) from None
 
 
 def quiet_paddlenlp():
@@ -29,7 +42,8 @@ def model_kind(name_or_path):
         from utils.files import read_json
         read_json(os.path.join(name_or_path, "config.json" if "config.json" in files else "model_config.json"),
                   "the model's config (a JSON object)")  # a damaged one is named here, not by a loader's guess
-        if files & set(PADDLE_WEIGHTS):
+        if files & set(PADDLE_WEIGHTS) or ("model.safetensors" in files and paddle_safetensors(
+                os.path.join(name_or_path, "model.safetensors"))):
             return "paddle"
         if files & set(HF_WEIGHTS):
             return "hf"
@@ -60,6 +74,9 @@ def _from_pretrained(cls, source, what, **kwargs):
 def load_model(cls, name_or_path, **kwargs):
     """`cls.from_pretrained` for any of the three sources; kwargs (num_labels, ...) pass through."""
     kind = model_kind(name_or_path)
+    if kind != "name":  # from_pretrained unpickles the folder's weights: refuse one that could run code first
+        from utils.safe_pickle import check_model_folder
+        check_model_folder(name_or_path)
     if kind != "hf":
         return _from_pretrained(cls, name_or_path, "model", **kwargs)
     with tempfile.TemporaryDirectory(prefix="hf_convert_") as tmp:

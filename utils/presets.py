@@ -52,9 +52,27 @@ def uniform_pairs(n_S, n_T):
     return [(m, m * n_T // n_S) for m in range(1, n_S + 1)]
 
 
+def layer_pairs(layer_map, S, T):
+    """A config's layer_map checked: [[student layer, teacher layer], ...], integers within both models' layers
+    (a string such as "3,6" or a flat list would otherwise fail deep inside, unpacking pairs)."""
+    n_S, n_T = S["layers"], T["layers"]
+    expected = (f"expected a list of [student layer, teacher layer] pairs of integers, student 1..{n_S}, teacher "
+                f"1..{n_T} (e.g. {[list(p) for p in uniform_pairs(n_S, n_T)]}), got {layer_map!r}")
+    if not isinstance(layer_map, list) or not layer_map:
+        raise UserError(f"layer_map: {expected}")
+    for pair in layer_map:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                  for x in pair)):
+            raise UserError(f"layer_map: {pair!r} is not a pair of integers; {expected}")
+        if not (1 <= pair[0] <= n_S and 1 <= pair[1] <= n_T):
+            raise UserError(f"layer_map: {pair!r} is out of range (student layers 1..{n_S}, teacher layers "
+                            f"1..{n_T}); {expected}")
+    return [tuple(p) for p in layer_map]
+
+
 def tinybert_preset(S, T, teacher=0, layer_map=None, emb_weight=1.0, hidden_weight=1.0, attn_weight=1.0):
     """Embeddings, every layer's hidden states (MSE through a projection) and attention scores (MSE)."""
-    pairs = layer_map or uniform_pairs(S["layers"], T["layers"])
+    pairs = uniform_pairs(S["layers"], T["layers"]) if layer_map is None else layer_pairs(layer_map, S, T)
     proj = _proj(S, T, teacher)
     matches = []
     if emb_weight:
@@ -79,7 +97,7 @@ def pkd_preset(S, T, teacher=0, strategy="skip", k=None, weight=100.0):
     elif strategy == "last":
         layers_T = list(range(T["layers"] - k, T["layers"]))
     else:
-        raise UserError(f"pkd preset: strategy '{strategy}' is not one of skip, last")
+        raise UserError(f"strategy '{strategy}' is not one of skip, last")
     return [dict(layer_S=m, layer_T=g, feature="hidden", loss="pkd", weight=weight, proj=_proj(S, T, teacher),
                  teacher=teacher) for m, g in zip(range(1, k + 1), layers_T)]
 
@@ -227,7 +245,7 @@ def build_config(raw, S, teachers, regression=False):
                 raise UserError(f"intermediate_matches[{i}]: teacher {teacher} does not exist")
             try:
                 matches += builder(S, teachers[teacher], **params)
-            except TypeError as err:
+            except (TypeError, UserError) as err:  # an unknown or malformed parameter, named with its match
                 raise UserError(f"intermediate_matches[{i}]: preset '{item['preset']}': {err}") from None
         else:
             matches.append(item)

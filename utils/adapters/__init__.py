@@ -47,6 +47,13 @@ def check_max_length(max_seq_length, limit, source):
                         f"use at most {limit}", source)
 
 
+def check_lengths(max_seq_length, models):
+    """check_max_length for every (adapter, where it came from) of a run, teachers and students alike: the one
+    check the training scripts call once their models are built and before anything is written."""
+    for model, source in models:
+        check_max_length(max_seq_length, model.max_length, source)
+
+
 def load_adapter(folder, num_labels=None, **label_info):
     """Any trained model folder, whatever its architecture."""
     return adapter_class(arch_of(folder)).load(folder, num_labels=num_labels, **label_info)

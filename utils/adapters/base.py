@@ -70,15 +70,14 @@ class Adapter(paddle.nn.Layer):
         raise NotImplementedError
 
     def restore(self, folder):
-        """Load the weights this adapter's save() wrote into `folder` (the model's state, model_state.pdparams)
+        """Load the weights this adapter's save() wrote into `folder` (the model's state, model.safetensors)
         into this very model: a later phase continues from an earlier phase's best."""
         from utils.errors import UserError
-        from utils.files import load_state
-        path = os.path.join(folder, "model_state.pdparams")
-        state, own = load_state(path), self.model.state_dict()
+        from utils.files import load_model_state
+        state, own = load_model_state(folder), self.model.state_dict()
         wrong = sorted(set(own) ^ set(state)) or [k for k in own if list(own[k].shape) != list(state[k].shape)]
         if wrong:  # set_state_dict would skip them silently
-            raise UserError(f"does not fit this model ({wrong[0]})", path)
+            raise UserError(f"does not fit this model ({wrong[0]})", folder)
         self.model.set_state_dict(state)
 
     def part_of(self, name):

@@ -10,7 +10,7 @@ import paddle
 from utils.adapters.base import ARCH_KEY, Adapter, Encoder
 from utils.batches import Features, labels_array
 from utils.errors import UserError
-from utils.files import load_state, read_json
+from utils.files import load_model_state, read_json
 from utils.models import load_model, load_tokenizer, model_kind
 
 # (layers, hidden, FFN, heads); the -v2 and -zh checkpoints share their base shape.
@@ -197,7 +197,7 @@ class BertAdapter(Adapter):
         setattr(self.model.config, ARCH_KEY, self.arch)
         if self.projection:
             self.model.config.distill_projection = self.projection
-        self.model.save_pretrained(folder)
+        self.model.save_pretrained(folder, safe_serialization=True)  # model.safetensors: no pickle to trust
         self.encoder.save(folder)
 
     @classmethod
@@ -255,7 +255,7 @@ def default_projection(source, config):
 
 
 def _has_projection_weights(folder, kind):
-    keys = load_state(os.path.join(folder, "model_state.pdparams")).keys()
+    keys = load_model_state(folder).keys()
     wanted = "fit_denses.0.weight" if kind == "per_layer" else "fit_dense.weight"
     return any(k.endswith(wanted) for k in keys)
 

@@ -13,9 +13,8 @@ import paddle.nn.functional as F
 from utils.adapters.base import ARCH_KEY, Adapter, read_config, write_config
 from utils.adapters.words import OPTIONS, WordEncoder, resolve_options, vector_init
 from utils.errors import UserError
-from utils.files import load_state
+from utils.files import load_model_state, save_model_state
 
-WEIGHTS_FILE = "model_state.pdparams"
 OWN_KEYS = frozenset(OPTIONS) | {"num_labels", "pair", ARCH_KEY}  # config.json keys that are not label metadata
 
 
@@ -172,7 +171,7 @@ class WordAdapter(Adapter):
         config = dict(self.label_info)
         config.update(self.options, num_labels=self.num_labels, pair=self.encoder.pair, **{ARCH_KEY: self.arch})
         write_config(folder, config)
-        paddle.save(self.model.state_dict(), os.path.join(folder, WEIGHTS_FILE))
+        save_model_state(self.model.state_dict(), folder)
         self.encoder.save(folder)
 
     @classmethod
@@ -185,7 +184,7 @@ class WordAdapter(Adapter):
                             f"({encoder.pair})", os.path.join(folder, "config.json"))
         saved = config["num_labels"]
         adapter = cls(cls.make_model(encoder, saved, resolve_options(config), None), encoder, config, saved)
-        _load_weights(adapter.model, os.path.join(folder, WEIGHTS_FILE))
+        _load_weights(adapter.model, folder)
         if num_labels is not None and num_labels != saved:
             adapter = adapter.with_labels(num_labels)
         adapter.label_info = {k: v for k, v in config.items() if k not in OWN_KEYS}
@@ -218,10 +217,10 @@ def _read_own_config(folder, arch):
     return config
 
 
-def _load_weights(model, path):
-    state = load_state(path, "the student's weights (paddle.save of its state_dict)")
+def _load_weights(model, folder):
+    state = load_model_state(folder, "the student's weights")  # model.safetensors, or an older model_state.pdparams
     own = model.state_dict()
     wrong = sorted(set(own) ^ set(state)) or [k for k in own if list(own[k].shape) != list(state[k].shape)]
     if wrong:
-        raise UserError(f"weights do not match the config (first: {wrong[0]})", path)
+        raise UserError(f"weights do not match the config (first: {wrong[0]})", folder)
     model.set_state_dict(state)
