@@ -12,6 +12,7 @@ distill_config.json (the resolved losses, matches and schedules), runs/. Beyond 
 --teacher_path takes several teachers.
 """
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -87,6 +88,10 @@ def parse_args(argv=None):
     d.add_argument("--cache_dir", help="the teacher-label store: shards of the teachers' logits keyed by row, "
                                        "shared by every run of the same teachers and tokenizer (default "
                                        "OUTPUT_DIR/teacher_logits); a transfer set is always labelled into it")
+    d.add_argument("--label_part", metavar="K/N",
+                   help="only label the K-th of N parts of the rows' shards into the label store, then exit (no "
+                        "training): N processes or machines label one transfer set together, their shard files "
+                        "copied into one --cache_dir afterwards if they wrote to several")
     d.add_argument("--label_engine", choices=LABEL_ENGINES, default="auto",
                    help="what labels rows for the store: paddle_inference (the teacher's exported program), "
                         "onnxruntime, dygraph, or auto (paddle_inference, falling back to dygraph for a model "
@@ -98,6 +103,7 @@ def parse_args(argv=None):
     if not args.T > 0:  # also refuses nan
         raise UserError(f"--T must be positive, got {args.T}")
     refuse_flags_beside_config(p, args)
+    args.label_part = parse_part(args.label_part)
     weights = [args.emb_weight, args.hidden_weight, args.attn_weight] if args.intermediate_distill else [
         args.pred_weight, args.hard_label_weight]
     if not args.distill_config and (min(weights) < 0 or max(weights) == 0):
@@ -107,6 +113,16 @@ def parse_args(argv=None):
         raise UserError(f"--teacher_weights: expected {len(args.teacher_path)} weights >= 0 (one per teacher), "
                         "not all 0")
     return args
+
+
+def parse_part(text):
+    """"K/N" -> (K - 1, N) with 1 <= K <= N; None stays None."""
+    if text is None:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise UserError(f"--label_part: expected K/N with 1 <= K <= N (e.g. 1/2), got '{text}'")
+    return int(k) - 1, int(n)
 
 
 def distill_config(args, spec, student, teachers):
@@ -167,6 +183,13 @@ def build_models(args, spec, train_examples):
     return teachers, student, distill_config(args, spec, student, teachers)
 
 
+def teacher_features(train, teacher, rows, max_seq_length, regression):
+    """The teachers' side of the training rows: the batches' own when they carry it, else encoded now."""
+    if train.T is not None:
+        return train.T
+    return teacher.encoder.encode(rows, max_seq_length, regression, desc="encode for the teacher")
+
+
 def shared_labels(args, teachers, weights, rows, encode_T, rank, world):
     """The teachers' logits of every training row from the label store (utils/labels.py), labelled by rank 0;
     the other processes wait for it and read the store."""
@@ -175,7 +198,7 @@ def shared_labels(args, teachers, weights, rows, encode_T, rank, world):
     def label():
         return teacher_logits(args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
                               teachers, weights, args.max_seq_length, rows, encode_T, args.label_engine,
-                              args.eval_batch_size)
+                              args.eval_batch_size, args.label_part or (0, 1))
     if world == 1:
         return label()
     import paddle.distributed as dist
@@ -240,6 +263,14 @@ def main(argv=None):
     dev = {s: encode_sides(student, teachers[0], ex, args.max_seq_length, spec.is_regression, "encode dev",
                            teacher_runs=bool(config["intermediate_matches"]))  # for the intermediate dev loss
            for s, ex in dev_examples.items()}
+    # the teachers' side of the rows, encoded only when some row still needs labelling
+    encode_T = functools.partial(teacher_features, train, teachers[0], rows, args.max_seq_length, spec.is_regression)
+    if args.label_part:  # labelling only: nothing is trained or written but the store's shards
+        if not stored:
+            raise UserError("--label_part labels a transfer set or --cache_teacher_logits rows for prediction-layer "
+                            "distillation; this run needs no teacher labels")
+        shared_labels(args, teachers, teacher_weights, rows, encode_T, 0, 1)
+        return {"labelled_part": "/".join(map(str, (args.label_part[0] + 1, args.label_part[1]))), "rows": len(rows)}
     plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
     total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
     phase_steps = split_steps(total_steps, [p["share"] for p in phases])
@@ -323,9 +354,6 @@ def main(argv=None):
                                      config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))
     state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
     if stored:
-        def encode_T():  # the teachers' side of the rows, only when some row still needs labelling
-            return train.T if train.T is not None else teachers[0].encoder.encode(
-                rows, args.max_seq_length, spec.is_regression, desc="encode for the teacher")
         cache = shared_labels(args, teachers, teacher_weights, rows, encode_T, rank, world)
     if rank == 0:
         os.makedirs(args.output_dir, exist_ok=True)

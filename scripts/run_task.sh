@@ -16,7 +16,14 @@
 #   USE_AUG=1     distil on augmented data: data_augmentation.py writes OUT/data/TASK/train_aug.tsv (beside
 #                 links to GLUE_DIR's files, which stay untouched) unless it exists; AUG_MODEL (masked LM,
 #                 default bert-base-uncased; none: vectors only), GLOVE (word vectors), AUG_ARGS (extra flags)
+#   TRANSFER      unlabeled text (one example per line) the teacher labels for every distilled student; their
+#                 gold-only twins read it too, for a word student's vocabulary only
+#   INTER=0       no stage 1: the student is distilled from its initialisation (a teacher-initialised student)
 #   BASELINE=1    also train the student on gold labels only (OUT/baseline), for the report's comparison
+#   TWIN_INIT     the model a teacher-initialised twin copies its layers from (default the fine-tuned teacher;
+#                 the teacher's pretrained checkpoint makes a twin that knows nothing of the fine-tuning)
+#   WORD_STUDENTS more students (e.g. "cnn bilstm"), each distilled into OUT/students/NAME and trained on gold
+#                 labels into OUT/students/NAME-twin for the same steps (WORD_STUDENT_ARGS: their flags)
 #   REPORT=0      skip export and report
 #   EXPORT_ARGS   export_model.py flags (default --onnx: also model.onnx, the faster runtime at batch 1)
 #   PY            python to use (default .venv/bin/python when present)
@@ -35,6 +42,7 @@ if [ -z "${PY:-}" ]; then
 fi
 COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" --batch_size 32 --device "$DEVICE")
 DISTILL=("${COMMON[@]}")
+TRANSFER_ARGS=(${TRANSFER:+--transfer_file "$TRANSFER"})
 
 merge_flags() {  # merge_flags "FLAGS" ...: every flag once, a later argument's value winning (defaults first,
   # then the user's *_ARGS), so a command (and the args.json and report that copy it) never repeats a flag
@@ -87,28 +95,46 @@ case $STUDENT in
     # shellcheck disable=SC2086
     stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
       --student_model_name_or_path "$STUDENT" --output_dir "$OUT/pred" --distill_config configs/tang_mse.json \
-      --cache_teacher_logits ${GLOVE:+--glove_embs "$GLOVE"} \
+      --cache_teacher_logits --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"} \
       $(merge_flags "--learning_rate 1e-3 --num_train_epochs 3" "${WORD_ARGS:-}" "${PRED_ARGS:-}")
     BASELINE_INIT=() ;;
   *)
-    # shellcheck disable=SC2086
-    stage "$OUT/inter" "$PY" task_distill.py "${DISTILL[@]}" --intermediate_distill \
-      --teacher_path "$OUT/teacher/best_model" --student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT" \
-      --output_dir "$OUT/inter" $(merge_flags "--learning_rate 5e-5 --num_train_epochs $INTER_EPOCHS" "${INTER_ARGS:-}")
+    START=(--student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT")
+    if [ "${INTER:-1}" = 1 ]; then
+      # shellcheck disable=SC2086
+      stage "$OUT/inter" "$PY" task_distill.py "${DISTILL[@]}" --intermediate_distill \
+        --teacher_path "$OUT/teacher/best_model" "${START[@]}" \
+        --output_dir "$OUT/inter" $(merge_flags "--learning_rate 5e-5 --num_train_epochs $INTER_EPOCHS" "${INTER_ARGS:-}")
+      START=(--student_model_name_or_path "$OUT/inter/best_inter_model")
+    fi
     # shellcheck disable=SC2086
     stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
-      --student_model_name_or_path "$OUT/inter/best_inter_model" --output_dir "$OUT/pred" \
+      "${START[@]}" --output_dir "$OUT/pred" --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" \
       $(merge_flags "--learning_rate 3e-5 --num_train_epochs 3" "${PRED_ARGS:-}")
-    BASELINE_INIT=(--student_init "$STUDENT_INIT") ;;
+    BASELINE_INIT=(--student_init "$STUDENT_INIT" ${TWIN_INIT:+--init_from "$TWIN_INIT"}) ;;
 esac
 
 if [ "${BASELINE:-0}" = 1 ]; then
   # shellcheck disable=SC2086
   stage "$OUT/baseline" "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" \
     --student_model_name_or_path "$STUDENT" "${BASELINE_INIT[@]}" --pred_weight 0 --hard_label_weight 1 \
-    --output_dir "$OUT/baseline" \
+    --output_dir "$OUT/baseline" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"} \
     $(merge_flags "--learning_rate 5e-5 --num_train_epochs 3" "${INTER_ARGS:-}" "${WORD_ARGS:-}" "${BASELINE_ARGS:-}")
 fi
+
+for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, steps and learning rate, gold labels only
+  for kind in distilled twin; do
+    dir="$OUT/students/$word" extra=(--cache_teacher_logits --cache_dir "$OUT/teacher_logits")
+    if [ "$kind" = twin ]; then  # the distilled run's step count: its epochs also covered the transfer rows
+      steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$dir/all_results.json")
+      dir="$dir-twin" extra=(--pred_weight 0 --hard_label_weight 1 --max_steps "$steps")
+    fi
+    # shellcheck disable=SC2086
+    stage "$dir" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
+      --student_model_name_or_path "$word" --output_dir "$dir" "${extra[@]}" "${TRANSFER_ARGS[@]}" \
+      ${GLOVE:+--glove_embs "$GLOVE"} $(merge_flags "--learning_rate 1e-3 --num_train_epochs 3" "${WORD_STUDENT_ARGS:-}")
+  done
+done
 
 if [ "${REPORT:-1}" = 1 ]; then
   for pair in "teacher:$OUT/teacher/best_model" "student:$OUT/pred/best_model"; do

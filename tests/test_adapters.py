@@ -185,6 +185,34 @@ def test_distilled_student_beats_its_gold_only_twin_on_noisy_labels(noisy_task, 
     assert distilled["eval_accuracy"] >= gold["eval_accuracy"] + 0.15, (distilled, gold)
 
 
+def low_label_copy(clean, folder, labelled=24):
+    """The clean demo task with only its first rows labelled; the other training sentences, without labels, become
+    the transfer file (the setting of the real demo: a few labels, much more text)."""
+    with open(os.path.join(clean, "SST-2", "train.tsv"), encoding="utf-8") as f:
+        header, *rows = f.read().splitlines()
+    write(os.path.join(folder, "SST-2", "train.tsv"), "\n".join([header] + rows[:labelled]) + "\n")
+    with open(os.path.join(clean, "SST-2", "dev.tsv"), encoding="utf-8") as f:
+        write(os.path.join(folder, "SST-2", "dev.tsv"), f.read())
+    return write(os.path.join(folder, "transfer.txt"), "\n".join(r.rsplit("\t", 1)[0] for r in rows[labelled:]) + "\n")
+
+
+# the quality floor of transfer sets: with 24 labelled sentences, a student that learns the teacher's outputs on the
+# other 976 (unlabeled) beats its twin, which has the same vocabulary and steps but only the 24 gold labels
+@pytest.mark.parametrize("student", ["cnn", "bow"])
+def test_transfer_text_lifts_a_student_above_its_gold_only_twin(noisy_task, student):
+    root, _, teacher = noisy_task
+    assert teacher["eval_accuracy"] >= 0.8
+    low = str(root / "low")
+    transfer = low_label_copy(str(root / "clean"), low)
+    common = ["--max_steps", "250", "--save_steps", "50", "--learning_rate", "5e-3", "--transfer_file", transfer]
+    distilled = task_distill.main(distill_argv(low, root / "teacher" / "best_model", root / student / "low-kd",
+                                               student, "--hard_label_weight", "1", *common))
+    twin = task_distill.main(distill_argv(low, root / "teacher" / "best_model", root / student / "low-gold", student,
+                                          "--pred_weight", "0", "--hard_label_weight", "1", *common))
+    assert distilled["transfer_examples"] > 900 and twin["transfer_examples"] == 0
+    assert distilled["eval_accuracy"] >= twin["eval_accuracy"] + 0.1, (distilled, twin)
+
+
 # ---- bad input: one error line naming what is wrong, exit 2, nothing written
 
 def expect_error(capsys, argv, message, out):

