@@ -190,14 +190,15 @@ def teacher_features(train, teacher, rows, max_seq_length, regression):
     return teacher.encoder.encode(rows, max_seq_length, regression, desc="encode for the teacher")
 
 
-def shared_labels(args, teachers, weights, rows, encode_T, rank, world):
+def shared_labels(args, teachers, weights, rows, train, encode_T, rank, world):
     """The teachers' logits of every training row from the label store (utils/labels.py), labelled by rank 0;
     the other processes wait for it and read the store."""
-    from utils.labels import teacher_logits
+    from utils.labels import row_keys, teacher_logits
+    keys = row_keys(rows, train.S.groups)
 
     def label():
         return teacher_logits(args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
-                              teachers, weights, args.max_seq_length, rows, encode_T, args.label_engine,
+                              teachers, weights, args.max_seq_length, keys, encode_T, args.label_engine,
                               args.eval_batch_size, args.label_part or (0, 1))
     if world == 1:
         return label()
@@ -213,10 +214,12 @@ def main(argv=None):
     args = parse_args(argv)
     from utils.tasks.spans import is_span_task
     from utils.tasks.tokens import is_token_task
-    if (is_token_task(args.task_name) or is_span_task(args.task_name)) and (args.use_aug or args.cache_teacher_logits):
-        raise UserError(f"--{'use_aug' if args.use_aug else 'cache_teacher_logits'} works for sequence "
-                        "classification; token and span tasks (conll, squad) distil on their training set with "
-                        "the teachers running")
+    if is_token_task(args.task_name) and args.use_aug:
+        raise UserError("--use_aug works for sequence classification; a token task (conll) takes more sentences "
+                        "as --transfer_file")
+    if is_span_task(args.task_name) and (args.use_aug or args.cache_teacher_logits):
+        raise UserError(f"--{'use_aug' if args.use_aug else 'cache_teacher_logits'} works for sequence and token "
+                        "classification; a span task (squad) distils on its training set with the teachers running")
     if args.use_aug and (args.data_dir or args.glue_dir):
         from utils.glue import get_task, split_path, task_dir
         folder = task_dir(get_task(args.task_name, vars(args)), args.glue_dir, args.data_dir)
@@ -236,6 +239,7 @@ def main(argv=None):
     from utils import loop
     from utils.adapters import save_adapter
     from utils.batches import Plan, encode_sides, to_tensors
+    from utils.labels import batch_logits
     from utils.distill import (DistillOutputs, best_folder, lr_multipliers, match_terms,
                                prediction_terms, requests, split_steps, teacher_outputs, teacher_positions,
                                total_loss)
@@ -269,7 +273,7 @@ def main(argv=None):
         if not stored:
             raise UserError("--label_part labels a transfer set or --cache_teacher_logits rows for prediction-layer "
                             "distillation; this run needs no teacher labels")
-        shared_labels(args, teachers, teacher_weights, rows, encode_T, 0, 1)
+        shared_labels(args, teachers, teacher_weights, rows, train, encode_T, 0, 1)
         return {"labelled_part": "/".join(map(str, (args.label_part[0] + 1, args.label_part[1]))), "rows": len(rows)}
     plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
     total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
@@ -301,7 +305,7 @@ def main(argv=None):
         if kd or phase["hard_label_weight"]:
             logits_T = None
             if kd:
-                logits_T = paddle.to_tensor(cache[index]) if from_cache else sum(
+                logits_T = paddle.to_tensor(batch_logits(cache, index)) if from_cache else sum(
                     w * o["logits"] for w, o in zip(teacher_weights, outs_T)) / sum(teacher_weights)
             more, info = prediction_terms(dict(config, kd_weight=kd, hard_label_weight=phase["hard_label_weight"]),
                                           out_S["logits"], logits_T, batch["labels"], spec.is_regression, progress,
@@ -354,7 +358,7 @@ def main(argv=None):
                                      config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))
     state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
     if stored:
-        cache = shared_labels(args, teachers, teacher_weights, rows, encode_T, rank, world)
+        cache = shared_labels(args, teachers, teacher_weights, rows, train, encode_T, rank, world)
     if rank == 0:
         os.makedirs(args.output_dir, exist_ok=True)
         layers = student.shape()["layers"]

@@ -101,6 +101,39 @@ def test_export_and_predict_tag_every_word_like_the_trained_model(ner, tmp_path)
     assert tags["great"] == "B-POS" and tags["dull"] == "B-NEG" and tags["movie"] == "I-SUBJ"
 
 
+def test_transfer_sentences_teach_a_ner_student_through_the_label_store(ner, tmp_path, capsys):
+    """Unlabeled sentences for a token task: labelled per token by the teacher into the store (flat logits with
+    offsets), dev sentences dropped, the gold loss on the labelled sentences only; a second run reads the store,
+    and the stored per-token logits are the teacher's own."""
+    from utils.demo import sentence
+    import random
+    rng = random.Random(11)
+    with open(os.path.join(ner["data"], "dev.txt"), encoding="utf-8") as f:
+        first_dev = " ".join(line.split()[0] for line in f.read().split("\n\n")[1].splitlines())
+    lines = [sentence(rng)[0] for _ in range(60)] + [first_dev]
+    transfer = write(str(tmp_path / "sentences.txt"), "\n".join(lines) + "\n")
+    i = ner["common"].index("--max_steps")
+    common = ner["common"][:i] + ["--max_steps", 40] + ner["common"][i + 2:] + [
+        "--transfer_file", transfer, "--cache_dir", tmp_path / "store", "--hard_label_weight", 1]
+    first = task_distill.main(argv(*common, "--output_dir", tmp_path / "a"))
+    out = capsys.readouterr().out
+    assert "61 rows read; 1 equal to a dev row" in out and "teacher logits: wrote" in out
+    assert first["transfer_examples"] >= 50 and first["eval_f1"] > 0
+    task_distill.main(argv(*common, "--output_dir", tmp_path / "b"))
+    assert "teacher logits: reusing" in capsys.readouterr().out
+    # the store's logits of a transfer sentence are the teacher's per-token logits
+    import glob
+    from conftest import model_logits
+    from utils.labels import LabelStore, row_keys
+    from utils.transfer import read_sentences
+    sentences = read_sentences(transfer)[:3]
+    (folder,) = glob.glob(str(tmp_path / "store" / "teacher-*"))
+    stored = LabelStore(folder).gather(row_keys(sentences))
+    direct = model_logits(ner["root"] / "teacher" / "best_model", sentences, 32)
+    for a, b in zip(stored, direct):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_report_reads_a_ner_pipeline(ner, tmp_path, capsys):
     import shutil
     out = tmp_path / "pipeline"
@@ -112,7 +145,7 @@ def test_report_reads_a_ner_pipeline(ner, tmp_path, capsys):
     assert f"{ner['student']['eval_f1']:.4f}" in text
 
 
-@pytest.mark.parametrize("case", ["unknown_dev_tag", "missing_tag", "word_student", "sequence_teacher", "cache",
+@pytest.mark.parametrize("case", ["unknown_dev_tag", "missing_tag", "word_student", "sequence_teacher", "aug",
                                   "glue_task_in_run_ner"])
 def test_bad_token_input_is_refused_cleanly(case, ner, tmp_path, capsys, tiny_teacher):
     data = str(tmp_path / "data")
@@ -132,7 +165,7 @@ def test_bad_token_input_is_refused_cleanly(case, ner, tmp_path, capsys, tiny_te
                          "token classification needs a WordPiece student"),
         "sequence_teacher": (task_distill, [a if a != teacher else tiny_teacher for a in distill],
                              "the teacher has a sequence head; this task needs a token head"),
-        "cache": (task_distill, distill + ["--cache_teacher_logits"], "--cache_teacher_logits works for sequence"),
+        "aug": (task_distill, distill + ["--use_aug"], "--use_aug works for sequence classification; a token task"),
         "glue_task_in_run_ner": (run_ner, ["--task_name", "SST-2", "--data_dir", data, "--model_name_or_path",
                                            teacher, "--output_dir", out], "use run_glue.py"),
     }[case]

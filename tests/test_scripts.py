@@ -65,7 +65,7 @@ def test_every_script_and_bench_answers_help(capsys, monkeypatch):
     for script in ("run_glue.py", "run_ner.py", "run_qa.py", "task_distill.py", "general_distill.py",
                    "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
                    "bench/bucketing.py", "bench/augmentation.py", "bench/latency.py", "bench/logit_cache.py",
-                   "bench/student_latency.py", "bench/train_speed.py"):
+                   "bench/student_latency.py", "bench/train_speed.py", "bench/label_speed.py"):
         monkeypatch.setattr(sys, "argv", [script, "--help"])
         with pytest.raises(SystemExit) as info:
             runpy.run_path(os.path.join(ROOT, script), run_name="__main__")

@@ -193,16 +193,16 @@ def test_a_word_student_and_its_twin_share_the_transfer_vocabulary(tmp_path, dem
     assert vocab[0] == vocab[1] and "giraffes" in vocab[0].split("\n")
 
 
-def test_a_transfer_file_for_a_token_task_is_refused(tmp_path, capsys, tiny_teacher):
-    from utils.demo import write_conll
-    data = str(tmp_path / "ner")
-    write_conll(data, n_train=8, n_dev=4)
+def test_a_transfer_file_for_a_span_task_is_refused(tmp_path, capsys, tiny_teacher):
+    from utils.demo import write_squad
+    data = str(tmp_path / "squad")
+    write_squad(data, n_train=8, n_dev=4)
     transfer = write(str(tmp_path / "t.txt"), "some text\n")
     with pytest.raises(SystemExit) as info:
-        task_distill.main(["--task_name", "conll", "--data_dir", data, "--teacher_path", tiny_teacher, "--output_dir",
+        task_distill.main(["--task_name", "squad", "--data_dir", data, "--teacher_path", tiny_teacher, "--output_dir",
                            str(tmp_path / "out"), "--transfer_file", transfer])
     err = capsys.readouterr().err
-    assert info.value.code == 2 and "--transfer_file works for sequence classification" in err
+    assert info.value.code == 2 and "--transfer_file works for sequence and token classification; a span task" in err
     assert "Traceback" not in err and not os.path.exists(tmp_path / "out")
 
 

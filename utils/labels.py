@@ -27,12 +27,32 @@ SHARD_ROWS = 4096
 ENGINES = ("auto", "dygraph", "paddle_inference", "onnxruntime")
 
 
-def row_keys(examples):
-    """uint64 key of each example's texts (text_a, text_b): what the teacher reads, not its label."""
-    out = np.empty(len(examples), dtype=np.uint64)
-    for i, e in enumerate(examples):
-        text = e.text_a + "\t" + (e.text_b or "") if hasattr(e, "text_a") else "\x1f".join(e.words)
+def row_keys(examples, groups=None):
+    """uint64 key of each row: its example's texts (text_a, text_b; a sentence's words), what the teacher reads,
+    not its label. groups: the example of each feature row when an example spans several (a token task's
+    windows); a later window's key adds its place among them."""
+    texts = [e.text_a + "\t" + (e.text_b or "") if hasattr(e, "text_a") else "\x1f".join(e.words) for e in examples]
+    if groups is not None:
+        texts, seen = [], {}
+        for g in groups:
+            seen[g] = seen.get(g, -1) + 1
+            texts.append(("\x1f".join(examples[g].words) if hasattr(examples[g], "words") else examples[g].text_a)
+                         + (f"\x1e{seen[g]}" if seen[g] else ""))
+    out = np.empty(len(texts), dtype=np.uint64)
+    for i, text in enumerate(texts):
         out[i] = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    return out
+
+
+def batch_logits(logits, index):
+    """The stored logits of one batch's rows: [B, labels], or per-token [B, L, labels] padded with zeros to the
+    batch's longest row (the positions a loss reads are the same in both sides' batches)."""
+    if logits.dtype != object:
+        return logits[index]
+    rows = [logits[i] for i in index]
+    out = np.zeros((len(rows), max(len(r) for r in rows), rows[0].shape[1]), dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
     return out
 
 
@@ -210,13 +230,13 @@ def _engine(teacher, engine):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, examples, features_fn,
+def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, keys, features_fn,
                    engine="auto", batch_size=128, part=(0, 1)):
-    """The teachers' logits of every example (in order), labelling the rows the store lacks first.
-    features_fn() encodes the examples for the teachers; it is called only when some row is missing."""
+    """The teachers' logits of every row (row_keys, in order), labelling the rows the store lacks first.
+    features_fn() encodes the rows for the teachers; it is called only when some row is missing."""
     import time
     folder = store_folder(cache_dir, teacher_paths, weights, teachers[0].encoder.signature(), max_seq_length)
-    store, keys = LabelStore(folder), row_keys(examples)
+    store = LabelStore(folder)
     missing = int((store.find(np.unique(keys)) < 0).sum())
     if missing:
         start = time.time()

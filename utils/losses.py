@@ -54,20 +54,19 @@ def hard_loss(logits_S, labels, regression=False):
     over the labelled positions only (LABEL_PAD marks the rest)."""
     if logits_S.ndim == 3:  # the mean over the kept positions (paddle's ignore_index mean divides by all of them)
         logits_S, labels = token_view(logits_S, labels)
-    else:
-        logits_S, labels = gold_rows(logits_S, labels, regression)
-        if labels is None:  # a batch of transfer rows only: nothing to learn from gold labels
-            return (logits_S * 0).sum()
+    logits_S, labels = gold_rows(logits_S, labels, regression)
+    if labels is None:  # a batch of transfer rows only: nothing to learn from gold labels
+        return (logits_S * 0).sum()
     if regression:
         return F.mse_loss(logits_S.reshape([-1]), labels.astype("float32").reshape([-1]))
     return F.cross_entropy(logits_S, labels.reshape([-1]))
 
 
 def gold_rows(logits, labels, regression=False):
-    """(logits, labels) of the rows that have a gold label: transfer rows carry LABEL_PAD (NaN for regression).
-    (logits, None) when no row has one; the inputs themselves when every row has one."""
-    from utils.batches import LABEL_PAD
-    keep = paddle.logical_not(paddle.isnan(labels)) if regression else labels != LABEL_PAD
+    """(logits, labels) of the rows that have a gold label: a negative label (transfer rows: LABEL_PAD; a transfer
+    sentence's words: utils.transfer.NO_TAG) or NaN for regression has none. (logits, None) when no row has one;
+    the inputs themselves when every row has one."""
+    keep = paddle.logical_not(paddle.isnan(labels)) if regression else labels >= 0
     if bool(keep.all()):
         return logits, labels
     index = paddle.nonzero(keep).reshape([-1])

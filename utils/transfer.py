@@ -1,4 +1,5 @@
 """Transfer sets: unlabeled text the teacher labels for distillation (task_distill.py --transfer_file).
+For a token task (NER) a transfer file holds one sentence a line, words split on whitespace.
 
 A transfer file holds one example per line: plain text (a sentence, or two tab-separated texts for a pair task,
 optionally followed by a label column, which is ignored), or a TSV in the task's own format (its header, or for
@@ -12,6 +13,7 @@ import math
 from utils.errors import UserError
 
 NO_LABEL = -100  # the label of a row with no gold label (utils.batches.LABEL_PAD: no hard loss reads it)
+NO_TAG = -1  # a transfer sentence's word: distilled (its first piece is a KD position) but no gold tag
 
 
 def no_label(regression):
@@ -84,7 +86,22 @@ def read_transfer(path, spec):
     return out
 
 
+def read_sentences(path):
+    """Sentences of a transfer file for a token task: one sentence a line, words split on whitespace, every word
+    NO_TAG."""
+    from utils.tasks.tokens import Sentence
+    out = []
+    for lineno, line in _lines(path):
+        words = line.split()
+        out.append(Sentence(words, [""] * len(words), [lineno] * len(words), [NO_TAG] * len(words)))
+    if not out:
+        raise UserError("no sentences; expected one sentence per line", path)
+    return out
+
+
 def normalise(example):
+    if hasattr(example, "words"):  # a token task's sentence: the same words
+        return (" ".join(example.words).lower(),)
     return tuple(" ".join((t or "").split()).lower() for t in (example.text_a, example.text_b))
 
 
@@ -109,9 +126,11 @@ def clean_transfer(transfer, labelled, dev_sets):
 
 
 def load_transfer(paths, spec, labelled, dev_sets):
-    """Every transfer file's examples, cleaned (clean_transfer). Token and span tasks are refused for now."""
-    if getattr(spec, "head", "sequence") != "sequence":
-        raise UserError(f"--transfer_file works for sequence classification; a {spec.head} task ({spec.name}) "
-                        "distils on its labelled set")
-    rows = [e for path in paths for e in read_transfer(path, spec)]
+    """Every transfer file's examples, cleaned (clean_transfer): texts for sequence classification, sentences for
+    token classification. Span extraction (a question needs its context and answer) is refused."""
+    head = getattr(spec, "head", "sequence")
+    if head not in ("sequence", "token"):
+        raise UserError(f"--transfer_file works for sequence and token classification; a {head} task "
+                        f"({spec.name}) distils on its labelled set")
+    rows = [e for path in paths for e in (read_sentences(path) if head == "token" else read_transfer(path, spec))]
     return clean_transfer(rows, labelled, dev_sets)
