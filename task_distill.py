@@ -104,6 +104,9 @@ def parse_args(argv=None):
         raise UserError(f"--T must be positive, got {args.T}")
     refuse_flags_beside_config(p, args)
     args.label_part = parse_part(args.label_part)
+    if args.init_from and args.student_init != "teacher":
+        raise UserError("--init_from names the model a --student_init teacher student copies its layers from; "
+                        f"with --student_init {args.student_init} it would be unused")
     weights = [args.emb_weight, args.hidden_weight, args.attn_weight] if args.intermediate_distill else [
         args.pred_weight, args.hard_label_weight]
     if not args.distill_config and (min(weights) < 0 or max(weights) == 0):

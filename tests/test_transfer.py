@@ -241,3 +241,24 @@ def test_a_bad_label_part_is_refused(tmp_path, capsys, demo_glue, tiny_teacher, 
     with pytest.raises(SystemExit) as info:
         distill(demo_glue, tiny_teacher, tmp_path / "out", "--label_part", part)
     assert info.value.code == 2 and "--label_part: expected K/N with 1 <= K <= N" in capsys.readouterr().err
+
+
+def test_init_from_without_teacher_init_is_refused(tmp_path, capsys, demo_glue, tiny_teacher):
+    with pytest.raises(SystemExit) as info:
+        distill(demo_glue, tiny_teacher, tmp_path / "out", "--init_from", tiny_teacher, "--student_init", "random")
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "with --student_init random it would be unused" in err
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_twin_copies_its_layers_from_init_from(tmp_path, demo_glue, tiny_teacher, other_teacher):
+    """--init_from: the student's layers come from that model, not from the (first) teacher."""
+    from utils.files import load_model_state
+    distill(demo_glue, tiny_teacher, tmp_path / "twin", "--student_model_name_or_path", "1l-48d", "--student_init",
+            "teacher", "--init_from", other_teacher, "--pred_weight", 0, "--hard_label_weight", 1, "--max_steps", 1,
+            "--learning_rate", 1e-9)
+    student = load_model_state(str(tmp_path / "twin" / "best_model"))
+    source = load_model_state(other_teacher)
+    name = next(k for k in source if k.endswith("word_embeddings.weight"))
+    mine = next(k for k in student if k.endswith("word_embeddings.weight"))
+    np.testing.assert_allclose(np.asarray(student[mine]), np.asarray(source[name]), atol=1e-6)
