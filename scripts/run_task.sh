@@ -23,7 +23,8 @@
 #   TWIN_INIT     the model a teacher-initialised twin copies its layers from (default the fine-tuned teacher;
 #                 the teacher's pretrained checkpoint makes a twin that knows nothing of the fine-tuning)
 #   WORD_STUDENTS more students (e.g. "cnn bilstm"), each distilled into OUT/students/NAME and trained on gold
-#                 labels into OUT/students/NAME-twin for the same steps (WORD_STUDENT_ARGS: their flags)
+#                 labels into OUT/students/NAME-twin for the same steps (WORD_STUDENT_ARGS: their flags;
+#                 WORD_PARALLEL=1 runs each pair at once, a thread each, with --max_steps in WORD_STUDENT_ARGS)
 #   REPORT=0      skip export and report
 #   EXPORT_ARGS   export_model.py flags (default --onnx: also model.onnx, the faster runtime at batch 1)
 #   PY            python to use (default .venv/bin/python when present)
@@ -122,18 +123,33 @@ if [ "${BASELINE:-0}" = 1 ]; then
     $(merge_flags "--learning_rate 5e-5 --num_train_epochs 3" "${INTER_ARGS:-}" "${WORD_ARGS:-}" "${BASELINE_ARGS:-}")
 fi
 
+word_run() {  # word_run STUDENT DIR FLAGS...: one word student (distilled or twin) with WORD_STUDENT_ARGS
+  local word=$1 dir=$2; shift 2
+  # shellcheck disable=SC2086
+  stage "$dir" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
+    --student_model_name_or_path "$word" --output_dir "$dir" "$@" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"} \
+    $(merge_flags "--learning_rate 1e-3 --num_train_epochs 3" "${WORD_STUDENT_ARGS:-}")
+}
+# a distilled word student learns the teacher's outputs on every row and the gold labels of the labelled ones
+# (weight 1: on low-label SST-2 this beat the teacher's outputs alone by 1-3 points; docs/BENCHMARKS.md)
+DISTILLED=(--cache_teacher_logits --cache_dir "$OUT/teacher_logits" --hard_label_weight 1)
+TWIN=(--pred_weight 0 --hard_label_weight 1)
 for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, steps and learning rate, gold labels only
-  for kind in distilled twin; do
-    dir="$OUT/students/$word" extra=(--cache_teacher_logits --cache_dir "$OUT/teacher_logits")
-    if [ "$kind" = twin ]; then  # the distilled run's step count: its epochs also covered the transfer rows
-      steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$dir/all_results.json")
-      dir="$dir-twin" extra=(--pred_weight 0 --hard_label_weight 1 --max_steps "$steps")
-    fi
-    # shellcheck disable=SC2086
-    stage "$dir" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
-      --student_model_name_or_path "$word" --output_dir "$dir" "${extra[@]}" "${TRANSFER_ARGS[@]}" \
-      ${GLOVE:+--glove_embs "$GLOVE"} $(merge_flags "--learning_rate 1e-3 --num_train_epochs 3" "${WORD_STUDENT_ARGS:-}")
-  done
+  dir="$OUT/students/$word"
+  if [ "${WORD_PARALLEL:-0}" = 1 ]; then
+    # both at once, one thread each (a word student's small steps use a second core poorly); the step count is
+    # WORD_STUDENT_ARGS' --max_steps, so the twin needs nothing from the distilled run
+    [[ " ${WORD_STUDENT_ARGS:-} " == *" --max_steps "* ]] || {
+      echo "error: WORD_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS (the twin's steps)" >&2; exit 2; }
+    OMP_NUM_THREADS=1 word_run "$word" "$dir" "${DISTILLED[@]}" & distilled=$!
+    OMP_NUM_THREADS=1 word_run "$word" "$dir-twin" "${TWIN[@]}" & twin=$!
+    wait "$distilled"; wait "$twin"
+  else
+    word_run "$word" "$dir" "${DISTILLED[@]}"
+    # the distilled run's step count: its epochs also covered the transfer rows
+    steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$dir/all_results.json")
+    word_run "$word" "$dir-twin" "${TWIN[@]}" --max_steps "$steps"
+  fi
 done
 
 if [ "${REPORT:-1}" = 1 ]; then

