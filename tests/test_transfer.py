@@ -262,3 +262,37 @@ def test_a_twin_copies_its_layers_from_init_from(tmp_path, demo_glue, tiny_teach
     name = next(k for k in source if k.endswith("word_embeddings.weight"))
     mine = next(k for k in student if k.endswith("word_embeddings.weight"))
     np.testing.assert_allclose(np.asarray(student[mine]), np.asarray(source[name]), atol=1e-6)
+
+
+def test_report_pairs_students_with_their_twins_and_computes_gap_closed(tmp_path, capsys):
+    """report.json: teacher / distilled / twin / gap closed for pred-baseline and every students/NAME beside
+    students/NAME-twin; a student without a twin is listed in the table but not in the verdict; stage 1 shows its
+    dev loss, not an accuracy."""
+    import json
+
+    import report
+
+    def stage(name, score, arch=None, extra=None):
+        results = {"eval_accuracy": score, "main_metric": "eval_accuracy", "task": "SST-2", **(extra or {})}
+        write(str(tmp_path / name / "all_results.json"), json.dumps(results))
+        if arch:
+            write(str(tmp_path / name / "best_model" / "config.json"), json.dumps({"distill_arch": arch}))
+    stage("teacher", 0.8)
+    write(str(tmp_path / "inter" / "all_results.json"), json.dumps({"eval_inter_loss": 0.25, "main_metric":
+                                                                    "eval_inter_loss", "task": "SST-2"}))
+    stage("pred", 0.75, "bert")
+    stage("baseline", 0.7, "bert")
+    stage("students/cnn", 0.74, "cnn")
+    stage("students/cnn-twin", 0.76, "cnn")
+    stage("students/bow", 0.6, "bow")  # no twin
+    report.main(["--out", str(tmp_path), "--no-latency"])
+    verdict = json.loads((tmp_path / "report.json").read_text())
+    assert verdict["metric"] == "eval_accuracy" and verdict["teacher"] == 0.8
+    assert [(s["name"], s["arch"], s["distilled"], s["twin"]) for s in verdict["students"]] == [
+        ("student", "bert", 0.75, 0.7), ("cnn", "cnn", 0.74, 0.76)]
+    assert verdict["students"][0]["gap_closed"] == pytest.approx(0.5)  # (0.75 - 0.7) / (0.8 - 0.7)
+    assert verdict["students"][1]["gap_closed"] == pytest.approx(-0.5)  # (0.74 - 0.76) / (0.8 - 0.76)
+    text = (tmp_path / "report.md").read_text()
+    assert "| student after stage 1 (intermediate layers; no classifier yet) | - (dev loss 0.2500) |" in text
+    assert "| cnn | cnn | 0.7400 | 0.7600 | -2.0 | -0.50 |" in text and "| bow (distilled) | 0.6000 |" in text
+    assert "| bow | bow |" not in text
