@@ -2,9 +2,10 @@
 
     python report.py --out out/sst2
 
-Reads the stages' folders (teacher/, inter/, pred/, and baseline/ when run), the exports (export/teacher,
-export/student) and the VisualDL logs. Reports the dev metric of the teacher, of the student before prediction
-distillation (stage 1's model, whose classifier is still untrained), after it, and of the hard-label baseline;
+Reads the stages' folders (teacher/, inter/, pred/, and baseline/ when run; students/NAME beside students/NAME-twin),
+the exports (export/teacher, export/student) and the VisualDL logs. Reports the dev metric of the teacher (stage 1's
+dev loss: its classifier is not trained yet), of each distilled student and of its gold-only twin, with the gap
+closed (also in report.json);
 model sizes; latency of both exports (Paddle Inference, and onnxruntime for a model.onnx) next to their FLOP
 ratio; plots of every loss term and dev metric over steps (so nobody needs to start VisualDL); and each stage's
 path and command.
@@ -31,9 +32,11 @@ STUDENTS_DIR, TWIN_SUFFIX = "students", "-twin"
 def extra_stages(out):
     """(name, script, label) of every student under OUT/students, each followed by its twin when it has one."""
     folder = os.path.join(out, STUDENTS_DIR)
-    names = sorted(n for n in os.listdir(folder) if not n.endswith(TWIN_SUFFIX)) if os.path.isdir(folder) else []
-    found = []
-    for name in names:
+    names = sorted(n for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n))) if os.path.isdir(
+        folder) else []
+    found = [(os.path.join(STUDENTS_DIR, n), "task_distill.py", f"{n} (a twin without its distilled student)")
+             for n in names if n.endswith(TWIN_SUFFIX) and n[:-len(TWIN_SUFFIX)] not in names]
+    for name in (n for n in names if not n.endswith(TWIN_SUFFIX)):
         found.append((os.path.join(STUDENTS_DIR, name), "task_distill.py", f"{name} (distilled)"))
         if os.path.isdir(os.path.join(folder, name + TWIN_SUFFIX)):
             found.append((os.path.join(STUDENTS_DIR, name + TWIN_SUFFIX), "task_distill.py",
@@ -213,7 +216,7 @@ def plot(series_by_stage, plots_dir):
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
             fig.tight_layout()
-            path = os.path.join(plots_dir, f"{stage}_{kind}.png")
+            path = os.path.join(plots_dir, f"{stage.replace(os.sep, '_')}_{kind}.png")  # students/x -> students_x
             with atomic_file(path, "wb") as f:
                 fig.savefig(f, dpi=100, format="png")
             plt.close(fig)

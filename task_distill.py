@@ -123,7 +123,7 @@ def parse_part(text):
     if text is None:
         return None
     k, _, n = text.partition("/")
-    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+    if not (k.isascii() and n.isascii() and k.isdecimal() and n.isdecimal() and 1 <= int(k) <= int(n)):
         raise UserError(f"--label_part: expected K/N with 1 <= K <= N (e.g. 1/2), got '{text}'")
     return int(k) - 1, int(n)
 
@@ -171,6 +171,10 @@ def build_models(args, spec, train_examples):
     if args.init_from:
         from utils.adapters import load_adapter
         source = load_adapter(args.init_from, num_labels=spec.num_labels)
+        if source.encoder.signature() != teachers[0].encoder.signature() or (
+                source.shape() != teachers[0].shape() and args.intermediate_distill):
+            raise UserError("--init_from must tokenise like the first teacher (and, for intermediate distillation, "
+                            "have its shape): it is the teacher's pretrained checkpoint", args.init_from)
     set_seed(args.seed)  # the student's fresh weights depend on the seed only, not on how many teachers loaded
     student = build_student(
         args.student_model_name_or_path, source, spec.num_labels, init=args.student_init,
@@ -261,7 +265,10 @@ def main(argv=None):
     predicts = [bool(p["kd_weight"] or p["hard_label_weight"]) for p in phases]
     stage = phases[0]["name"] if len(phases) == 1 else "distill"
     need_logits_T = any(p["kd_weight"] for p in phases)  # a gold-labels-only baseline needs no teacher outputs
-    rows = train_examples + transfer if need_logits_T else train_examples  # transfer rows teach through the teacher
+    # transfer rows teach through the teacher (its logits, or its layers in an intermediate phase); a gold-only twin
+    # reads them for a word student's vocabulary only
+    taught = need_logits_T or bool(config["intermediate_matches"])
+    rows = train_examples + transfer if taught else train_examples
     teacher_weights = args.teacher_weights or [1.0] * len(teachers)
     stored = need_logits_T and bool(args.cache_teacher_logits or transfer)  # logits from the label store
     teachers_run = any(requests(config, "T", i) for i in range(len(teachers))) or (need_logits_T and not stored)
@@ -357,7 +364,8 @@ def main(argv=None):
         optimizer=optimizer, scheduler=scheduler, batch_at=batch_at,
         phases=[loop_phase(i, p) for i, p in enumerate(phases)], logging_steps=args.logging_steps,
         save_steps=args.save_steps, seed=args.seed, rank=rank, world=world,
-        fingerprint=loop.fingerprint(args, rows, world, teachers=loop.digest_files(args.teacher_path),
+        fingerprint=loop.fingerprint(args, train_examples + transfer, world,  # transfer text: a word student's vocabulary
+                                     teachers=loop.digest_files(args.teacher_path),
                                      config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))
     state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
     if stored:
@@ -373,7 +381,8 @@ def main(argv=None):
     job.log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0, fresh=state["step"] == 0)
     results = loop.run(job, state)
     job.log.close()
-    results.update(train_examples=len(train), transfer_examples=len(rows) - len(train_examples), task=spec.name, stage=stage, student=student.describe(),
+    results.update(train_examples=len(train_examples), transfer_examples=len(rows) - len(train_examples),
+                   train_rows=len(train), task=spec.name, stage=stage, student=student.describe(),
                    student_parameters=student.num_parameters())
     if rank == 0:
         write_json(os.path.join(args.output_dir, "all_results.json"), results)

@@ -27,6 +27,10 @@ fi
 source scripts/pip_paths.sh
 MINILM=$(minilm_path)
 GLOVE=$(glove_path)
+if [ -d "$OUT/teacher" ] && [ ! -f "$OUT/glue/SST-2/transfer.txt" ]; then
+  echo "error: $OUT holds an earlier version's demo (no transfer set): remove it, or set OUT to another folder" >&2
+  exit 2
+fi
 [ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" \
   --n_train "${N_TRAIN:-2000}" --n_transfer "${N_TRANSFER:-20000}"
 
@@ -39,7 +43,7 @@ GLOVE=$(glove_path)
 export PY GLUE_DIR="$OUT/glue" TEACHER="$MINILM" STUDENT=${STUDENT:-3l-384d} STUDENT_INIT=${STUDENT_INIT:-teacher}
 export TRANSFER=${TRANSFER-$OUT/glue/SST-2/transfer.txt} INTER=${INTER:-0} TWIN_INIT=${TWIN_INIT-$MINILM}
 export USE_AUG=${USE_AUG:-0} GLOVE BASELINE=${BASELINE:-1} WORD_STUDENTS=${WORD_STUDENTS-bilstm}
-export TEACHER_ARGS=${TEACHER_ARGS:---learning_rate 5e-5 --num_train_epochs 3 --save_steps 63 --logging_steps 21}
+export TEACHER_ARGS=${TEACHER_ARGS:---learning_rate 1e-4 --num_train_epochs 3 --save_steps 63 --logging_steps 21}
 export PRED_ARGS=${PRED_ARGS:---learning_rate 1e-4 --hard_label_weight 1 --max_steps 375 --save_steps 75 --logging_steps 25}
 export BASELINE_ARGS=${BASELINE_ARGS:---learning_rate 1e-4 --max_steps 375 --save_steps 75 --logging_steps 25}
 export WORD_PARALLEL=${WORD_PARALLEL:-1}  # the BiLSTM and its twin at once, a thread each

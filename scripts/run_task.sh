@@ -44,6 +44,9 @@ fi
 COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" --batch_size 32 --device "$DEVICE")
 DISTILL=("${COMMON[@]}")
 TRANSFER_ARGS=(${TRANSFER:+--transfer_file "$TRANSFER"})
+if [ -n "${WORD_STUDENTS:-}" ] && [ "${WORD_PARALLEL:-0}" = 1 ] && [[ " ${WORD_STUDENT_ARGS:-} " != *" --max_steps "* ]]; then
+  echo "error: WORD_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS (the twin's steps)" >&2; exit 2
+fi
 
 merge_flags() {  # merge_flags "FLAGS" ...: every flag once, a later argument's value winning (defaults first,
   # then the user's *_ARGS), so a command (and the args.json and report that copy it) never repeats a flag
@@ -94,10 +97,11 @@ case $STUDENT in
     # word students have no layers to match: prediction-layer distillation only (Tang et al.'s MSE on logits),
     # embeddings from GLOVE when given; WORD_ARGS for their hyper-parameters (--hidden_size ...)
     # shellcheck disable=SC2086
+    PRED_FLAGS=$(merge_flags "--learning_rate 1e-3 --num_train_epochs 3" "${WORD_ARGS:-}" "${PRED_ARGS:-}")
     stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
       --student_model_name_or_path "$STUDENT" --output_dir "$OUT/pred" --distill_config configs/tang_mse.json \
       --cache_teacher_logits --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"} \
-      $(merge_flags "--learning_rate 1e-3 --num_train_epochs 3" "${WORD_ARGS:-}" "${PRED_ARGS:-}")
+      $PRED_FLAGS
     BASELINE_INIT=() ;;
   *)
     START=(--student_model_name_or_path "$STUDENT" --student_init "$STUDENT_INIT")
@@ -108,19 +112,24 @@ case $STUDENT in
         --output_dir "$OUT/inter" $(merge_flags "--learning_rate 5e-5 --num_train_epochs $INTER_EPOCHS" "${INTER_ARGS:-}")
       START=(--student_model_name_or_path "$OUT/inter/best_inter_model")
     fi
+    PRED_FLAGS=$(merge_flags "--learning_rate 3e-5 --num_train_epochs 3" "${PRED_ARGS:-}")
     # shellcheck disable=SC2086
     stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
-      "${START[@]}" --output_dir "$OUT/pred" --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" \
-      $(merge_flags "--learning_rate 3e-5 --num_train_epochs 3" "${PRED_ARGS:-}")
-    BASELINE_INIT=(--student_init "$STUDENT_INIT" ${TWIN_INIT:+--init_from "$TWIN_INIT"}) ;;
+      "${START[@]}" --output_dir "$OUT/pred" --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" $PRED_FLAGS
+    BASELINE_INIT=(--student_init "$STUDENT_INIT")
+    [ "$STUDENT_INIT" != teacher ] || BASELINE_INIT+=(${TWIN_INIT:+--init_from "$TWIN_INIT"}) ;;
 esac
 
+train_steps() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$1/all_results.json"; }
+
 if [ "${BASELINE:-0}" = 1 ]; then
+  # the twin: the student's own flags and the distilled run's step count (its epochs also covered augmented or
+  # transfer rows), on the gold labels alone; BASELINE_ARGS may still override
   # shellcheck disable=SC2086
   stage "$OUT/baseline" "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" \
     --student_model_name_or_path "$STUDENT" "${BASELINE_INIT[@]}" --pred_weight 0 --hard_label_weight 1 \
     --output_dir "$OUT/baseline" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"} \
-    $(merge_flags "--learning_rate 5e-5 --num_train_epochs 3" "${INTER_ARGS:-}" "${WORD_ARGS:-}" "${BASELINE_ARGS:-}")
+    $(merge_flags "$PRED_FLAGS" "--max_steps $(train_steps "$OUT/pred")" "${BASELINE_ARGS:-}")
 fi
 
 word_run() {  # word_run STUDENT DIR FLAGS...: one word student (distilled or twin) with WORD_STUDENT_ARGS
@@ -139,16 +148,13 @@ for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, ste
   if [ "${WORD_PARALLEL:-0}" = 1 ]; then
     # both at once, one thread each (a word student's small steps use a second core poorly); the step count is
     # WORD_STUDENT_ARGS' --max_steps, so the twin needs nothing from the distilled run
-    [[ " ${WORD_STUDENT_ARGS:-} " == *" --max_steps "* ]] || {
-      echo "error: WORD_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS (the twin's steps)" >&2; exit 2; }
     OMP_NUM_THREADS=1 word_run "$word" "$dir" "${DISTILLED[@]}" & distilled=$!
     OMP_NUM_THREADS=1 word_run "$word" "$dir-twin" "${TWIN[@]}" & twin=$!
-    wait "$distilled"; wait "$twin"
+    rc=0; wait "$distilled" || rc=$?; wait "$twin" || rc=$?  # both finish before a failure stops the script
+    [ "$rc" = 0 ] || exit "$rc"
   else
     word_run "$word" "$dir" "${DISTILLED[@]}"
-    # the distilled run's step count: its epochs also covered the transfer rows
-    steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$dir/all_results.json")
-    word_run "$word" "$dir-twin" "${TWIN[@]}" --max_steps "$steps"
+    word_run "$word" "$dir-twin" "${TWIN[@]}" --max_steps "$(train_steps "$dir")"  # the distilled run's steps
   fi
 done
 

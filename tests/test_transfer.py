@@ -128,7 +128,8 @@ def test_rows_are_keyed_one_by_one_and_repeats_labelled_once(tmp_path):
     label_rows(store, fake_logits, features, keys, shard_rows=8)
     # another run: a subset in another order plus a repeated row: found without labelling anything
     order = [5, 3, 3, 19, 0]
-    assert label_rows(store, fake_logits, features, keys[order], shard_rows=8) == (0, 0)
+    from utils.batches import subset
+    assert label_rows(store, fake_logits, subset(features, order), keys[order], shard_rows=8) == (0, 0)
     np.testing.assert_array_equal(store.gather(keys[order]), fake_logits(features)[order])
     assert sum(len(s) for s in plan_shards(keys[order], np.ones(5, np.int64), 8)) == 4  # the repeat counted once
 
@@ -172,7 +173,7 @@ def test_transfer_text_is_labelled_and_learnt_from(tmp_path, demo_glue, tiny_tea
                       "--student_init", "random", "--transfer_file", transfer, "--cache_dir", store)
     out = capsys.readouterr().out
     assert "4 rows read; 1 equal to a dev row and 1 repeats dropped; 2 kept" in out
-    assert results["transfer_examples"] == 2 and results["train_examples"] == 242
+    assert results["transfer_examples"] == 2 and results["train_examples"] == 240 and results["train_rows"] == 242
     (folder,) = glob.glob(str(store / "teacher-*"))
     train = read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")
     assert len(LabelStore(folder).keys) == len(np.unique(row_keys(train))) + 2  # every distinct row, labelled once
@@ -296,3 +297,36 @@ def test_report_pairs_students_with_their_twins_and_computes_gap_closed(tmp_path
     assert "| student after stage 1 (intermediate layers; no classifier yet) | - (dev loss 0.2500) |" in text
     assert "| cnn | cnn | 0.7400 | 0.7600 | -2.0 | -0.50 |" in text and "| bow (distilled) | 0.6000 |" in text
     assert "| bow | bow |" not in text
+
+
+def test_more_rows_later_label_only_the_new_ones(tmp_path):
+    """A second run over the same rows plus new ones labels the new rows only, however the shards are cut."""
+    examples, features = encoded(40)
+    keys = row_keys(examples)
+    store = LabelStore(str(tmp_path / "s"))
+    first = list(range(0, 40, 2))
+    from utils.batches import subset
+    label_rows(store, fake_logits, subset(features, first), keys[first], shard_rows=8)
+    calls = []
+    assert label_rows(store, lambda f: calls.append(len(f)) or fake_logits(f), features, keys, shard_rows=8)[1] == 20
+    assert sum(calls) == 20
+    np.testing.assert_array_equal(store.gather(keys), fake_logits(features))
+
+
+def test_a_conll_file_as_ner_transfer_is_refused(tmp_path):
+    from utils.transfer import read_sentences
+    path = write(str(tmp_path / "t.txt"), "The O\nmovie O\nEU B-ORG\n")
+    with pytest.raises(UserError, match=r"t.txt:3: a CoNLL-style line \(a word and its tag\)"):
+        read_sentences(path, ("O", "B-ORG", "I-ORG"))
+    assert [s.words for s in read_sentences(path, ())] == [["The", "O"], ["movie", "O"], ["EU", "B-ORG"]]
+
+
+def test_init_from_must_tokenise_like_the_teacher(tmp_path, capsys, demo_glue, tiny_teacher):
+    from utils.demo import make_tiny_bert
+    other = make_tiny_bert(str(tmp_path / "other"), words=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"])
+    with pytest.raises(SystemExit) as info:
+        distill(demo_glue, tiny_teacher, tmp_path / "out", "--student_model_name_or_path", "1l-32d",
+                "--student_init", "teacher", "--init_from", other, "--pred_weight", 0, "--hard_label_weight", 1)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--init_from must tokenise like the first teacher" in err
+    assert not os.path.exists(tmp_path / "out")

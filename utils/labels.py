@@ -33,11 +33,11 @@ def row_keys(examples, groups=None):
     windows); a later window's key adds its place among them."""
     texts = [e.text_a + "\t" + (e.text_b or "") if hasattr(e, "text_a") else "\x1f".join(e.words) for e in examples]
     if groups is not None:
-        texts, seen = [], {}
+        seen, windows = {}, []
         for g in groups:
             seen[g] = seen.get(g, -1) + 1
-            texts.append(("\x1f".join(examples[g].words) if hasattr(examples[g], "words") else examples[g].text_a)
-                         + (f"\x1e{seen[g]}" if seen[g] else ""))
+            windows.append(texts[g] + (f"\x1e{seen[g]}" if seen[g] else ""))
+        texts = windows
     out = np.empty(len(texts), dtype=np.uint64)
     for i, text in enumerate(texts):
         out[i] = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
@@ -62,6 +62,8 @@ def store_folder(cache_dir, paths, weights, signature, max_seq_length):
     h = hashlib.sha256()
     for path, weight in zip(paths, weights):
         digest_files([path], h)
+        if not os.path.exists(path):  # a model name (PaddleNLP's download): no files to hash, so its name
+            h.update(path.encode("utf-8"))
         h.update(repr(float(weight)).encode())
     h.update(repr((signature, max_seq_length)).encode())
     return os.path.join(cache_dir, f"teacher-{h.hexdigest()[:24]}")
@@ -166,8 +168,14 @@ def label_rows(store, label_fn, features, keys, part=(0, 1), shard_rows=None, de
     from tqdm import tqdm
 
     from utils.batches import subset
-    todo = [s for j, s in enumerate(plan_shards(keys, features.lengths, shard_rows or SHARD_ROWS))
-            if j % part[1] == part[0] and (store.find(keys[s]) < 0).any()]
+    if len(features) != len(keys):
+        raise UserError(f"{len(features)} teacher-side rows for {len(keys)} keys: the teacher cuts the examples into "
+                        "other rows than the student (another tokenizer?)")
+    # the plan covers every row, so all parts agree on it; a shard labels only the rows the store lacks (a rerun
+    # over more rows labels the new ones, not their shards' old ones)
+    todo = [s[store.find(keys[s]) < 0] for j, s in enumerate(plan_shards(keys, features.lengths, shard_rows or
+                                                                          SHARD_ROWS)) if j % part[1] == part[0]]
+    todo = [s for s in todo if len(s)]
     written = rows = 0
     for s in tqdm(todo, desc=desc, unit="shard", disable=not todo):
         logits = label_fn(subset(features, s))

@@ -114,7 +114,7 @@ def has_checkpoint(folder):
 
 # flags that change neither the batches nor the arithmetic of training: a resumed run may differ in them
 NOT_TRAINING = {"output_dir", "resume", "logging_steps", "save_steps", "eval_batch_size", "max_eval_samples",
-                "cache_dir", "cache_teacher_logits", "device"}
+                "cache_dir", "cache_teacher_logits", "device", "label_engine", "label_part"}
 
 
 def digest_examples(examples, h=None):

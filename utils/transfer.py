@@ -12,7 +12,7 @@ import math
 
 from utils.errors import UserError
 
-NO_LABEL = -100  # the label of a row with no gold label (utils.batches.LABEL_PAD: no hard loss reads it)
+from utils.batches import LABEL_PAD as NO_LABEL  # a transfer row's label: no hard loss reads it
 NO_TAG = -1  # a transfer sentence's word: distilled (its first piece is a KD position) but no gold tag
 
 
@@ -86,13 +86,17 @@ def read_transfer(path, spec):
     return out
 
 
-def read_sentences(path):
+def read_sentences(path, tags=()):
     """Sentences of a transfer file for a token task: one sentence a line, words split on whitespace, every word
-    NO_TAG."""
-    from utils.tasks.tokens import Sentence
+    NO_TAG. A CoNLL-style file (a word and one of the task's `tags` per line) is refused: its lines are not
+    sentences."""
+    from utils.tasks.tokens import DOCSTART, Sentence
     out = []
     for lineno, line in _lines(path):
         words = line.split()
+        if words[0] == DOCSTART or (len(words) == 2 and words[1] in tags and words[1] != "O"):
+            raise UserError("a CoNLL-style line (a word and its tag); a transfer file for a token task holds one "
+                            "sentence a line, words separated by spaces", path, lineno)
         out.append(Sentence(words, [""] * len(words), [lineno] * len(words), [NO_TAG] * len(words)))
     if not out:
         raise UserError("no sentences; expected one sentence per line", path)
@@ -132,5 +136,6 @@ def load_transfer(paths, spec, labelled, dev_sets):
     if head not in ("sequence", "token"):
         raise UserError(f"--transfer_file works for sequence and token classification; a {head} task "
                         f"({spec.name}) distils on its labelled set")
-    rows = [e for path in paths for e in (read_sentences(path) if head == "token" else read_transfer(path, spec))]
+    rows = [e for path in paths for e in (read_sentences(path, spec.labels) if head == "token"
+                                          else read_transfer(path, spec))]
     return clean_transfer(rows, labelled, dev_sets)
