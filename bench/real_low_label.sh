@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Low-label SST-2 (docs/BENCHMARKS.md, "Distillation against gold-only twins"): 2,000 labelled sentences (the demo's
-# seeded sample) and N_TRANSFER more without labels; the demo's teacher (MiniLM fine-tuned on the 2,000); for each
+# seeded sample) and N_TRANSFER more without labels; a teacher fine-tuned on the 2,000 (TEACHER_ARGS; a finished
+# OUT/teacher is reused, e.g. a copy of the demo's); for each
 # seed, every student distilled on labelled + transfer rows beside its gold-only twin (same student, vocabulary and
 # steps; a teacher-initialised student's twin starts from the pretrained MiniLM's layers). Teacher fixed, students
 # and twins reseeded; OUT/s<seed>/report.json per seed, then the mean, the per-seed values and the paired
@@ -17,8 +18,9 @@ mkdir -p "$OUT"
 [ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train 2000 \
   --n_transfer "$N_TRANSFER"
 COMMON=(--task_name SST-2 --glue_dir "$OUT/glue" --max_seq_length 64 --batch_size 32)
+# shellcheck disable=SC2086
 timed teacher "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
-  --learning_rate 5e-5 --num_train_epochs 2 --save_steps 63 --logging_steps 21
+  ${TEACHER_ARGS:---learning_rate 1e-4 --num_train_epochs 3 --save_steps 63 --logging_steps 21}
 TRANSFER=(--transfer_file "$OUT/glue/SST-2/transfer.txt" --teacher_path "$OUT/teacher/best_model")
 
 recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student kind)
@@ -60,9 +62,12 @@ for name in [s["name"] for s in runs[0]["students"]]:
     pairs = [next(s for s in r["students"] if s["name"] == name) for r in runs]
     d, t = np.mean([p["distilled"] for p in pairs]), np.mean([p["twin"] for p in pairs])
     gains = [100 * (p["distilled"] - p["twin"]) for p in pairs]
+    closed = f"{(d - t) / (teacher - t):.2f}" if teacher is not None and teacher != t else "-"
     lines.append(f"| {name} | {d:.4f} | {t:.4f} | {np.mean(gains):+.1f} ({', '.join(f'{g:+.1f}' for g in gains)}) | "
-                 f"{(d - t) / (teacher - t):.2f} |")
-with open(os.path.join(out, "summary.md"), "w") as f:
+                 f"{closed} |")
+sys.path.insert(0, ".")
+from utils.files import atomic_file
+with atomic_file(os.path.join(out, "summary.md")) as f:
     f.write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
