@@ -50,8 +50,7 @@ def teacher_outputs(adapter, wanted, logits, engine="auto", device="cpu"):
     CPU for a teacher of real size and falls back to dygraph (saying so) for a model that does not trace. A tiny
     teacher (under 128 wide: the demo's and the tests') stays in dygraph under "auto": tracing it takes longer
     (about a second) than it would save."""
-    tiny = (adapter.shape().get("hidden") or 0) < TRACE_MIN_WIDTH
-    if engine == "dygraph" or (engine == "auto" and (tiny or not device.startswith("cpu"))):
+    if stays_dygraph(adapter, engine, device):
         return DistillOutputs(adapter, wanted, logits=logits)
     from utils.inference import InferenceTeacher
     try:
@@ -63,6 +62,13 @@ def teacher_outputs(adapter, wanted, logits, engine="auto", device="cpu"):
         adapter.drop_capture()
         print(f"note: the teacher runs in dygraph, not as a Paddle Inference program ({reason})")
         return DistillOutputs(adapter, wanted, logits=logits)
+
+
+def stays_dygraph(adapter, engine, device="cpu"):
+    """Whether a teacher runs eagerly: asked to, or under "auto" when it is tiny (tracing costs more than it saves)
+    or not on a CPU."""
+    tiny = (adapter.shape().get("hidden") or 0) < TRACE_MIN_WIDTH
+    return engine == "dygraph" or (engine == "auto" and (tiny or not device.startswith("cpu")))
 
 
 def requests(config, side, teacher=0):

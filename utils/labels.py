@@ -213,9 +213,8 @@ def teacher_label_fn(teachers, weights, engine="auto", batch_size=128):
 def _engine(teacher, engine):
     """A predictor over the teacher's export (in a temporary folder), or None for dygraph. "auto" keeps a tiny
     teacher (the tests') in dygraph, where exporting it would take longer than it saves."""
-    from utils.distill import TRACE_MIN_WIDTH
-    tiny = (teacher.shape().get("hidden") or 0) < TRACE_MIN_WIDTH
-    if engine == "dygraph" or (engine == "auto" and tiny):
+    from utils.distill import stays_dygraph
+    if stays_dygraph(teacher, engine):
         return None
     import shutil
     import tempfile
@@ -244,8 +243,8 @@ def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, 
     features_fn() encodes the rows for the teachers; it is called only when some row is missing."""
     import time
     folder = store_folder(cache_dir, teacher_paths, weights, teachers[0].encoder.signature(), max_seq_length)
-    store = LabelStore(folder)
-    missing = int((store.find(np.unique(keys)) < 0).sum())
+    store, distinct = LabelStore(folder), np.unique(keys)
+    missing = int((store.find(distinct) < 0).sum())
     if missing:
         start = time.time()
         fn = teacher_label_fn(teachers, weights, engine, batch_size)
@@ -254,7 +253,7 @@ def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, 
         print(f"teacher logits: wrote {shards} shards ({rows:,} rows, {rows / max(seconds, 1e-9):.0f} rows/s) to "
               f"{folder}")
     else:
-        print(f"teacher logits: reusing {folder} (all {len(np.unique(keys)):,} distinct rows labelled)")
+        print(f"teacher logits: reusing {folder} (all {len(distinct):,} distinct rows labelled)")
     if part[1] > 1:
         return None
     return store.gather(keys)

@@ -21,26 +21,15 @@ def no_label(regression):
 
 
 def _lines(path):
-    """(line number, text) of every non-blank line; a binary or non-UTF-8 file is refused at its first bad line."""
-    import os
-    if not os.path.isfile(path):
-        raise UserError(("a directory" if os.path.isdir(path) else "no such file")
-                        + "; expected a transfer file (one text per line)", path)
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if b"\0" in raw:
-                raise UserError("a NUL byte: this looks like a binary file; expected UTF-8 text, one example per "
-                                "line", path, lineno)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise UserError(f"not UTF-8 text (byte {err.start}); expected UTF-8 text, one example per line",
-                                path, lineno) from None
-            if lineno == 1:
-                text = text.lstrip("\ufeff")
-            text = text.rstrip("\n").rstrip("\r")
-            if text.strip():
-                yield lineno, text
+    """(line number, text) of every non-blank line (utils.files.text_lines: missing files, folders and non-UTF-8
+    lines are named); a line with a NUL byte is refused too: the file is binary."""
+    from utils.files import text_lines
+    for lineno, text in text_lines(path, "a transfer file: UTF-8 text, one example per line"):
+        if "\0" in text:
+            raise UserError("a NUL byte: this looks like a binary file; expected UTF-8 text, one example per line",
+                            path, lineno)
+        if text.strip():
+            yield lineno, text
 
 
 def _task_columns(spec, first_fields):
