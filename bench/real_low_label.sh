@@ -49,25 +49,4 @@ for seed in $SEEDS; do
   "$PY" report.py --out "$OUT/s$seed" --no-latency > "$OUT/s$seed/report.log"
 done
 
-"$PY" - "$OUT" $SEEDS <<'PYEOF'
-import json, os, sys
-import numpy as np
-out, seeds = sys.argv[1], sys.argv[2:]
-runs = [json.load(open(os.path.join(out, f"s{s}", "report.json"))) for s in seeds]
-teacher = runs[0]["teacher"]
-lines = [f"# Low-label SST-2: teacher {teacher:.4f}, seeds {', '.join(seeds)}", "",
-         "| student | distilled (mean) | twin (mean) | paired gain, points (per seed) | gap closed (of means) |",
-         "| --- | --- | --- | --- | --- |"]
-for name in [s["name"] for s in runs[0]["students"]]:
-    pairs = [next(s for s in r["students"] if s["name"] == name) for r in runs]
-    d, t = np.mean([p["distilled"] for p in pairs]), np.mean([p["twin"] for p in pairs])
-    gains = [100 * (p["distilled"] - p["twin"]) for p in pairs]
-    closed = f"{(d - t) / (teacher - t):.2f}" if teacher is not None and teacher != t else "-"
-    lines.append(f"| {name} | {d:.4f} | {t:.4f} | {np.mean(gains):+.1f} ({', '.join(f'{g:+.1f}' for g in gains)}) | "
-                 f"{closed} |")
-sys.path.insert(0, ".")
-from utils.files import atomic_file
-with atomic_file(os.path.join(out, "summary.md")) as f:
-    f.write("\n".join(lines) + "\n")
-print("\n".join(lines))
-PYEOF
+"$PY" bench/seed_summary.py "$OUT" $SEEDS

@@ -330,3 +330,45 @@ def test_init_from_must_tokenise_like_the_teacher(tmp_path, capsys, demo_glue, t
     err = capsys.readouterr().err
     assert info.value.code == 2 and "--init_from must tokenise like the first teacher" in err
     assert not os.path.exists(tmp_path / "out")
+
+
+# ---- the low-label samplers and the seed summary behind the benches
+
+def test_low_label_samples_keep_labelled_transfer_and_validation_rows_apart(tmp_path):
+    from utils.demo import sample_conll, sample_sst2, write_conll, write_sst2
+    write_sst2(str(tmp_path / "glue" / "SST-2"), n_train=300, n_dev=40)
+    sample_sst2(str(tmp_path / "glue"), str(tmp_path / "low"), n_train=50, n_transfer=100, n_valid=30)
+    rows = {s: open(tmp_path / "low" / f"{s}.tsv").read().splitlines()[1:] for s in ("train", "dev")}
+    transfer = open(tmp_path / "low" / "transfer.txt").read().splitlines()
+    source = open(tmp_path / "glue" / "SST-2" / "train.tsv").read().splitlines()[1:]
+    assert (len(rows["train"]), len(transfer), len(rows["dev"])) == (50, 100, 30)
+    assert set(rows["dev"]) <= set(source)  # the validation slice is training rows, with their labels
+    texts = [r.split("\t")[0] for r in rows["train"] + rows["dev"]] + transfer
+    assert len(texts) == 180 and set(texts) <= {r.split("\t")[0] for r in source}
+
+    write_conll(str(tmp_path / "ner"), n_train=40, n_dev=10)
+    assert sample_conll(str(tmp_path / "ner"), str(tmp_path / "lowner"), n_train=15) == 40
+    tagged = open(tmp_path / "lowner" / "train.txt").read().strip().split("\n\n")
+    untagged = open(tmp_path / "lowner" / "transfer.txt").read().splitlines()
+    assert len(tagged) == 15 and len(untagged) == 25
+    assert not any(line.endswith((" O", "-PER", "-LOC")) for line in untagged)  # words only, no tags
+    every = [" ".join(line.split()[0] for line in b.split("\n"))
+             for b in open(tmp_path / "ner" / "train.txt").read().strip().split("\n\n")[1:]]  # after -DOCSTART-
+    words = [" ".join(line.split()[0] for line in b.split("\n")) for b in tagged]
+    assert sorted(words + untagged) == sorted(every) and len(every) == 40  # together: each training sentence once
+    assert open(tmp_path / "lowner" / "dev.txt").read() == open(tmp_path / "ner" / "dev.txt").read()
+
+
+def test_seed_summary_averages_the_verdicts(tmp_path):
+    import json
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    from seed_summary import summary_lines
+    for seed, (d, t) in (("1", (0.80, 0.70)), ("2", (0.76, 0.74))):
+        os.makedirs(tmp_path / f"s{seed}")
+        with open(tmp_path / f"s{seed}" / "report.json", "w") as f:
+            json.dump({"metric": "eval_accuracy", "teacher": 0.9, "students": [
+                {"name": "cnn", "arch": "cnn", "distilled": d, "twin": t, "gap_closed": None}]}, f)
+    row = summary_lines(str(tmp_path), ["1", "2"])[-1]
+    # means 0.78 / 0.72; gains +10 and +2 points (mean +6); gap closed (0.78 - 0.72) / (0.9 - 0.72) = 0.33
+    assert row == "| cnn | 0.7800 | 0.7200 | +6.0 (+10.0, +2.0) | 0.33 | 86.7% |"

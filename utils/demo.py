@@ -116,10 +116,12 @@ def write_squad(folder, n_train=240, n_dev=60, seed=0):
             json.dump({"version": "1.1", "data": articles}, f)
 
 
-def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0):
+def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0, n_valid=0):
     """n_train SST-2 training sentences drawn at random (seeded) and the whole dev set, written to folder/ in
     SST-2's layout; with n_transfer, the next n_transfer training sentences, without their labels, in
     folder/transfer.txt (one sentence per line): the low-label setting, where most text has no label.
+    n_valid: dev.tsv holds the next n_valid *training* sentences instead of the dev set, a validation slice to
+    choose recipes on, so the dev set is reported once and never tuned to.
     glue_dir None: PaddleNLP's download route (online, or its cache)."""
     from utils.files import atomic_file
     from utils.glue import get_task, load_split, task_dir
@@ -127,7 +129,9 @@ def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0):
     source = task_dir(spec, glue_dir)
     train = load_split(spec, source, "train")
     random.Random(seed).shuffle(train)
-    for split, rows in (("train", train[:n_train]), ("dev", load_split(spec, source, "dev"))):
+    start = n_train + n_transfer
+    dev = train[start:start + n_valid] if n_valid else load_split(spec, source, "dev")
+    for split, rows in (("train", train[:n_train]), ("dev", dev)):
         with atomic_file(os.path.join(folder, f"{split}.tsv")) as f:
             f.write("sentence\tlabel\n")
             f.writelines(f"{e.text_a}\t{spec.labels[e.label] if spec.labels else e.label}\n" for e in rows)
@@ -137,6 +141,24 @@ def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0):
 
 
 TRANSFER_FILE = "transfer.txt"
+
+
+def sample_conll(ner_dir, folder, n_train=1000, seed=0):
+    """Low-label NER: n_train sentences of ner_dir/train.txt drawn at random (seeded) written as folder/train.txt,
+    dev.txt copied whole, and every other training sentence's words, one sentence a line without tags, in
+    folder/transfer.txt. Sentences are copied as written (blank-line separated blocks)."""
+    import shutil
+    from utils.files import atomic_file
+    with open(os.path.join(ner_dir, "train.txt"), encoding="utf-8") as f:
+        blocks = [b.strip("\n") for b in f.read().split("\n\n") if b.strip() and not b.startswith("-DOCSTART-")]
+    random.Random(seed).shuffle(blocks)
+    os.makedirs(folder, exist_ok=True)
+    with atomic_file(os.path.join(folder, "train.txt")) as f:
+        f.write("\n\n".join(blocks[:n_train]) + "\n")
+    with atomic_file(os.path.join(folder, TRANSFER_FILE)) as f:
+        f.writelines(" ".join(line.split()[0] for line in b.split("\n")) + "\n" for b in blocks[n_train:])
+    shutil.copyfile(os.path.join(ner_dir, "dev.txt"), os.path.join(folder, "dev.txt"))
+    return len(blocks)
 
 
 def write_vocab(path, words):
@@ -179,17 +201,29 @@ def main(argv=None):
     p.add_argument("--out", default="demo", help="folder for glue/ (and models/ when synthetic; default demo)")
     p.add_argument("--sample_sst2", metavar="GLUE_DIR",
                    help="real data: sample SST-2 from GLUE_DIR/SST-2 ('download': PaddleNLP's download route)")
+    p.add_argument("--sample_conll", metavar="NER_DIR",
+                   help="real data: sample --n_train sentences of NER_DIR/train.txt into OUT/ner, the other "
+                        f"training sentences untagged in OUT/ner/{TRANSFER_FILE}")
     p.add_argument("--n_train", type=int, default=2000, help="training sentences (default 2000)")
     p.add_argument("--n_transfer", type=int, default=0,
                    help=f"real data: also write this many more training sentences, unlabeled, to {TRANSFER_FILE}")
+    p.add_argument("--n_valid", type=int, default=0,
+                   help="real data: dev.tsv holds this many more training sentences (a validation slice for "
+                        "choosing recipes) instead of the dev set")
     p.add_argument("--n_dev", type=int, default=400, help="synthetic dev sentences (default 400; real: all 872)")
     args = p.parse_args(argv)
     if args.sample_sst2:
         folder = os.path.join(args.out, "glue", "SST-2")
         sample_sst2(None if args.sample_sst2 == "download" else args.sample_sst2, folder, args.n_train,
-                    n_transfer=args.n_transfer)
+                    n_transfer=args.n_transfer, n_valid=args.n_valid)
         more = f", {args.n_transfer} unlabeled in {TRANSFER_FILE}" if args.n_transfer else ""
-        print(f"SST-2 sample in {folder}: {args.n_train} training sentences{more}, the whole dev set")
+        dev = f"{args.n_valid} more training sentences as dev.tsv" if args.n_valid else "the whole dev set"
+        print(f"SST-2 sample in {folder}: {args.n_train} training sentences{more}, {dev}")
+        return
+    if args.sample_conll:
+        total = sample_conll(args.sample_conll, os.path.join(args.out, "ner"), args.n_train)
+        print(f"NER sample in {args.out}/ner: {args.n_train} tagged training sentences, "
+              f"{total - args.n_train} untagged in {TRANSFER_FILE}, the whole dev set")
         return
     write_sst2(os.path.join(args.out, "glue", "SST-2"), args.n_train, args.n_dev)
     make_tiny_bert(os.path.join(args.out, "models", "teacher-init"), layers=4, hidden=64, heads=4)
