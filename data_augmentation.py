@@ -14,7 +14,8 @@ import os
 import sys
 from collections import deque
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly
 from utils.glue import TsvFile, get_task, parse_label, split_path, task_dir

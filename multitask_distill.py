@@ -15,7 +15,8 @@ import json
 import os
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.adapters.bert import STUDENT_INITS
 from utils.cli import (add_training_args, add_word_student_args, label_config, print_results,
                        refuse_flags_beside_config, validate_args)

@@ -17,12 +17,17 @@ import argparse
 import os
 import sys
 
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
+
 import numpy as np
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly, first_line
 from utils.glue import Example, get_task, load_split, task_dir
+from utils.inference import ENGINES
+
+BACKENDS = {"paddle": "paddle_inference", "onnx": "onnxruntime"}  # --backend's names for two engines
 
 
 def parse_args(argv=None):
@@ -35,10 +40,12 @@ def parse_args(argv=None):
     p.add_argument("--max_seq_length", type=int, help="truncation length (default: the export's)")
     p.add_argument("--batch_size", type=int, default=32)
     e = p.add_argument_group("engine")
-    e.add_argument("--backend", choices=("paddle", "onnx"), default="paddle",
+    e.add_argument("--backend", choices=BACKENDS, default="paddle",
                    help="Paddle Inference (default) or onnxruntime (needs model.onnx and onnxruntime)")
     e.add_argument("--int8", action="store_true", help="run model.int8.onnx (export_model.py --quantize int8) on "
                                                        "onnxruntime")
+    e.add_argument("--engine", choices=ENGINES, help="the engine by name, over --backend and --int8 (export_model.py "
+                                                     "--engine NAME writes its file)")
     e.add_argument("--device", default="cpu", help="cpu or gpu[:N] (Paddle Inference)")
     e.add_argument("--threads", type=int, help="CPU threads (default OMP_NUM_THREADS)")
     e.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=True, help="oneDNN kernels on CPU")
@@ -136,25 +143,21 @@ def read_examples(args, labels, head):
     return examples, spec, args.split
 
 
+def engine_name(args):
+    return args.engine or ("onnxruntime_int8" if args.int8 else BACKENDS[args.backend])
+
+
 def open_engine(args):
-    """The exported model on Paddle Inference or onnxruntime; a damaged export is one error naming it."""
-    from utils.inference import INT8_FILE, OnnxPredictor, PaddlePredictor
-    if args.int8:
-        args.backend = "onnx"
-    model_file = INT8_FILE if args.int8 else "model.onnx"
-    if args.backend == "onnx":
-        if not os.path.isfile(os.path.join(args.model_dir, model_file)):
-            raise UserError(f"no {model_file}; export with {'--quantize int8' if args.int8 else '--onnx'}",
-                            args.model_dir)
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise UserError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
+    """The exported model on the engine asked for; a damaged export is one error naming it."""
+    name = engine_name(args)
+    engine = ENGINES[name]
+    if not engine.present(args.model_dir):
+        raise UserError(f"no {engine.file}; export with {engine.export_flag or '--engine ' + name}", args.model_dir)
+    if not engine.available():
+        raise UserError(f"the {name} engine needs {engine.module}: pip install {engine.module}")
     try:
-        if args.backend == "onnx":
-            return OnnxPredictor(args.model_dir, args.threads, model_file)
-        return PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
-    except Exception as err:  # both runtimes raise their own types for a damaged graph or weights file
+        return engine.load(args.model_dir, args.threads, args.device, args.onednn)
+    except Exception as err:  # each runtime raises its own types for a damaged graph or weights file
         raise UserError(f"cannot load the exported model ({first_line(err)}); its files are damaged or incomplete: "
                         "export it again with export_model.py", args.model_dir) from None
 

@@ -18,7 +18,8 @@ import json
 import os
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.adapters.bert import PROJECTIONS, STUDENT_INITS
 from utils.cli import (add_data_args, add_teacher_engine_arg, add_training_args, add_word_student_args, label_config,
                        load_task, print_results, refuse_flags_beside_config, validate_args)

@@ -18,7 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 
 import numpy as np  # noqa: E402
 

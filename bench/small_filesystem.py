@@ -16,7 +16,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: F401,E402  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 
 
 def call(main, argv):

@@ -15,7 +15,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 
 import numpy as np  # noqa: E402
 
@@ -30,9 +31,9 @@ def exported(folder, tmp):
 
 
 def engines(folder, threads):
-    from utils.inference import OnnxPredictor, PaddlePredictor
-    return {("paddle_inference", threads): PaddlePredictor(folder, threads=threads),
-            ("onnxruntime", threads): OnnxPredictor(folder, threads=threads)}
+    """Every engine whose file the export holds (Paddle Inference and, from --onnx, onnxruntime)."""
+    from utils.inference import open_engines
+    return {(name, threads): run for name, run in open_engines(folder, threads=threads).items()}
 
 
 def batches(encoder, examples, batch_size, max_seq_length):

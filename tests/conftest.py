@@ -4,7 +4,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import utils  # noqa: E402,F401  (thread count before paddle)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 import pytest  # noqa: E402
 
 SHARED_GLUE = os.path.join(ROOT, "..", "shared", "data", "glue")

@@ -198,5 +198,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    import utils  # noqa: F401
+    from utils.process import configure
+    configure()
     main()

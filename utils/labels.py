@@ -21,10 +21,13 @@ import os
 import numpy as np
 
 from utils.errors import UserError
+from utils.inference import ENGINES as EXPORT_ENGINES
 
 MAGIC = b"paddle-distill logits v1\n"
 SHARD_ROWS = 4096
-ENGINES = ("auto", "dygraph", "paddle_inference", "onnxruntime")
+# what may label: dygraph and every engine that computes its logits (an INT8 engine would change the labels)
+ENGINES = ("auto", "dygraph", *(name for name, e in EXPORT_ENGINES.items() if e.exact))
+AUTO_ENGINE = "paddle_inference"  # what "auto" labels on: the fastest FP32 engine measured here for labelling
 
 
 def row_keys(examples, groups=None):
@@ -220,14 +223,13 @@ def _engine(teacher, engine):
     import tempfile
 
     from utils.errors import first_line
-    from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static
+    from utils.inference import export_static, make_engines
+    name = AUTO_ENGINE if engine == "auto" else engine
     folder = tempfile.mkdtemp(prefix="teacher-export-")
     try:
         export_static(teacher, folder)
-        if engine == "onnxruntime":
-            export_onnx(folder)
-            return OnnxPredictor(folder)
-        return PaddlePredictor(folder)
+        make_engines(folder, [name])
+        return EXPORT_ENGINES[name].load(folder)
     except Exception as err:  # a model that does not trace: dygraph computes the same logits, slower
         if engine != "auto":
             raise UserError(f"--label_engine {engine}: the teacher does not export ({first_line(err)})")
