@@ -14,8 +14,9 @@ import sys
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
 from utils.errors import UserError, exits_cleanly, first_line
-from utils.files import check_output_dir, write_json
-from utils.inference import ENGINES, with_sources
+from utils.files import check_output_dir, write_folder, write_json
+from utils.inference import ENGINES, EXPORT_INFO, export_static, with_sources
+from utils.models import model_kind, quiet_paddlenlp
 
 
 def parse_args(argv=None):
@@ -52,9 +53,6 @@ def main(argv=None):
     import paddle
 
     from utils.adapters import check_max_length, load_adapter
-    from utils.inference import export_static
-    from utils.models import model_kind, quiet_paddlenlp
-    from utils.files import write_folder
     quiet_paddlenlp()
     paddle.set_device("cpu")  # the exported graph is device-independent
     if model_kind(args.model_dir) != "paddle":
@@ -79,7 +77,7 @@ def main(argv=None):
             except Exception as err:  # paddle2onnx and onnxruntime's quantizer raise assorted types for graphs
                 raise UserError(engine.failure.format(first_line(err))) from None
             info[engine.export_key] = engine.file
-        write_json(os.path.join(folder, "export.json"), info)
+        write_json(os.path.join(folder, EXPORT_INFO), info)
     write_folder(args.output_dir, fill)
     files = [ENGINES[name].file for name in args.engine if ENGINES[name].make]
     print(f"exported {args.model_dir} -> {args.output_dir} ({model.describe()}"

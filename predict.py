@@ -19,13 +19,15 @@ import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-
 import numpy as np
 
 from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly, first_line
+from utils.files import atomic_file, check_output_file, read_json, text_lines, write_json
 from utils.glue import Example, get_task, load_split, task_dir
-from utils.inference import ENGINES
+from utils.inference import ENGINES, EXPORT_INFO, graph_file
+from utils.models import HEAD_KEY, quiet_paddlenlp
+from utils.tasks import spans, tokens
 
 BACKENDS = {"paddle": "paddle_inference", "onnx": "onnxruntime"}  # --backend's names for two engines
 
@@ -61,7 +63,6 @@ def parse_args(argv=None):
 
 
 def read_texts(path):
-    from utils.files import text_lines
     examples, first = [], None  # first: (line number, field count) of the first example, which sets the kind
     for lineno, line in text_lines(path, "a text file with one example per line"):
         if not line.strip():
@@ -94,7 +95,6 @@ def label_names(folder):
 
 
 def write_predictions(path, examples, logits, labels):
-    from utils.files import atomic_file
     with atomic_file(path) as f:
         pair = examples[0].text_b is not None
         texts = ["text_a", "text_b"] if pair else ["text"]
@@ -113,7 +113,6 @@ def write_predictions(path, examples, logits, labels):
 
 def read_examples(args, labels, head):
     """(examples, task spec or None, name for the output file) from --input or a task split."""
-    from utils.tasks import spans, tokens
     token_head = head == "token"
     if args.input:
         if head == "span":
@@ -167,17 +166,13 @@ def main(argv=None):
     args = parse_args(argv)
     from utils.adapters import check_max_length, load_encoder
     from utils.adapters.base import read_config
-    from utils.files import check_output_file, read_json, write_json
-    from utils.inference import graph_file
-    from utils.tasks import spans, tokens
     from utils.training import batched_logits, task_metrics
-    from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export
-    info = read_json(os.path.join(args.model_dir, "export.json"), "the export's description (written by "
+    info = read_json(os.path.join(args.model_dir, EXPORT_INFO), "the export's description (written by "
                      "export_model.py; export the model again)")
     labels = label_names(args.model_dir)
-    head = read_config(args.model_dir).get("distill_head", "sequence")
+    head = read_config(args.model_dir).get(HEAD_KEY, "sequence")
     examples, spec, name = read_examples(args, labels, head)
     suffix = {"token": "txt", "span": "json"}.get(head, "tsv")
     output = args.output_file or os.path.join(args.model_dir, f"predictions-{name}.{suffix}")

@@ -18,7 +18,12 @@ import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
+from utils.cli import load_task
 from utils.errors import UserError, exits_cleanly, first_line
+from utils.files import atomic_file, read_json
+from utils.inference import (ENGINES, EXPORTED, EXPORT_INFO, fastest_exported, interleaved_medians, open_engines,
+                             settle, speedups)
+from utils.models import quiet_paddlenlp
 
 STAGES = (("teacher", "run_glue.py", "teacher (fine-tuned)"),
           ("inter", "task_distill.py", "student after stage 1 (intermediate layers; no classifier yet)"),
@@ -48,7 +53,6 @@ def extra_stages(out):
 def load_stages(out):
     """[(name, script, label, results, args or None)] of the stages whose results are readable, and a note for
     each stage that is absent, unreadable or lacks its args.json: the report shows what it has."""
-    from utils.files import read_json
     stages, notes = [], []
     for name, script, label in STAGES + tuple(extra_stages(out)):
         folder = os.path.join(out, name)
@@ -97,15 +101,13 @@ def latency_rows(out, seq_len, repeats, notes):
     is installed); all timed in turn so a slow spell of the machine lands on each alike."""
     import numpy as np
 
-    from utils.files import read_json
-    from utils.inference import EXPORTED, interleaved_medians, open_engines, settle
     runs, sizes = {}, {}
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
-        if not os.path.isfile(os.path.join(folder, "export.json")):
+        if not os.path.isfile(os.path.join(folder, EXPORT_INFO)):
             continue
         try:
-            info = read_json(os.path.join(folder, "export.json"), "the export's description")
+            info = read_json(os.path.join(folder, EXPORT_INFO), "the export's description")
             runs.update({(role, name): run for name, run in open_engines(folder).items()})
             sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
         except Exception as err:  # a damaged export costs its latency rows, not the report
@@ -130,7 +132,6 @@ def latency_rows(out, seq_len, repeats, notes):
 
 
 def latency_lines(rows, seq_len):
-    from utils.inference import fastest_exported, speedups
     lines = ["", f"## Size and speed (CPU, sequence length {seq_len})", "",
              "| model | engine | batch | latency ms | examples/s | parameters | GFLOPs/example |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -151,7 +152,6 @@ def latency_lines(rows, seq_len):
 def quantized_sections(out, rows, stage_args, main_metric, notes):
     """Each quantized engine (INT8 on onnxruntime) against its FP32 engine, for each export that has both files:
     size on disk, latency at batch 1 and 32 (from the latency rows), and the dev metric of both."""
-    from utils.inference import ENGINES
     lines = []
     for name, quantized in ENGINES.items():
         if quantized.quantizes:
@@ -160,7 +160,6 @@ def quantized_sections(out, rows, stage_args, main_metric, notes):
 
 
 def quantized_lines(out, rows, stage_args, main_metric, notes, fp32_name, name):
-    from utils.inference import ENGINES
     fp32_engine, engine = ENGINES[fp32_name], ENGINES[name]
     lines = []
     for role in ("teacher", "student"):
@@ -191,8 +190,6 @@ def quantized_lines(out, rows, stage_args, main_metric, notes, fp32_name, name):
 def dev_scores_of_export(folder, stage_args, engines):
     """The dev metrics of an export folder on each engine named, on the stage's dev set (read and encoded once)."""
     from utils.adapters import load_encoder
-    from utils.cli import load_task
-    from utils.inference import ENGINES
     from utils.training import batched_logits, task_metrics
     args = argparse.Namespace(**stage_args)
     spec, _, dev = load_task(args, with_train=False)
@@ -203,7 +200,6 @@ def dev_scores_of_export(folder, stage_args, engines):
 
 
 def plot(series_by_stage, plots_dir):
-    from utils.files import atomic_file
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -278,8 +274,6 @@ def main(argv=None):
                    help="time the exported models (default on)")
     p.add_argument("--latency_repeats", type=int, default=5)
     args = p.parse_args(argv)
-    from utils.files import atomic_file  # (imports paddle before matplotlib pulls in numpy C code)
-    from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     out = args.out
     if not os.path.isdir(out):

@@ -13,6 +13,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
+from utils.glue import get_task, read_examples
+from utils.inference import ENGINES, export_static, make_engines, open_engines
 
 
 def main(argv=None):
@@ -26,8 +28,6 @@ def main(argv=None):
     import numpy as np
 
     from utils.adapters import load_adapter
-    from utils.glue import get_task, read_examples
-    from utils.inference import ENGINES, export_static, make_engines, open_engines
     from utils.training import batched_logits, predict
     examples = read_examples(get_task("SST-2"), os.path.join(args.glue_dir, "SST-2"), "train")[-args.rows:]
     teacher = load_adapter(args.teacher)

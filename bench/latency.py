@@ -18,10 +18,11 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-
 import numpy as np  # noqa: E402
 
-from utils.inference import ENGINES  # noqa: E402
+from utils.inference import (ENGINES, export_static, fastest_exported, interleaved_medians, make_engines, open_engines,
+                             settle, speedups)  # noqa: E402
+from utils.models import quiet_paddlenlp  # noqa: E402
 
 GOAL = 0.9  # the speed-up we aim for, as a share of the FLOP ratio
 
@@ -54,7 +55,6 @@ def engines(model, folder, threads, wanted):
     """name -> callable({input name: array}) for every engine asked for and available."""
     import paddle
 
-    from utils.inference import export_static, make_engines, open_engines
     model.eval()
 
     @paddle.no_grad()
@@ -87,8 +87,6 @@ def main():
 
     import paddle
 
-    from utils.inference import fastest_exported, interleaved_medians, settle, speedups
-    from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     paddle.set_device("cpu")
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))

@@ -18,6 +18,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
+from utils.demo import make_tiny_bert, write_sst2
 
 
 def call(main, argv):
@@ -56,7 +57,6 @@ def main():
     import predict
     import run_glue
     import task_distill
-    from utils.demo import make_tiny_bert, write_sst2
     work = tempfile.mkdtemp(prefix="small_fs_")
     disk = os.path.join(work, "disk")
     os.makedirs(disk)

@@ -14,6 +14,8 @@ import os
 import random
 
 from utils.errors import exits_cleanly
+from utils.files import atomic_file
+from utils.glue import get_task, load_split, task_dir
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the script", "the ending", "the cast",
             "the soundtrack", "this story", "the director 's work", "every scene", "the dialogue"]
@@ -121,8 +123,6 @@ def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0):
     SST-2's layout; with n_transfer, the next n_transfer training sentences, without their labels, in
     folder/transfer.txt (one sentence per line): the low-label setting, where most text has no label.
     glue_dir None: PaddleNLP's download route (online, or its cache)."""
-    from utils.files import atomic_file
-    from utils.glue import get_task, load_split, task_dir
     spec = get_task("SST-2")
     source = task_dir(spec, glue_dir)
     train = load_split(spec, source, "train")

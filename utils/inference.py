@@ -19,6 +19,8 @@ from utils.errors import UserError
 
 PREFIX = "inference"
 ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+EXPORT_INFO = "export.json"  # what export_model.py records about an export (inputs, size, FLOPs, the engines' files)
+TEACHER_ENGINES = ("auto", "dygraph", "inference")  # how a distilling teacher's forward runs (utils.distill)
 
 
 def export_static(adapter, out_dir, layer=None):

@@ -20,8 +20,11 @@ import os
 
 import numpy as np
 
-from utils.errors import UserError
+from utils.batches import subset
+from utils.errors import UserError, first_line
+from utils.files import atomic_file
 from utils.inference import ENGINES as EXPORT_ENGINES
+from utils.inference import export_static, make_engines
 
 MAGIC = b"paddle-distill logits v1\n"
 SHARD_ROWS = 4096
@@ -73,7 +76,6 @@ def store_folder(cache_dir, paths, weights, signature, max_seq_length):
 
 
 def write_shard(path, keys, offsets, logits):
-    from utils.files import atomic_file
     header = json.dumps({"rows": len(keys), "positions": int(offsets[-1]), "labels": int(logits.shape[1])})
     with atomic_file(path, "wb") as f:
         f.write(MAGIC + header.encode() + b"\n")
@@ -170,7 +172,6 @@ def label_rows(store, label_fn, features, keys, part=(0, 1), shard_rows=None, de
     (shards written, rows labelled)."""
     from tqdm import tqdm
 
-    from utils.batches import subset
     if len(features) != len(keys):
         raise UserError(f"{len(features)} teacher-side rows for {len(keys)} keys: the teacher cuts the examples into "
                         "other rows than the student (another tokenizer?)")
@@ -222,8 +223,6 @@ def _engine(teacher, engine):
     import shutil
     import tempfile
 
-    from utils.errors import first_line
-    from utils.inference import export_static, make_engines
     name = AUTO_ENGINE if engine == "auto" else engine
     folder = tempfile.mkdtemp(prefix="teacher-export-")
     try:

@@ -35,7 +35,7 @@ def _projection(activation):
     return build
 
 
-PROJECTIONS = {"linear": _projection(None), "relu": _projection(paddle.nn.ReLU), "tanh": _projection(paddle.nn.Tanh)}
+PROJECTION_KINDS = {"linear": _projection(None), "relu": _projection(paddle.nn.ReLU), "tanh": _projection(paddle.nn.Tanh)}
 
 
 # ---- presets: functions of the student's and the teacher's shapes, never typed-out lists
@@ -187,7 +187,7 @@ def _check_match(i, m, S, teachers):
     if isinstance(proj, list):
         if len(proj) != 3:
             raise UserError(f"{where}: proj must be [kind, dim_S, dim_T]")
-        _pick(proj[0], PROJECTIONS, f"{where}: proj kind")
+        _pick(proj[0], PROJECTION_KINDS, f"{where}: proj kind")
         if (proj[1], proj[2]) != (S["hidden"], T["hidden"]):
             raise UserError(f"{where}: proj dims {proj[1]}->{proj[2]} do not match student width {S['hidden']} "
                             f"and teacher width {T['hidden']}")
