@@ -19,7 +19,7 @@ configure()
 from utils.augment import MaskedLM, Neighbours, augment_texts, load_vectors
 from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly
-from utils.files import atomic_file, load_state, read_json, write_json
+from utils.files import SAFE_WEIGHTS, atomic_file, load_state, read_json, write_json
 from utils.glue import TsvFile, get_task, parse_label, split_path, task_dir
 from utils.models import load_model, load_tokenizer, model_kind, quiet_paddlenlp
 from utils.tang import BasicTagger, SpacyTagger, TangSampler

@@ -3,7 +3,8 @@
     python export_model.py --model_dir out/sst2/pred/best_model --output_dir out/sst2/export [--onnx]
 
 Writes OUTPUT_DIR/inference.json + inference.pdiparams (Paddle Inference; dynamic batch and sequence
-length), with --onnx also OUTPUT_DIR/model.onnx (paddle2onnx), plus config.json, the tokenizer or vocabulary
+length), with --onnx also OUTPUT_DIR/model.onnx (paddle2onnx), with --engine NAME the file any engine of
+utils.inference.ENGINES runs, plus config.json, the tokenizer or vocabulary
 and export.json (inputs, parameters, FLOPs), so predict.py needs only this folder. The folder is built under a temporary name and renamed when complete.
 """
 import argparse

@@ -1,11 +1,10 @@
 """Loss terms from a resolved distillation config (utils/presets.py) and the models' outputs they read (the
 teachers' stored logits come from utils/labels.py). Models are reached through adapters only (utils/adapters)."""
-import os
 
 import paddle
 
 from utils.errors import UserError, first_line
-from utils.inference import InferenceTeacher
+from utils import inference
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES, hard_loss
 from utils.presets import PROJECTION_KINDS
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
@@ -53,7 +52,7 @@ def teacher_outputs(adapter, wanted, logits, engine="auto", device="cpu"):
     if stays_dygraph(adapter, engine, device):
         return DistillOutputs(adapter, wanted, logits=logits)
     try:
-        return InferenceTeacher(adapter, wanted, logits)
+        return inference.InferenceTeacher(adapter, wanted, logits)
     except Exception as err:  # whatever the tracer or the predictor raise: dygraph computes the same, slower
         reason = f"{type(err).__name__}: {first_line(err)}"
         if engine == "inference":

@@ -185,7 +185,7 @@ class Engine:
     module: str  # the Python package it imports (pip install of the same name)
     made_from: Optional[str] = None  # the engine whose file `make` reads; None: made with the static graph
     make: Optional[Callable] = None  # (folder, opset) -> writes `file` (None: export_static already did)
-    export_flag: str = ""  # export_model.py's flag that writes it ("": always written)
+    export_flag: str = ""  # export_model.py's shorthand for writing it ("": none, --engine NAME writes it)
     export_key: Optional[str] = None  # export.json's key naming its file
     failure: str = ""  # export_model.py's error when `make` fails, with {} for the cause
     exact: bool = True  # dygraph's logits to float rounding: may label a teacher's rows
