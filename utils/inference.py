@@ -198,22 +198,27 @@ class Engine:
         return importlib.util.find_spec(self.module) is not None
 
 
+def _paddle_inference(folder, threads=None, device="cpu", onednn=True):
+    return PaddlePredictor(folder, device, threads, onednn)
+
+
+def _onnxruntime(model_file):
+    return lambda folder, threads=None, device="cpu", onednn=True: OnnxPredictor(folder, threads, model_file)
+
+
 # Adding an engine = one entry here (in the order reports list them).
 ENGINES = {
-    "paddle_inference": Engine(
-        label="Paddle Inference", file=PREFIX + ".pdiparams", module="paddle",
-        load=lambda folder, threads=None, device="cpu", onednn=True: PaddlePredictor(folder, device, threads, onednn)),
-    "onnxruntime": Engine(
-        label="onnxruntime", file=ONNX_FILE, module="onnxruntime", made_from="paddle_inference", make=export_onnx,
-        load=lambda folder, threads=None, device="cpu", onednn=True: OnnxPredictor(folder, threads, ONNX_FILE),
-        export_flag="--onnx", export_key="onnx",
-        failure="ONNX export failed ({}); the Paddle export works without --onnx"),
-    "onnxruntime_int8": Engine(
-        label="INT8 (onnxruntime dynamic quantization)", file=INT8_FILE, module="onnxruntime", made_from="onnxruntime", make=lambda folder, opset=14: quantize_int8(folder),
-        load=lambda folder, threads=None, device="cpu", onednn=True: OnnxPredictor(folder, threads, INT8_FILE),
-        export_flag="--quantize int8", export_key="int8",
-        failure="INT8 quantization failed ({}); the FP32 exports work without --quantize",
-        exact=False, quantizes="onnxruntime"),
+    "paddle_inference": Engine(label="Paddle Inference", file=PREFIX + ".pdiparams", module="paddle",
+                               load=_paddle_inference),
+    "onnxruntime": Engine(label="onnxruntime", file=ONNX_FILE, module="onnxruntime", load=_onnxruntime(ONNX_FILE),
+                          made_from="paddle_inference", make=export_onnx, export_flag="--onnx", export_key="onnx",
+                          failure="ONNX export failed ({}); the Paddle export works without --onnx"),
+    "onnxruntime_int8": Engine(label="INT8 (onnxruntime dynamic quantization)", file=INT8_FILE, module="onnxruntime",
+                               load=_onnxruntime(INT8_FILE), made_from="onnxruntime",
+                               make=lambda folder, opset=14: quantize_int8(folder),
+                               export_flag="--quantize int8", export_key="int8",
+                               failure="INT8 quantization failed ({}); the FP32 exports work without --quantize",
+                               exact=False, quantizes="onnxruntime"),
 }
 EXPORTED = tuple(ENGINES)  # engines that run an export (dygraph does not)
 
