@@ -14,10 +14,15 @@ import os
 import sys
 from collections import deque
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
+from utils.augment import MaskedLM, Neighbours, augment_texts, load_vectors
 from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly
+from utils.files import SAFE_WEIGHTS, atomic_file, load_state, read_json, write_json
 from utils.glue import TsvFile, get_task, parse_label, split_path, task_dir
+from utils.models import load_model, load_tokenizer, model_kind, quiet_paddlenlp
+from utils.tang import BasicTagger, SpacyTagger, TangSampler
 
 DEFAULT_N = {"CoLA": 30, "MNLI": 10, "MRPC": 30, "SST-2": 20, "STS-B": 30, "QQP": 10, "QNLI": 20, "RTE": 30}
 METHODS = ("tinybert", "tang")
@@ -116,7 +121,6 @@ def shard_path(out, i, n):
 
 def load_context(args):
     """Basic tokenizer, masked LM, word vectors and the Tang sampler, as this run's options ask."""
-    from utils.augment import Neighbours, load_vectors
     ctx = {"args": args, "mlm": None, "neighbours": None, "tang": None}
     if "tinybert" in args.methods:
         if args.pretrained_bert_model.lower() != "none":
@@ -131,7 +135,6 @@ def load_context(args):
         from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
         ctx["basic"] = BasicTokenizer(do_lower_case=args.do_lower_case)
     if "tang" in args.methods:
-        from utils.tang import BasicTagger, SpacyTagger, TangSampler
         tagger = SpacyTagger(lower=args.do_lower_case) if args.p_pos > 0 else BasicTagger(ctx["basic"])
         ctx["tang"] = TangSampler(args.p_mask, args.p_pos, args.p_ng, args.max_ngram, args.p_sent, tagger)
     return ctx
@@ -139,8 +142,6 @@ def load_context(args):
 
 def load_masked_lm(args):
     from paddlenlp.transformers import BertForMaskedLM
-    from utils.augment import MaskedLM
-    from utils.models import load_model, load_tokenizer, model_kind, quiet_paddlenlp
     from utils.training import set_device
     quiet_paddlenlp()
     set_device(args.device)
@@ -154,9 +155,9 @@ def load_masked_lm(args):
 
 
 def _has_mlm_head(folder, kind):
-    if os.path.isfile(os.path.join(folder, "model.safetensors")):  # (ours or Hugging Face's: keys read alike)
+    if os.path.isfile(os.path.join(folder, SAFE_WEIGHTS)):  # (ours or Hugging Face's: keys read alike)
         from safetensors import safe_open
-        path = os.path.join(folder, "model.safetensors")
+        path = os.path.join(folder, SAFE_WEIGHTS)
         try:
             with safe_open(path, framework="np") as f:
                 keys = list(f.keys())
@@ -164,7 +165,6 @@ def _has_mlm_head(folder, kind):
             raise UserError("damaged or truncated (it does not parse); expected a safetensors weights file",
                             path) from None
     elif kind == "paddle":
-        from utils.files import load_state
         keys = load_state(os.path.join(folder, "model_state.pdparams")).keys()
     else:
         return True  # pytorch_model.bin: cannot list keys without torch; paddlenlp will say if it is unusable
@@ -174,7 +174,6 @@ def _has_mlm_head(folder, kind):
 def augment_chunk(ctx, chunk, text_columns):
     """Output lines for a chunk of (example index, fields): each original row, then its unique variants."""
     import numpy as np
-    from utils.augment import augment_texts
     args, lines = ctx["args"], []
     per_example = [[fields] for _, fields in chunk]
     for c, col in enumerate(text_columns):
@@ -230,7 +229,6 @@ def merge_shards(out, n):
         raise UserError(f"shard not finished; run --shard {parts.index(missing[0])}/{n} first", missing[0])
     with open(parts[0] + ".header", "rb") as f:
         header = f.read()
-    from utils.files import atomic_file
     with atomic_file(out, "wb") as dst:  # the shards stay until the merged file is complete
         dst.write(header)
         for part in parts:
@@ -246,7 +244,6 @@ def merge_shards(out, n):
 
 def read_progress(progress, tmp):
     """The interrupted run's progress record; a damaged one is refused (the .tmp cannot be trusted without it)."""
-    from utils.files import read_json
     hint = f"delete it and {os.path.basename(tmp)}, or run without --resume, to start over"
     saved = read_json(progress, "the progress of an interrupted augmentation", hint)
     counts = [saved.get(k) for k in ("examples", "bytes", "rows")]
@@ -266,7 +263,6 @@ def main(argv=None):
     if args.merge:
         return merge_shards(out, args.merge)
     from tqdm import tqdm
-    from utils.files import write_json
     tsv = TsvFile(src, spec)
     label_col = tsv.index[spec.label]
     # checks every row (columns and label) before anything is written
@@ -344,7 +340,6 @@ def main(argv=None):
         with contextlib.suppress(OSError):  # every commit was flushed: only a failed write's bytes can be lost
             f.close()  # what was committed stays in OUTPUT.tmp, counted by progress.json, for --resume
     if args.shard:
-        from utils.files import atomic_file
         with atomic_file(target + ".header", "wb") as h:
             h.write(header)
     os.replace(tmp, target)

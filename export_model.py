@@ -3,7 +3,8 @@
     python export_model.py --model_dir out/sst2/pred/best_model --output_dir out/sst2/export [--onnx]
 
 Writes OUTPUT_DIR/inference.json + inference.pdiparams (Paddle Inference; dynamic batch and sequence
-length), with --onnx also OUTPUT_DIR/model.onnx (paddle2onnx), plus config.json, the tokenizer or vocabulary
+length), with --onnx also OUTPUT_DIR/model.onnx (paddle2onnx), with --engine NAME the file any engine of
+utils.inference.ENGINES runs, plus config.json, the tokenizer or vocabulary
 and export.json (inputs, parameters, FLOPs), so predict.py needs only this folder. The folder is built under a temporary name and renamed when complete.
 """
 import argparse
@@ -11,9 +12,12 @@ import os
 import shutil
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.errors import UserError, exits_cleanly, first_line
-from utils.files import check_output_dir, write_json
+from utils.files import check_output_dir, write_folder, write_json
+from utils.inference import ENGINES, EXPORT_INFO, export_static, with_sources
+from utils.models import model_kind, quiet_paddlenlp
 
 
 def parse_args(argv=None):
@@ -24,6 +28,9 @@ def parse_args(argv=None):
     p.add_argument("--quantize", choices=("int8",),
                    help="int8: also write model.int8.onnx, dynamic INT8 quantization of the matrix products through "
                         "onnxruntime (implies --onnx; predict.py --int8 runs it)")
+    p.add_argument("--engine", action="append", default=[], choices=[n for n, e in ENGINES.items() if e.make],
+                   help="also write the file this engine runs, and those it is made from (repeatable; --onnx is "
+                        "--engine onnxruntime, --quantize int8 is --engine onnxruntime_int8)")
     p.add_argument("--opset", type=int, default=14, help="ONNX opset (default 14)")
     p.add_argument("--max_seq_length", type=int, default=128,
                    help="recorded for predict.py as its default truncation length (default 128)")
@@ -36,7 +43,8 @@ def parse_args(argv=None):
         raise UserError("no such folder; expected a trained model folder (e.g. OUTPUT_DIR/best_model)",
                         args.model_dir)
     check_output_dir(args.output_dir)
-    args.onnx = args.onnx or args.quantize == "int8"
+    shorthands = {"--onnx": args.onnx, "--quantize int8": args.quantize == "int8"}
+    args.engine = with_sources(args.engine + [n for n, e in ENGINES.items() if shorthands.get(e.export_flag)])
     return args
 
 
@@ -46,9 +54,6 @@ def main(argv=None):
     import paddle
 
     from utils.adapters import check_max_length, load_adapter
-    from utils.inference import INT8_FILE, export_onnx, export_static, quantize_int8
-    from utils.models import model_kind, quiet_paddlenlp
-    from utils.files import write_folder
     quiet_paddlenlp()
     paddle.set_device("cpu")  # the exported graph is device-independent
     if model_kind(args.model_dir) != "paddle":
@@ -65,28 +70,19 @@ def main(argv=None):
         export_static(model, folder)
         shutil.copy(os.path.join(args.model_dir, "config.json"), folder)
         model.encoder.save(folder)
-        if args.onnx:
+        for engine in (ENGINES[name] for name in args.engine if ENGINES[name].make):
             try:
-                export_onnx(folder, args.opset)
+                engine.make(folder, args.opset)
             except OSError:
                 raise  # a full disk is not an unsupported op
-            except Exception as err:  # paddle2onnx reports unsupported ops with assorted exception types
-                raise UserError(f"ONNX export failed ({first_line(err)}); the Paddle export works "
-                                "without --onnx") from None
-            info["onnx"] = "model.onnx"
-        if args.quantize == "int8":
-            try:
-                quantize_int8(folder)
-            except OSError:
-                raise
-            except Exception as err:  # onnxruntime's quantizer raises assorted types for graphs it cannot handle
-                raise UserError(f"INT8 quantization failed ({first_line(err)}); the FP32 exports "
-                                "work without --quantize") from None
-            info["int8"] = INT8_FILE
-        write_json(os.path.join(folder, "export.json"), info)
+            except Exception as err:  # paddle2onnx and onnxruntime's quantizer raise assorted types for graphs
+                raise UserError(engine.failure.format(first_line(err))) from None
+            info[engine.export_key] = engine.file
+        write_json(os.path.join(folder, EXPORT_INFO), info)
     write_folder(args.output_dir, fill)
+    files = [ENGINES[name].file for name in args.engine if ENGINES[name].make]
     print(f"exported {args.model_dir} -> {args.output_dir} ({model.describe()}"
-          f"{', with model.onnx' if args.onnx else ''}{' and model.int8.onnx' if args.quantize else ''})")
+          f"{', with ' + ' and '.join(files) if files else ''})")
     return args.output_dir
 
 

@@ -23,7 +23,8 @@ import json
 import os
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.cli import add_teacher_engine_arg, add_training_args, print_results, validate_args
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 

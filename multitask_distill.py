@@ -15,11 +15,12 @@ import json
 import os
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.adapters.bert import STUDENT_INITS
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.cli import (add_training_args, add_word_student_args, label_config, print_results,
                        refuse_flags_beside_config, validate_args)
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
+from utils.models import STUDENT_INITS
 
 
 def parse_args(argv=None):
@@ -108,7 +109,7 @@ def load_tasks(args):
 def build_student(args, tasks, teachers):
     """One student adapter per task: twins sharing every parameter but their classifiers."""
     from utils.adapters import WORD_ARCHS, build_student as build
-    from utils.adapters.words import OPTIONS
+    from utils.models import WORD_OPTIONS as OPTIONS
     examples = [e for _, train, _ in tasks for e in train]
     if args.student_model_name_or_path in WORD_ARCHS and len({e.text_b is None for e in examples}) > 1:
         raise UserError("a word student reads either single texts or pairs: give tasks of one kind")

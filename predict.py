@@ -17,12 +17,19 @@ import argparse
 import os
 import sys
 
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 import numpy as np
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly, first_line
+from utils.files import atomic_file, check_output_file, read_json, text_lines, write_json
 from utils.glue import Example, get_task, load_split, task_dir
+from utils.inference import ENGINES, EXPORT_INFO, graph_file
+from utils.models import HEAD_KEY, quiet_paddlenlp
+from utils.tasks import spans, tokens
+
+BACKENDS = {"paddle": "paddle_inference", "onnx": "onnxruntime"}  # --backend's names for two engines
 
 
 def parse_args(argv=None):
@@ -35,10 +42,12 @@ def parse_args(argv=None):
     p.add_argument("--max_seq_length", type=int, help="truncation length (default: the export's)")
     p.add_argument("--batch_size", type=int, default=32)
     e = p.add_argument_group("engine")
-    e.add_argument("--backend", choices=("paddle", "onnx"), default="paddle",
+    e.add_argument("--backend", choices=BACKENDS, default="paddle",
                    help="Paddle Inference (default) or onnxruntime (needs model.onnx and onnxruntime)")
     e.add_argument("--int8", action="store_true", help="run model.int8.onnx (export_model.py --quantize int8) on "
                                                        "onnxruntime")
+    e.add_argument("--engine", choices=ENGINES, help="the engine by name, over --backend and --int8 (export_model.py "
+                                                     "--engine NAME writes its file)")
     e.add_argument("--device", default="cpu", help="cpu or gpu[:N] (Paddle Inference)")
     e.add_argument("--threads", type=int, help="CPU threads (default OMP_NUM_THREADS)")
     e.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=True, help="oneDNN kernels on CPU")
@@ -54,7 +63,6 @@ def parse_args(argv=None):
 
 
 def read_texts(path):
-    from utils.files import text_lines
     examples, first = [], None  # first: (line number, field count) of the first example, which sets the kind
     for lineno, line in text_lines(path, "a text file with one example per line"):
         if not line.strip():
@@ -87,7 +95,6 @@ def label_names(folder):
 
 
 def write_predictions(path, examples, logits, labels):
-    from utils.files import atomic_file
     with atomic_file(path) as f:
         pair = examples[0].text_b is not None
         texts = ["text_a", "text_b"] if pair else ["text"]
@@ -106,7 +113,6 @@ def write_predictions(path, examples, logits, labels):
 
 def read_examples(args, labels, head):
     """(examples, task spec or None, name for the output file) from --input or a task split."""
-    from utils.tasks import spans, tokens
     token_head = head == "token"
     if args.input:
         if head == "span":
@@ -136,25 +142,21 @@ def read_examples(args, labels, head):
     return examples, spec, args.split
 
 
+def engine_name(args):
+    return args.engine or ("onnxruntime_int8" if args.int8 else BACKENDS[args.backend])
+
+
 def open_engine(args):
-    """The exported model on Paddle Inference or onnxruntime; a damaged export is one error naming it."""
-    from utils.inference import INT8_FILE, OnnxPredictor, PaddlePredictor
-    if args.int8:
-        args.backend = "onnx"
-    model_file = INT8_FILE if args.int8 else "model.onnx"
-    if args.backend == "onnx":
-        if not os.path.isfile(os.path.join(args.model_dir, model_file)):
-            raise UserError(f"no {model_file}; export with {'--quantize int8' if args.int8 else '--onnx'}",
-                            args.model_dir)
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise UserError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
+    """The exported model on the engine asked for; a damaged export is one error naming it."""
+    name = engine_name(args)
+    engine = ENGINES[name]
+    if not engine.present(args.model_dir):
+        raise UserError(f"no {engine.file}; export with {engine.export_flag or '--engine ' + name}", args.model_dir)
+    if not engine.available():
+        raise UserError(f"the {name} engine needs {engine.module}: pip install {engine.module}")
     try:
-        if args.backend == "onnx":
-            return OnnxPredictor(args.model_dir, args.threads, model_file)
-        return PaddlePredictor(args.model_dir, args.device, args.threads, args.onednn)
-    except Exception as err:  # both runtimes raise their own types for a damaged graph or weights file
+        return engine.load(args.model_dir, args.threads, args.device, args.onednn)
+    except Exception as err:  # each runtime raises its own types for a damaged graph or weights file
         raise UserError(f"cannot load the exported model ({first_line(err)}); its files are damaged or incomplete: "
                         "export it again with export_model.py", args.model_dir) from None
 
@@ -164,17 +166,13 @@ def main(argv=None):
     args = parse_args(argv)
     from utils.adapters import check_max_length, load_encoder
     from utils.adapters.base import read_config
-    from utils.files import check_output_file, read_json, write_json
-    from utils.inference import graph_file
-    from utils.tasks import spans, tokens
     from utils.training import batched_logits, task_metrics
-    from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export
-    info = read_json(os.path.join(args.model_dir, "export.json"), "the export's description (written by "
+    info = read_json(os.path.join(args.model_dir, EXPORT_INFO), "the export's description (written by "
                      "export_model.py; export the model again)")
     labels = label_names(args.model_dir)
-    head = read_config(args.model_dir).get("distill_head", "sequence")
+    head = read_config(args.model_dir).get(HEAD_KEY, "sequence")
     examples, spec, name = read_examples(args, labels, head)
     suffix = {"token": "txt", "span": "json"}.get(head, "tsv")
     output = args.output_file or os.path.join(args.model_dir, f"predictions-{name}.{suffix}")

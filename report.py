@@ -16,8 +16,14 @@ import json
 import os
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
+from utils.cli import load_task
 from utils.errors import UserError, exits_cleanly, first_line
+from utils.files import atomic_file, read_json
+from utils.inference import (ENGINES, EXPORTED, EXPORT_INFO, fastest_exported, interleaved_medians, open_engines,
+                             settle, speedups)
+from utils.models import quiet_paddlenlp
 
 STAGES = (("teacher", "run_glue.py", "teacher (fine-tuned)"),
           ("inter", "task_distill.py", "student after stage 1 (intermediate layers; no classifier yet)"),
@@ -47,7 +53,6 @@ def extra_stages(out):
 def load_stages(out):
     """[(name, script, label, results, args or None)] of the stages whose results are readable, and a note for
     each stage that is absent, unreadable or lacks its args.json: the report shows what it has."""
-    from utils.files import read_json
     stages, notes = [], []
     for name, script, label in STAGES + tuple(extra_stages(out)):
         folder = os.path.join(out, name)
@@ -92,25 +97,18 @@ def scalars(run_dir):
 def latency_rows(out, seq_len, repeats, notes):
     """(role, engine, batch, seq_len) -> (seconds, parameters, FLOPs per example) of the exported teacher and
     student at batch 1 and 32, on Paddle Inference and, when the export has model.onnx and onnxruntime is
-    installed, on onnxruntime; all timed in turn so a slow spell of the machine lands on each alike."""
-    import importlib.util
-
+    installed, on onnxruntime (every engine of utils.inference.ENGINES whose file the export holds and whose runtime
+    is installed); all timed in turn so a slow spell of the machine lands on each alike."""
     import numpy as np
 
-    from utils.files import read_json
-    from utils.inference import EXPORTED, INT8_FILE, OnnxPredictor, PaddlePredictor, interleaved_medians, settle
     runs, sizes = {}, {}
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
-        if not os.path.isfile(os.path.join(folder, "export.json")):
+        if not os.path.isfile(os.path.join(folder, EXPORT_INFO)):
             continue
         try:
-            info = read_json(os.path.join(folder, "export.json"), "the export's description")
-            runs[(role, "paddle_inference")] = PaddlePredictor(folder)
-            if os.path.isfile(os.path.join(folder, "model.onnx")) and importlib.util.find_spec("onnxruntime"):
-                runs[(role, "onnxruntime")] = OnnxPredictor(folder)
-                if os.path.isfile(os.path.join(folder, INT8_FILE)):
-                    runs[(role, "onnxruntime_int8")] = OnnxPredictor(folder, model_file=INT8_FILE)
+            info = read_json(os.path.join(folder, EXPORT_INFO), "the export's description")
+            runs.update({(role, name): run for name, run in open_engines(folder).items()})
             sizes[role] = (info["parameters"], info["flops"].get(str(seq_len)) or max(info["flops"].values()))
         except Exception as err:  # a damaged export costs its latency rows, not the report
             notes.append(f"latency of export/{role}: not measured ({first_line(err)})")
@@ -134,7 +132,6 @@ def latency_rows(out, seq_len, repeats, notes):
 
 
 def latency_lines(rows, seq_len):
-    from utils.inference import fastest_exported, speedups
     lines = ["", f"## Size and speed (CPU, sequence length {seq_len})", "",
              "| model | engine | batch | latency ms | examples/s | parameters | GFLOPs/example |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -152,52 +149,57 @@ def latency_lines(rows, seq_len):
     return lines
 
 
-def int8_lines(out, rows, stage_args, main_metric, notes):
-    """FP32 vs INT8 (onnxruntime) of each export that has model.int8.onnx: size on disk, latency at batch 1
-    and 32 (from the latency rows), and the dev metric of both files."""
-    from utils.inference import INT8_FILE, OnnxPredictor
+def quantized_sections(out, rows, stage_args, main_metric, notes):
+    """Each quantized engine (INT8 on onnxruntime) against its FP32 engine, for each export that has both files:
+    size on disk, latency at batch 1 and 32 (from the latency rows), and the dev metric of both."""
+    lines = []
+    for name, quantized in ENGINES.items():
+        if quantized.quantizes:
+            lines += quantized_lines(out, rows, stage_args, main_metric, notes, quantized.quantizes, name)
+    return lines
+
+
+def quantized_lines(out, rows, stage_args, main_metric, notes, fp32_name, name):
+    fp32_engine, engine = ENGINES[fp32_name], ENGINES[name]
     lines = []
     for role in ("teacher", "student"):
         folder = os.path.join(out, "export", role)
-        if not os.path.isfile(os.path.join(folder, INT8_FILE)):
+        if not engine.present(folder):
             continue
-        sizes = [os.path.getsize(os.path.join(folder, f)) / 1e6 for f in ("model.onnx", INT8_FILE)]
+        sizes = [os.path.getsize(os.path.join(folder, e.file)) / 1e6 for e in (fp32_engine, engine)]
         try:
-            scores = [s[main_metric] for s in dev_scores_of_export(folder, stage_args, ("model.onnx", INT8_FILE))]
+            scores = [s[main_metric] for s in dev_scores_of_export(folder, stage_args, (fp32_name, name))]
         except (UserError, KeyError, AttributeError, TypeError) as err:
             notes.append(f"INT8 dev scores of export/{role}: not measured ({err!s:.160})")
             scores = [None, None]
         ms = {(e, b): rows[(role, e, b, s)][0] * 1000 for (r, e, b, s) in rows if r == role}
         cells = []
         for batch in (1, 32):
-            fp32, int8 = ms.get(("onnxruntime", batch)), ms.get(("onnxruntime_int8", batch))
+            fp32, int8 = ms.get((fp32_name, batch)), ms.get((name, batch))
             cells.append(f"{number(fp32, '.2f')} / {number(int8, '.2f')}" + (
                 f" ({fp32 / int8:.2f}x)" if fp32 and int8 else ""))
         lines.append(f"| {role} | {sizes[0]:.1f} / {sizes[1]:.1f} ({sizes[1] / sizes[0]:.0%}) | {cells[0]} | {cells[1]} | "
                      f"{number(scores[0])} / {number(scores[1])} |")
     if not lines:
         return []
-    return ["", "## INT8 (onnxruntime dynamic quantization) vs FP32", "",
+    return ["", f"## {engine.label} vs FP32", "",
             f"| model | size MB FP32 / INT8 | ms at batch 1, FP32 / INT8 | ms at batch 32, FP32 / INT8 | "
             f"{main_metric} FP32 / INT8 |", "| --- | --- | --- | --- | --- |"] + lines
 
 
-def dev_scores_of_export(folder, stage_args, model_files):
-    """The dev metrics of each ONNX file of an export folder, on the stage's dev set (read and encoded once)."""
+def dev_scores_of_export(folder, stage_args, engines):
+    """The dev metrics of an export folder on each engine named, on the stage's dev set (read and encoded once)."""
     from utils.adapters import load_encoder
-    from utils.cli import load_task
-    from utils.inference import OnnxPredictor
     from utils.training import batched_logits, task_metrics
     args = argparse.Namespace(**stage_args)
     spec, _, dev = load_task(args, with_train=False)
     features = load_encoder(folder).encode(dev[spec.dev_splits[0]], args.max_seq_length, spec.is_regression)
     return [{f"eval_{k}": v for k, v in task_metrics(
-        spec, batched_logits(OnnxPredictor(folder, model_file=name), features, 64), features).items()}
-        for name in model_files]
+        spec, batched_logits(ENGINES[name].load(folder), features, 64), features).items()}
+        for name in engines]
 
 
 def plot(series_by_stage, plots_dir):
-    from utils.files import atomic_file
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -272,8 +274,6 @@ def main(argv=None):
                    help="time the exported models (default on)")
     p.add_argument("--latency_repeats", type=int, default=5)
     args = p.parse_args(argv)
-    from utils.files import atomic_file  # (imports paddle before matplotlib pulls in numpy C code)
-    from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     out = args.out
     if not os.path.isdir(out):
@@ -305,7 +305,7 @@ def main(argv=None):
             lines += latency_lines(rows, seq)
             pred_args = next((s[4] for s in stages if s[0] == "pred" and s[4]), None)
             if pred_args:
-                lines += int8_lines(out, rows, pred_args, main_metric, notes)
+                lines += quantized_sections(out, rows, pred_args, main_metric, notes)
     if notes:
         lines += ["", "## Not in this report", ""] + [f"- {n}" for n in notes]
     plots_dir = os.path.join(out, "plots")

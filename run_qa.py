@@ -13,7 +13,8 @@ OUTPUT_DIR/runs. task_distill.py --task_name squad distils the result.
 """
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.errors import FROM_CHECKPOINT, exits_cleanly
 
 

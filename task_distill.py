@@ -18,12 +18,13 @@ import json
 import os
 import sys
 
-import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.adapters.bert import PROJECTIONS, STUDENT_INITS
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 from utils.cli import (add_data_args, add_teacher_engine_arg, add_training_args, add_word_student_args, label_config,
                        load_task, print_results, refuse_flags_beside_config, validate_args)
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 from utils.labels import ENGINES as LABEL_ENGINES
+from utils.models import PROJECTION_LAYOUTS, STUDENT_INITS
 
 
 def parse_args(argv=None):
@@ -56,7 +57,7 @@ def parse_args(argv=None):
                    help="with --student_init teacher: the model whose embeddings and mapped layers are copied "
                         "(default the first teacher). A gold-only twin takes them from the teacher's pretrained "
                         "checkpoint, so that it knows nothing of the fine-tuned teacher")
-    m.add_argument("--projection", choices=PROJECTIONS,
+    m.add_argument("--projection", choices=PROJECTION_LAYOUTS,
                    help="student->teacher width projection: one matrix per layer (v2 checkpoints' fit_denses) or one "
                         "shared matrix (fit_dense, v1/-zh). Default: what the checkpoint was trained with "
                         "(shared for random init)")
@@ -164,7 +165,7 @@ def build_models(args, spec, train_examples):
     """(teachers, student, resolved config); every refusal (shapes, vocabularies, config) before anything is
     written. train_examples: every text the student reads (a word student's vocabulary is built from them)."""
     from utils.adapters import build_student, load_teachers
-    from utils.adapters.words import OPTIONS
+    from utils.models import WORD_OPTIONS as OPTIONS
     from utils.training import set_seed
     teachers = load_teachers(args.teacher_path, label_config(spec))
     source = teachers[0]

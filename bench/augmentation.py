@@ -18,15 +18,18 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401
-
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 import numpy as np  # noqa: E402
+
+from utils.augment import MaskedLM, Neighbours, augment_texts, is_candidate, load_vectors  # noqa: E402
+from utils.glue import get_task, read_examples  # noqa: E402
+from utils.models import load_model, load_tokenizer, quiet_paddlenlp  # noqa: E402
 
 
 def reference_augment(sentence, tokenizer, model, unit, words, index, n, p, m):
     """One sentence, the reference's way: candidates word by word, then n tries."""
     import paddle
-    from utils.augment import is_candidate
     tokens = tokenizer.basic_tokenizer.tokenize(sentence)
     candidates = {}
     for idx, word in enumerate(tokens):
@@ -80,9 +83,6 @@ def main():
     import paddle
     from paddlenlp.transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
-    from utils.augment import MaskedLM, Neighbours, augment_texts, load_vectors
-    from utils.glue import get_task, read_examples
-    from utils.models import load_model, load_tokenizer, quiet_paddlenlp
     quiet_paddlenlp()
     spec = get_task("SST-2")
     texts = [e.text_a for e in read_examples(spec, os.path.join(args.glue_dir, spec.name), "train")]

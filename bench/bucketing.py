@@ -13,17 +13,18 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401
-
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 import numpy as np  # noqa: E402
+
+from utils.batches import train_batches  # noqa: E402
+from utils.glue import get_task, read_examples  # noqa: E402
+from utils.models import load_tokenizer  # noqa: E402
 
 
 def padding_share(glue_dir, task, tokenizer_path, batch_size, max_seq_length):
     """Share of real tokens in a batch, bucketed vs random, over one epoch's plan."""
     from utils.adapters.bert import BertEncoder
-    from utils.batches import train_batches
-    from utils.glue import get_task, read_examples
-    from utils.models import load_tokenizer
     spec = get_task(task)
     features = BertEncoder(load_tokenizer(tokenizer_path)).encode(
         read_examples(spec, os.path.join(glue_dir, spec.name), "train"), max_seq_length)

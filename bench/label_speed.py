@@ -11,7 +11,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401  (thread count before paddle)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
+from utils.glue import get_task, read_examples
+from utils.inference import ENGINES, export_static, make_engines, open_engines
 
 
 def main(argv=None):
@@ -25,8 +28,6 @@ def main(argv=None):
     import numpy as np
 
     from utils.adapters import load_adapter
-    from utils.glue import get_task, read_examples
-    from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static, quantize_int8
     from utils.training import batched_logits, predict
     examples = read_examples(get_task("SST-2"), os.path.join(args.glue_dir, "SST-2"), "train")[-args.rows:]
     teacher = load_adapter(args.teacher)
@@ -35,10 +36,8 @@ def main(argv=None):
     folder = tempfile.mkdtemp(prefix="label-speed-")
     try:
         export_static(teacher, folder)
-        export_onnx(folder)
-        quantize_int8(folder)
-        engines = {"dygraph": None, "paddle_inference": PaddlePredictor(folder), "onnxruntime": OnnxPredictor(folder),
-                   "onnxruntime_int8": OnnxPredictor(folder, model_file="model.int8.onnx")}
+        make_engines(folder, ENGINES)
+        engines = {"dygraph": None, **open_engines(folder)}
         reference = None
         print("| engine | batch | rows/s | max abs diff to dygraph | argmax agreement |\n| --- | --- | --- | --- | --- |")
         for batch in args.batch_sizes:

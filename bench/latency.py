@@ -11,15 +11,18 @@ ratio: the most a smaller model can save. Last, the speed-up with each model on 
 (Paddle Inference or onnxruntime), as one would deploy them, against the goal of 90% of the FLOP ratio.
 """
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401
-
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 import numpy as np  # noqa: E402
+
+from utils.inference import (ENGINES, export_static, fastest_exported, interleaved_medians, make_engines, open_engines,
+                             settle, speedups)  # noqa: E402
+from utils.models import quiet_paddlenlp  # noqa: E402
 
 GOAL = 0.9  # the speed-up we aim for, as a share of the FLOP ratio
 
@@ -52,7 +55,6 @@ def engines(model, folder, threads, wanted):
     """name -> callable({input name: array}) for every engine asked for and available."""
     import paddle
 
-    from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static
     model.eval()
 
     @paddle.no_grad()
@@ -61,11 +63,9 @@ def engines(model, folder, threads, wanted):
 
     found = {"dygraph": dygraph} if "dygraph" in wanted else {}
     export_static(model, folder)
-    if "paddle_inference" in wanted:
-        found["paddle_inference"] = PaddlePredictor(folder, threads=threads)
-    if "onnxruntime" in wanted and importlib.util.find_spec("onnxruntime"):
-        export_onnx(folder)
-        found["onnxruntime"] = OnnxPredictor(folder, threads=threads)
+    exported = [name for name in ENGINES if name in wanted and ENGINES[name].available()]
+    make_engines(folder, exported)
+    found.update(open_engines(folder, exported, threads))
     return found
 
 
@@ -78,7 +78,7 @@ def main():
     p.add_argument("--batch_sizes", default="1,32")
     p.add_argument("--seq_lens", default="64,128")
     p.add_argument("--engines", default="dygraph,paddle_inference,onnxruntime",
-                   help="which to time (onnxruntime only when installed)")
+                   help=f"which to time, of dygraph, {', '.join(ENGINES)} (each only when its runtime is installed)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7, help="timed runs per setting, at least (default 7)")
     p.add_argument("--min_seconds", type=float, default=2.0,
@@ -87,8 +87,6 @@ def main():
 
     import paddle
 
-    from utils.inference import fastest_exported, interleaved_medians, settle, speedups
-    from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     paddle.set_device("cpu")
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))

@@ -12,7 +12,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 
 
 def main():

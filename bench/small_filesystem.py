@@ -16,7 +16,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: F401,E402  (sets OMP_NUM_THREADS before paddle loads)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
+from utils.demo import make_tiny_bert, write_sst2
 
 
 def call(main, argv):
@@ -55,7 +57,6 @@ def main():
     import predict
     import run_glue
     import task_distill
-    from utils.demo import make_tiny_bert, write_sst2
     work = tempfile.mkdtemp(prefix="small_fs_")
     disk = os.path.join(work, "disk")
     os.makedirs(disk)

@@ -15,9 +15,14 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401
-
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 import numpy as np  # noqa: E402
+
+from utils.batches import collate  # noqa: E402
+from utils.glue import get_task, load_split, task_dir  # noqa: E402
+from utils.inference import interleaved_medians, open_engines, settle  # noqa: E402
+from utils.models import quiet_paddlenlp  # noqa: E402
 
 
 def exported(folder, tmp):
@@ -30,13 +35,11 @@ def exported(folder, tmp):
 
 
 def engines(folder, threads):
-    from utils.inference import OnnxPredictor, PaddlePredictor
-    return {("paddle_inference", threads): PaddlePredictor(folder, threads=threads),
-            ("onnxruntime", threads): OnnxPredictor(folder, threads=threads)}
+    """Every engine whose file the export holds (Paddle Inference and, from --onnx, onnxruntime)."""
+    return {(name, threads): run for name, run in open_engines(folder, threads=threads).items()}
 
 
 def batches(encoder, examples, batch_size, max_seq_length):
-    from utils.batches import collate
     features = encoder.encode(examples, max_seq_length)
     return [collate(features, np.arange(i, min(i + batch_size, len(examples))))
             for i in range(0, len(examples), batch_size)]
@@ -54,9 +57,6 @@ def main():
     p.add_argument("--threads", default="1,2", help="thread counts to try (default 1,2)")
     args = p.parse_args()
 
-    from utils.glue import get_task, load_split, task_dir
-    from utils.inference import interleaved_medians, settle
-    from utils.models import quiet_paddlenlp
     quiet_paddlenlp()
     spec = get_task(args.task_name)
     dev = load_split(spec, task_dir(spec, args.glue_dir, None), spec.dev_splits[0], args.examples)

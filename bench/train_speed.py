@@ -77,6 +77,8 @@ def timed(steps, batches, warmup):
 # ---- Paddle side: the suite's own adapters, losses and optimizer
 
 def paddle_run(args, batches):
+    from utils.process import configure
+    configure()  # this worker's process, before paddle loads
     import paddle
 
     from utils.adapters import adapter_class, build_student
@@ -257,7 +259,8 @@ def main(argv=None):
               "  python -m venv /tmp/venv-torch && /tmp/venv-torch/bin/pip install torch transformers numpy\n"
               "  then pass --torch_python /tmp/venv-torch/bin/python", file=sys.stderr)
         return 2
-    import utils  # noqa: F401
+    from utils.process import configure
+    configure()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "batches.npz")
         steps = write_batches(path, args.model, args.glue_dir, args.rows, args.batch_size, args.max_seq_length,

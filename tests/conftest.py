@@ -4,7 +4,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import utils  # noqa: E402,F401  (thread count before paddle)
+from utils.process import configure  # first: settings paddle reads when it loads
+configure()
 import pytest  # noqa: E402
 
 SHARED_GLUE = os.path.join(ROOT, "..", "shared", "data", "glue")
@@ -25,6 +26,21 @@ def demo_glue(tmp_path_factory):
     root = tmp_path_factory.mktemp("glue")
     write_sst2(str(root / "SST-2"), n_train=240, n_dev=60)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def learnt_task(tmp_path_factory, tiny_bert):
+    """(GLUE folder, teacher folder, its results): the demo task at 1,000 training rows (200 dev rows, 52.5% of them
+    the majority label) and a teacher fine-tuned on it (0.83 dev accuracy), for tests that need learning to show."""
+    import run_glue
+    from utils.demo import write_sst2
+    root = tmp_path_factory.mktemp("learnt")
+    glue = str(root / "clean")
+    write_sst2(os.path.join(glue, "SST-2"), n_train=1000, n_dev=200, seed=7)
+    results = run_glue.main(["--task_name", "SST-2", "--glue_dir", glue, "--model_name_or_path", tiny_bert,
+                             "--output_dir", str(root / "teacher"), "--num_train_epochs", "6", "--save_steps", "100",
+                             "--learning_rate", "1e-3", "--batch_size", "16", "--max_seq_length", "32"])
+    return glue, str(root / "teacher" / "best_model"), results
 
 
 def make_teacher(folder, tiny_bert_folder, seed=1):

@@ -9,7 +9,6 @@ from conftest import model_logits, write
 
 import export_model
 import predict
-import run_glue
 import task_distill
 from utils.glue import Example
 
@@ -157,17 +156,12 @@ def noisy_copy(demo_glue, folder, flip=0.35, seed=3):
 
 
 @pytest.fixture(scope="module")
-def noisy_task(tmp_path_factory, tiny_bert):
+def noisy_task(tmp_path_factory, learnt_task):
     """The demo task with 35% of its training labels flipped, and a teacher fine-tuned on the clean labels."""
-    from utils.demo import write_sst2
+    clean, teacher_dir, teacher = learnt_task
     root = tmp_path_factory.mktemp("noisy")
-    clean = str(root / "clean")
-    write_sst2(os.path.join(clean, "SST-2"), n_train=1000, n_dev=200, seed=7)
     noisy = noisy_copy(clean, str(root / "noisy"))
-    teacher = run_glue.main(["--task_name", "SST-2", "--glue_dir", clean, "--model_name_or_path", tiny_bert,
-                             "--output_dir", str(root / "teacher"), "--num_train_epochs", "6", "--save_steps", "100",
-                             "--learning_rate", "1e-3", "--batch_size", "16", "--max_seq_length", "32"])
-    return root, noisy, teacher
+    return root, noisy, teacher, teacher_dir, clean
 
 
 # the quality floor: a student distilled from the teacher beats the same student trained on the (noisy) gold labels
@@ -175,12 +169,12 @@ def noisy_task(tmp_path_factory, tiny_bert):
 @pytest.mark.parametrize("student,extra", [("bilstm", ["--learning_rate", "5e-3"]),
                                            ("2l-32d", ["--learning_rate", "2e-3", "--student_init", "random"])])
 def test_distilled_student_beats_its_gold_only_twin_on_noisy_labels(noisy_task, student, extra):
-    root, noisy, teacher = noisy_task
+    root, noisy, teacher, teacher_dir, _ = noisy_task
     assert teacher["eval_accuracy"] >= 0.8  # the teacher learnt the rule from clean labels
     common = ["--max_steps", "150", "--save_steps", "50", *extra]
-    distilled = task_distill.main(distill_argv(noisy, root / "teacher" / "best_model", root / student / "kd",
+    distilled = task_distill.main(distill_argv(noisy, teacher_dir, root / student / "kd",
                                                student, *common))
-    gold = task_distill.main(distill_argv(noisy, root / "teacher" / "best_model", root / student / "gold", student,
+    gold = task_distill.main(distill_argv(noisy, teacher_dir, root / student / "gold", student,
                                           "--pred_weight", "0", "--hard_label_weight", "1", *common))
     assert distilled["eval_accuracy"] >= gold["eval_accuracy"] + 0.15, (distilled, gold)
 
@@ -200,14 +194,14 @@ def low_label_copy(clean, folder, labelled=24):
 # other 976 (unlabeled) beats its twin, which has the same vocabulary and steps but only the 24 gold labels
 @pytest.mark.parametrize("student", ["cnn", "bow"])
 def test_transfer_text_lifts_a_student_above_its_gold_only_twin(noisy_task, student):
-    root, _, teacher = noisy_task
+    root, _, teacher, teacher_dir, clean = noisy_task
     assert teacher["eval_accuracy"] >= 0.8
     low = str(root / "low")
-    transfer = low_label_copy(str(root / "clean"), low)
+    transfer = low_label_copy(clean, low)
     common = ["--max_steps", "250", "--save_steps", "50", "--learning_rate", "5e-3", "--transfer_file", transfer]
-    distilled = task_distill.main(distill_argv(low, root / "teacher" / "best_model", root / student / "low-kd",
+    distilled = task_distill.main(distill_argv(low, teacher_dir, root / student / "low-kd",
                                                student, "--hard_label_weight", "1", *common))
-    twin = task_distill.main(distill_argv(low, root / "teacher" / "best_model", root / student / "low-gold", student,
+    twin = task_distill.main(distill_argv(low, teacher_dir, root / student / "low-gold", student,
                                           "--pred_weight", "0", "--hard_label_weight", "1", *common))
     assert distilled["transfer_examples"] > 900 and twin["transfer_examples"] == 0
     assert distilled["eval_accuracy"] >= twin["eval_accuracy"] + 0.1, (distilled, twin)

@@ -135,7 +135,7 @@ def test_exported_graph_has_no_dropout_and_the_model_keeps_its_own(tmp_path, tra
 def test_every_process_keeps_freed_memory_on_glibc_unless_told_not_to(monkeypatch):
     import platform
 
-    from utils import keep_freed_memory
+    from utils.process import keep_freed_memory
     assert keep_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
     monkeypatch.setenv("DISTILL_KEEP_FREED_MEMORY", "0")
     assert keep_freed_memory() is False
@@ -143,13 +143,14 @@ def test_every_process_keeps_freed_memory_on_glibc_unless_told_not_to(monkeypatc
 
 @pytest.mark.parametrize("setting, expected", [(None, "False"), ("1", "True")])
 def test_strided_views_are_off_unless_asked_for(setting, expected):
-    """paddle imported first (its flag then read from the environment already), the suite's package second."""
+    """paddle imported first (its flag then read from the environment already), the process settings second."""
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if k != "FLAGS_use_stride_kernel"}
     if setting is not None:
         env["FLAGS_use_stride_kernel"] = setting
-    code = "import paddle, utils; print(paddle.get_flags(['FLAGS_use_stride_kernel'])['FLAGS_use_stride_kernel'])"
+    code = ("import paddle\nfrom utils.process import configure\nconfigure()\n"
+            "print(paddle.get_flags(['FLAGS_use_stride_kernel'])['FLAGS_use_stride_kernel'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip().splitlines()[-1] == expected

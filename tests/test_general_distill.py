@@ -33,7 +33,8 @@ def argv(teacher, files, out, *extra, steps=8):
                              *extra]]
 
 
-def test_general_model_is_a_student_for_both_stages_and_run_glue(tmp_path, corpus, tiny_teacher, demo_glue):
+def test_general_model_is_a_student_for_both_stages_and_run_glue(tmp_path, corpus, tiny_teacher, demo_glue,
+                                                                  learnt_task):
     tsv = os.path.join(demo_glue, "SST-2", "train.tsv")
     results = general_distill.main(argv(tiny_teacher, [corpus, tsv], tmp_path / "general"))
     assert results["corpus_texts"] == 400 + 240  # every line of the text file, the TSV's sentence column
@@ -45,10 +46,14 @@ def test_general_model_is_a_student_for_both_stages_and_run_glue(tmp_path, corpu
     inter = task_distill.main(common + ["--teacher_path", tiny_teacher, "--student_model_name_or_path", str(model),
                                         "--intermediate_distill", "--output_dir", str(tmp_path / "inter")])
     assert inter["eval_inter_loss"] > 0
-    pred = task_distill.main(common + ["--teacher_path", tiny_teacher, "--student_model_name_or_path", str(model),
-                                       "--output_dir", str(tmp_path / "pred")])
-    tuned = run_glue.main(common + ["--model_name_or_path", str(model), "--output_dir", str(tmp_path / "tuned")])
-    assert 0 <= pred["eval_accuracy"] <= 1 and 0 <= tuned["eval_accuracy"] <= 1
+    # long enough to learn the task from a teacher that knows it (the majority label scores 0.525)
+    glue, learnt_teacher, _ = learnt_task
+    learn = ["--task_name", "SST-2", "--glue_dir", glue, "--max_steps", "150", "--save_steps", "50",
+             "--learning_rate", "3e-3", "--max_seq_length", "32"]
+    pred = task_distill.main(learn + ["--teacher_path", learnt_teacher, "--student_model_name_or_path", str(model),
+                                      "--output_dir", str(tmp_path / "pred")])
+    tuned = run_glue.main(learn + ["--model_name_or_path", str(model), "--output_dir", str(tmp_path / "tuned")])
+    assert pred["eval_accuracy"] >= 0.7 and tuned["eval_accuracy"] >= 0.7  # measured 0.775 and 0.805
 
 
 def test_general_distillation_lowers_the_held_out_loss(tmp_path, corpus, tiny_teacher):

@@ -179,7 +179,7 @@ def test_paddlenlp_route_reads_cached_glue_like_the_local_reader(tmp_path):
         for split in ("train", "dev"):
             with open(os.path.join(SHARED_GLUE, task, f"{split}.tsv"), "rb") as f:
                 write(str(tmp_path / "datasets" / "Glue" / task / f"{split}.tsv"), f.read())
-    code = ("import utils, sys\nfrom utils.glue import get_task, load_split, read_examples\n"
+    code = ("import sys\nfrom utils.process import configure\nconfigure()\nfrom utils.glue import get_task, load_split, read_examples\n"
             "for task in ('SST-2', 'CoLA'):\n"
             "    spec = get_task(task)\n"
             "    online = load_split(spec, None, 'dev')\n"

@@ -70,7 +70,7 @@ def test_gold_twin_and_two_identical_teachers(ner):
     root, common = ner["root"], ner["common"]
     gold = task_distill.main(argv(*common, "--pred_weight", 0, "--hard_label_weight", 1, "--output_dir",
                                   root / "gold"))
-    assert 0 < gold["eval_f1"] <= 1
+    assert gold["eval_f1"] >= 0.9  # measured 0.99: the rule's tags are learnable from gold labels alone
     single = task_distill.main(argv(*common, "--output_dir", root / "one"))
     i = common.index("--teacher_path")
     twice = common[:i + 2] + [common[i + 1]] + common[i + 2:]  # the same teacher twice: the mean is the same

@@ -35,9 +35,16 @@ def test_results_file(trained):
     assert saved == json.loads(json.dumps(results))
     assert {"eval_accuracy", "best_step", "train_runtime", "train_examples_per_second"} <= set(saved)
     assert saved["best_step"] in (8, 16) and saved["train_steps"] == 16 and saved["train_examples"] == 240
-    assert 0 <= saved["eval_accuracy"] <= 1 and saved["train_examples_per_second"] > 0
+    assert saved["train_examples_per_second"] > 0
     with open(out / "args.json") as f:
         assert json.load(f)["max_steps"] == 16
+
+
+def test_fine_tuning_learns_the_synthetic_task(learnt_task):
+    """A quality floor: 16 steps (above) leave the tiny BERT at the majority label; six epochs of the 1,000-row task
+    teach it the rule (0.83 measured), far above the 0.525 of predicting the majority label."""
+    results = learnt_task[2]
+    assert results["eval_accuracy"] >= 0.75 and results["train_examples"] == 1000
 
 
 def test_best_model_loads_and_reproduces_metric(trained, demo_glue):

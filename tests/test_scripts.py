@@ -71,3 +71,25 @@ def test_every_script_and_bench_answers_help(capsys, monkeypatch):
             runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
         out = capsys.readouterr().out
         assert info.value.code in (0, None) and out.startswith("usage:") and "--help" in out, (script, out[-500:])
+
+
+def test_import_utils_and_every_help_leave_paddle_unloaded():
+    """`import utils` does nothing heavy, and each script's --help (process settings included) answers without
+    paddle or scipy: paddle loads only once a script has parsed its flags."""
+    scripts = ("run_glue.py", "run_ner.py", "run_qa.py", "task_distill.py", "general_distill.py",
+               "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
+               "bench/latency.py", "bench/student_latency.py", "bench/label_speed.py")
+    code = ("import contextlib, io, runpy, sys\n"
+            "import utils\n"
+            "assert not {'paddle', 'scipy'} & set(sys.modules), 'import utils'\n"
+            f"for script in {scripts!r}:\n"
+            "    sys.argv = [script, '--help']\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try:\n"
+            "            runpy.run_path(script, run_name='__main__')\n"
+            "        except SystemExit:\n"
+            "            pass\n"
+            "    assert not {'paddle', 'scipy'} & set(sys.modules), script\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -20,11 +20,14 @@ INTER = ["--intermediate_distill", "--student_model_name_or_path", "2l-16d", "--
 
 
 @pytest.fixture(scope="module")
-def two_stages(tmp_path_factory, demo_glue, tiny_teacher):
+def two_stages(tmp_path_factory, learnt_task):
+    """Both stages from a teacher that learnt the task; the second long enough for the student to learn it too."""
+    glue, teacher, _ = learnt_task
     out = tmp_path_factory.mktemp("distill")
-    inter = task_distill.main(args(demo_glue, tiny_teacher, out / "inter", *INTER))
-    pred = task_distill.main(args(demo_glue, tiny_teacher, out / "pred", "--student_model_name_or_path",
-                                  out / "inter" / "best_inter_model", "--hard_label_weight", 0.5, "--T", 2.5))
+    inter = task_distill.main(args(glue, teacher, out / "inter", *INTER))
+    pred = task_distill.main(args(glue, teacher, out / "pred", "--student_model_name_or_path",
+                                  out / "inter" / "best_inter_model", "--hard_label_weight", 0.5, "--T", 2.5,
+                                  "--learning_rate", 3e-3, "--save_steps", 50, steps=150))
     return out, inter, pred
 
 
@@ -52,7 +55,8 @@ def test_intermediate_loss_terms_logged(two_stages):
 
 def test_prediction_stage_outputs(two_stages):
     out, _, pred = two_stages
-    assert pred["stage"] == "prediction" and 0 <= pred["eval_accuracy"] <= 1
+    # a quality floor: the distilled student learnt the task (0.825 measured; the majority label scores 0.525)
+    assert pred["stage"] == "prediction" and pred["eval_accuracy"] >= 0.7
     from visualdl import LogReader
     tags = set(LogReader(file_path=glob.glob(str(out / "pred" / "runs" / "vdlrecords.*"))[0]).get_tags()["scalar"])
     assert {"train/pred_loss", "train/hard_loss", "train/loss", "eval/accuracy"} <= tags

@@ -11,10 +11,11 @@ from conftest import write
 from utils.adapters.bilstm import BiLSTMAdapter, BiLSTMText
 from utils.adapters.bow import PRIME, BoWAdapter
 from utils.adapters.cnn import CNNAdapter
-from utils.adapters.words import OPTIONS, WordEncoder, example_texts, tokenize, vector_init
+from utils.adapters.words import WordEncoder, example_texts, tokenize, vector_init
 from utils.batches import collate
 from utils.errors import UserError
 from utils.glue import Example
+from utils.models import WORD_OPTIONS
 
 ADAPTERS = (BiLSTMAdapter, CNNAdapter, BoWAdapter)
 SMALL = {"emb_dim": 8, "hidden_size": 6, "mlp_size": 10, "num_filters": 4, "kernel_sizes": "2,3", "num_buckets": 97}
@@ -213,7 +214,7 @@ def test_save_load_identical_logits_and_label_info(cls, tmp_path):
     adapter.save(str(tmp_path))
     config = json.load(open(tmp_path / "config.json"))
     assert config["distill_arch"] == cls.arch and config["num_labels"] == 3 and config["pair"] is True
-    assert all(name in config for name in OPTIONS) and config["id2label"]["2"] == "maybe"
+    assert all(name in config for name in WORD_OPTIONS) and config["id2label"]["2"] == "maybe"
     back = cls.load(str(tmp_path))
     back.eval()
     arrays = _batch(adapter, feats, range(5))

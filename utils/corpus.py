@@ -15,6 +15,7 @@ import numpy as np
 
 from utils.batches import Features, Plan, train_batches
 from utils.errors import UserError
+from utils.glue import GLUE_TASKS, _key
 
 TEXT_COLUMNS = ("sentence", "sentence1", "sentence2", "question", "question1", "question2", "#1 String",
                 "#2 String", "text", "text_a", "text_b")
@@ -40,7 +41,6 @@ def _text_columns(path, header):
 
 def _glue_columns(path):
     """The text columns of a headerless GLUE file (CoLA: the 4th), known from its folder's name; else None."""
-    from utils.glue import GLUE_TASKS, _key
     spec = GLUE_TASKS.get(_key(os.path.basename(os.path.dirname(os.path.abspath(path)))))
     if spec is None or spec.header:
         return None

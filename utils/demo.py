@@ -14,6 +14,8 @@ import os
 import random
 
 from utils.errors import exits_cleanly
+from utils.files import atomic_file
+from utils.glue import get_task, load_split, task_dir
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the script", "the ending", "the cast",
             "the soundtrack", "this story", "the director 's work", "every scene", "the dialogue"]
@@ -123,8 +125,6 @@ def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0, n_valid=0)
     n_valid: dev.tsv holds the next n_valid *training* sentences instead of the dev set, a validation slice to
     choose recipes on, so the dev set is reported once and never tuned to.
     glue_dir None: PaddleNLP's download route (online, or its cache)."""
-    from utils.files import atomic_file
-    from utils.glue import get_task, load_split, task_dir
     spec = get_task("SST-2")
     source = task_dir(spec, glue_dir)
     train = load_split(spec, source, "train")
@@ -232,5 +232,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    import utils  # noqa: F401
+    from utils.process import configure
+    configure()
     main()

@@ -1,12 +1,12 @@
 """Loss terms from a resolved distillation config (utils/presets.py) and the models' outputs they read (the
 teachers' stored logits come from utils/labels.py). Models are reached through adapters only (utils/adapters)."""
-import os
 
 import paddle
 
 from utils.errors import UserError, first_line
+from utils import inference
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES, hard_loss
-from utils.presets import PROJECTIONS
+from utils.presets import PROJECTION_KINDS
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
 
 class DistillOutputs(paddle.nn.Layer):
@@ -22,7 +22,7 @@ class DistillOutputs(paddle.nn.Layer):
     def __init__(self, adapter, requests=(), logits=True):
         super().__init__()
         self.adapter, self.requests, self.want_logits = adapter, list(requests), logits
-        self.projections = paddle.nn.LayerDict({str(i): PROJECTIONS[p[0]](p[1], p[2])
+        self.projections = paddle.nn.LayerDict({str(i): PROJECTION_KINDS[p[0]](p[1], p[2])
                                                 for i, (_, _, p) in enumerate(self.requests) if isinstance(p, list)})
 
     def forward(self, inputs, active=None, logits=None):
@@ -40,7 +40,6 @@ class DistillOutputs(paddle.nn.Layer):
         return result
 
 
-TEACHER_ENGINES = ("auto", "dygraph", "inference")
 TRACE_MIN_WIDTH = 128  # "auto" traces teachers at least this wide
 
 
@@ -52,9 +51,8 @@ def teacher_outputs(adapter, wanted, logits, engine="auto", device="cpu"):
     (about a second) than it would save."""
     if stays_dygraph(adapter, engine, device):
         return DistillOutputs(adapter, wanted, logits=logits)
-    from utils.inference import InferenceTeacher
     try:
-        return InferenceTeacher(adapter, wanted, logits)
+        return inference.InferenceTeacher(adapter, wanted, logits)
     except Exception as err:  # whatever the tracer or the predictor raise: dygraph computes the same, slower
         reason = f"{type(err).__name__}: {first_line(err)}"
         if engine == "inference":

@@ -11,7 +11,8 @@ import os
 import shutil
 import tempfile
 
-from utils.errors import UserError
+from utils.errors import UserError, at_exit
+from utils.safe_pickle import check_pickle_file
 
 
 def follow_umask(path):
@@ -153,7 +154,6 @@ def load_state(path, what="a weights file written by paddle.save", hint=""):
     pickle: it is checked first (utils.safe_pickle), so one naming anything but arrays and containers never runs."""
     import paddle
 
-    from utils.safe_pickle import check_pickle_file
     _readable(path, what)
     check_pickle_file(path, what=what, hint=hint)
     suffix = f"; {hint}" if hint else ""
@@ -244,7 +244,6 @@ def lock_output_dir(folder):
     import socket
     import time
 
-    from utils.errors import at_exit
     key = os.path.realpath(folder)
     if key in _HELD:
         return  # an earlier run of this very process, on the same folder

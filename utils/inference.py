@@ -7,15 +7,20 @@ predict.py needs nothing else. The graph takes the encoder's inputs (a BERT's in
 word model's ids_a [and ids_b]) with dynamic batch and length; padding is recognised by the pad id, as in training.
 """
 import contextlib
+import dataclasses
+import importlib.util
 import os
 import sys
+from typing import Callable, Optional
 
 import numpy as np
 
 from utils.errors import UserError
 
 PREFIX = "inference"
-EXPORTED = ("paddle_inference", "onnxruntime", "onnxruntime_int8")  # engines that run an export (dygraph does not)
+ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+EXPORT_INFO = "export.json"  # what export_model.py records about an export (inputs, size, FLOPs, the engines' files)
+TEACHER_ENGINES = ("auto", "dygraph", "inference")  # how a distilling teacher's forward runs (utils.distill)
 
 
 def export_static(adapter, out_dir, layer=None):
@@ -78,7 +83,7 @@ def export_onnx(folder, opset=14):
     import paddle2onnx
     from paddle2onnx.utils import logging as p2o_logging
     p2o_logging.log_level = 1  # its warnings and errors stay; "[INFO] ONNX model saved in <temporary name>" goes
-    target = os.path.join(folder, "model.onnx")
+    target = os.path.join(folder, ONNX_FILE)
     with stdout_silenced():
         paddle2onnx.export(graph_file(folder), os.path.join(folder, PREFIX + ".pdiparams"), save_file=target,
                            opset_version=opset, enable_onnx_checker=True, optimize_tool="None")
@@ -128,9 +133,6 @@ def process_threads():
     return int(os.environ.get("OMP_NUM_THREADS", "1"))
 
 
-INT8_FILE = "model.int8.onnx"
-
-
 def quantize_int8(folder):
     """model.onnx -> model.int8.onnx: dynamic INT8 quantization through onnxruntime's tools: the matrix products'
     weights per channel (their activations quantized on the fly per batch) and the embedding tables (Gather).
@@ -150,14 +152,14 @@ def quantize_int8(folder):
     target = os.path.join(folder, INT8_FILE)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         folded = os.path.join(tmp, "folded.onnx")
-        quant_pre_process(os.path.join(folder, "model.onnx"), folded, skip_symbolic_shape=True)
+        quant_pre_process(os.path.join(folder, ONNX_FILE), folded, skip_symbolic_shape=True)
         quantize_dynamic(folded, target, weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gemm", "Gather"])
     return target
 
 
 class OnnxPredictor:
-    def __init__(self, folder, threads=None, model_file="model.onnx"):
+    def __init__(self, folder, threads=None, model_file=ONNX_FILE):
         import onnxruntime as ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or process_threads()
@@ -169,6 +171,80 @@ class OnnxPredictor:
     def __call__(self, inputs):
         """inputs: {input name: int array [batch, length]} (extra keys, such as labels, are ignored)."""
         return self.session.run(None, {n: inputs[n].astype(np.int64) for n in self.input_names})[0]
+
+
+# ---- the engine map: every runtime that runs an export folder, and what each needs
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """One runtime over an export folder. export_model.py writes its file, predict.py runs it, report.py and the
+    benches time it, teacher labelling uses it when `exact`; none of them names an engine."""
+    label: str  # what reports call it
+    file: str  # what it reads in an export folder (a file export_model.py writes only when asked)
+    load: Callable  # (folder, threads=None, device="cpu", onednn=True) -> predictor: {input: array} -> logits
+    module: str  # the Python package it imports (pip install of the same name)
+    made_from: Optional[str] = None  # the engine whose file `make` reads; None: made with the static graph
+    make: Optional[Callable] = None  # (folder, opset) -> writes `file` (None: export_static already did)
+    export_flag: str = ""  # export_model.py's shorthand for writing it ("": none, --engine NAME writes it)
+    export_key: Optional[str] = None  # export.json's key naming its file
+    failure: str = ""  # export_model.py's error when `make` fails, with {} for the cause
+    exact: bool = True  # dygraph's logits to float rounding: may label a teacher's rows
+    quantizes: Optional[str] = None  # the FP32 engine it is a quantization of (report.py sets them side by side)
+
+    def present(self, folder):
+        return os.path.isfile(os.path.join(folder, self.file))
+
+    def available(self):
+        return importlib.util.find_spec(self.module) is not None
+
+
+def _paddle_inference(folder, threads=None, device="cpu", onednn=True):
+    return PaddlePredictor(folder, device, threads, onednn)
+
+
+def _onnxruntime(model_file):
+    return lambda folder, threads=None, device="cpu", onednn=True: OnnxPredictor(folder, threads, model_file)
+
+
+# Adding an engine = one entry here (in the order reports list them).
+ENGINES = {
+    "paddle_inference": Engine(label="Paddle Inference", file=PREFIX + ".pdiparams", module="paddle",
+                               load=_paddle_inference),
+    "onnxruntime": Engine(label="onnxruntime", file=ONNX_FILE, module="onnxruntime", load=_onnxruntime(ONNX_FILE),
+                          made_from="paddle_inference", make=export_onnx, export_flag="--onnx", export_key="onnx",
+                          failure="ONNX export failed ({}); the Paddle export works without --onnx"),
+    "onnxruntime_int8": Engine(label="INT8 (onnxruntime dynamic quantization)", file=INT8_FILE, module="onnxruntime",
+                               load=_onnxruntime(INT8_FILE), made_from="onnxruntime",
+                               make=lambda folder, opset=14: quantize_int8(folder),
+                               export_flag="--quantize int8", export_key="int8",
+                               failure="INT8 quantization failed ({}); the FP32 exports work without --quantize",
+                               exact=False, quantizes="onnxruntime"),
+}
+EXPORTED = tuple(ENGINES)  # engines that run an export (dygraph does not)
+
+
+def with_sources(names):
+    """The engines named and every engine their files are made from, in ENGINES order."""
+    wanted = set()
+    for name in names:
+        while name is not None and name not in wanted:
+            wanted.add(name)
+            name = ENGINES[name].made_from
+    return [name for name in ENGINES if name in wanted]
+
+
+def make_engines(folder, names, opset=14):
+    """Write the files of the engines named (and of those they are made from) into an export folder that
+    export_static filled."""
+    for name in with_sources(names):
+        if ENGINES[name].make is not None:
+            ENGINES[name].make(folder, opset)
+
+
+def open_engines(folder, names=EXPORTED, threads=None):
+    """{name: predictor} of each engine named whose file the folder holds and whose runtime is installed."""
+    return {name: ENGINES[name].load(folder, threads) for name in names
+            if ENGINES[name].present(folder) and ENGINES[name].available()}
 
 
 def settle(seconds=0.3):

@@ -20,11 +20,17 @@ import os
 
 import numpy as np
 
-from utils.errors import UserError
+from utils.batches import subset
+from utils.errors import UserError, first_line
+from utils.files import atomic_file
+from utils.inference import ENGINES as EXPORT_ENGINES
+from utils.inference import export_static, make_engines
 
 MAGIC = b"paddle-distill logits v1\n"
 SHARD_ROWS = 4096
-ENGINES = ("auto", "dygraph", "paddle_inference", "onnxruntime")
+# what may label: dygraph and every engine that computes its logits (an INT8 engine would change the labels)
+ENGINES = ("auto", "dygraph", *(name for name, e in EXPORT_ENGINES.items() if e.exact))
+AUTO_ENGINE = "paddle_inference"  # what "auto" labels on: the fastest FP32 engine measured here for labelling
 
 
 def row_keys(examples, groups=None):
@@ -70,7 +76,6 @@ def store_folder(cache_dir, paths, weights, signature, max_seq_length):
 
 
 def write_shard(path, keys, offsets, logits):
-    from utils.files import atomic_file
     header = json.dumps({"rows": len(keys), "positions": int(offsets[-1]), "labels": int(logits.shape[1])})
     with atomic_file(path, "wb") as f:
         f.write(MAGIC + header.encode() + b"\n")
@@ -167,7 +172,6 @@ def label_rows(store, label_fn, features, keys, part=(0, 1), shard_rows=None, de
     (shards written, rows labelled)."""
     from tqdm import tqdm
 
-    from utils.batches import subset
     if len(features) != len(keys):
         raise UserError(f"{len(features)} teacher-side rows for {len(keys)} keys: the teacher cuts the examples into "
                         "other rows than the student (another tokenizer?)")
@@ -219,15 +223,12 @@ def _engine(teacher, engine):
     import shutil
     import tempfile
 
-    from utils.errors import first_line
-    from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static
+    name = AUTO_ENGINE if engine == "auto" else engine
     folder = tempfile.mkdtemp(prefix="teacher-export-")
     try:
         export_static(teacher, folder)
-        if engine == "onnxruntime":
-            export_onnx(folder)
-            return OnnxPredictor(folder)
-        return PaddlePredictor(folder)
+        make_engines(folder, [name])
+        return EXPORT_ENGINES[name].load(folder)
     except Exception as err:  # a model that does not trace: dygraph computes the same logits, slower
         if engine != "auto":
             raise UserError(f"--label_engine {engine}: the teacher does not export ({first_line(err)})")

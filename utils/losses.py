@@ -6,6 +6,8 @@ only: padding carries no signal, and its share of the batch varies with the batc
 import paddle
 import paddle.nn.functional as F
 
+from utils.batches import LABEL_PAD
+
 
 def hidden_mse(h_S, h_T, mask):
     """MSE between (projected) hidden states [B, L, H], averaged over real tokens and hidden units."""
@@ -85,7 +87,6 @@ def select_positions(logits, labels):
     prediction-layer loss above applies to token tasks unchanged (TextBrewer's logits mask). [B, C] passes."""
     if logits.ndim != 3:
         return logits
-    from utils.batches import LABEL_PAD
     keep = paddle.nonzero(labels.reshape([-1]) != LABEL_PAD).reshape([-1])
     return paddle.gather(logits.reshape([-1, logits.shape[-1]]), keep)
 
@@ -191,6 +192,3 @@ INTERMEDIATE_LOSSES = {"hidden_mse": hidden_mse, "attention_mse": attention_mse,
                        "feature_map": feature_map, "mean_variance": mean_variance, "attention_kl": attention_kl}
 PREDICTION_LOSSES = {"soft_ce": soft_cross_entropy, "kl": kl_divergence, "mse": logits_mse}
 
-
-def zero():
-    return paddle.zeros([], dtype="float32")

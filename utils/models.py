@@ -2,15 +2,43 @@
 
 A Hugging Face folder is converted in a private copy: PaddleNLP's converter writes its output into the
 folder it reads, and a user's model folder (or a pip package's) must stay untouched.
+
+Also the names that describe a model without building one (config.json keys, how a student starts, the word
+students' options): this module never imports paddle, so scripts list them in `--help` at no cost.
 """
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 
 from utils.errors import UserError
+from utils.files import SAFE_WEIGHTS, read_json
+from utils.safe_pickle import check_model_folder
+
+ARCH_KEY = "distill_arch"  # the config.json key naming the adapter that wrote a folder
+HEAD_KEY = "distill_head"  # the config.json key naming a BERT-family model's head; absent: sequence
+STUDENT_INITS = ("pretrained", "random", "teacher")  # where a BERT-family student's weights start
+PROJECTION_LAYOUTS = ("per_layer", "shared")  # a TinyBERT student's fit_dense: one per layer, or one for all
+
+# the word students' (bilstm, cnn, bow) options, name -> (type, default, help): one command-line flag and one
+# config.json key each
+WORD_OPTIONS = OrderedDict([
+    ("emb_dim", (int, 300, "bilstm, cnn: word embedding width (replaced by the vectors' width when word vectors "
+                           "are given)")),
+    ("hidden_size", (int, 300, "bilstm: LSTM hidden units per direction")),
+    ("mlp_size", (int, 400, "bilstm, cnn: width of the ReLU layer between the text representation and the logits")),
+    ("dropout", (float, 0.1, "bilstm, cnn: dropout on the text representation and on the ReLU layer (training only)")),
+    ("kernel_sizes", (str, "3,4,5", "cnn: convolution widths in words, comma-separated")),
+    ("num_filters", (int, 100, "cnn: filters per convolution width")),
+    ("num_buckets", (int, 2 ** 18, "bow: hash buckets of the word bigrams")),
+    ("min_count", (int, 1, "bilstm, cnn, bow: occurrences in the training texts a word needs to enter the "
+                           "vocabulary")),
+    ("max_vocab_size", (int, 100000, "bilstm, cnn, bow: vocabulary size cap including [PAD] and [UNK] (the most "
+                                     "frequent words are kept); 0 = no limit")),
+])
 
 PADDLE_WEIGHTS = ("model_state.pdparams",)
-HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+HF_WEIGHTS = (SAFE_WEIGHTS, "pytorch_model.bin")
 PADDLE_FORMATS = ("np", "pd")  # a safetensors header's "format" as PaddleNLP writes it; Hugging Face writes "pt"
 
 
@@ -39,11 +67,10 @@ def model_kind(name_or_path):
         files = set(os.listdir(name_or_path))
         if "config.json" not in files and "model_config.json" not in files:
             raise UserError("no config.json; expected a PaddleNLP or Hugging Face model folder", name_or_path)
-        from utils.files import read_json
         read_json(os.path.join(name_or_path, "config.json" if "config.json" in files else "model_config.json"),
                   "the model's config (a JSON object)")  # a damaged one is named here, not by a loader's guess
-        if files & set(PADDLE_WEIGHTS) or ("model.safetensors" in files and paddle_safetensors(
-                os.path.join(name_or_path, "model.safetensors"))):
+        if files & set(PADDLE_WEIGHTS) or (SAFE_WEIGHTS in files and paddle_safetensors(
+                os.path.join(name_or_path, SAFE_WEIGHTS))):
             return "paddle"
         if files & set(HF_WEIGHTS):
             return "hf"
@@ -75,7 +102,6 @@ def load_model(cls, name_or_path, **kwargs):
     """`cls.from_pretrained` for any of the three sources; kwargs (num_labels, ...) pass through."""
     kind = model_kind(name_or_path)
     if kind != "name":  # from_pretrained unpickles the folder's weights: refuse one that could run code first
-        from utils.safe_pickle import check_model_folder
         check_model_folder(name_or_path)
     if kind != "hf":
         return _from_pretrained(cls, name_or_path, "model", **kwargs)

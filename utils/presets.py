@@ -35,16 +35,17 @@ def _projection(activation):
     return build
 
 
-PROJECTIONS = {"linear": _projection(None), "relu": _projection(paddle.nn.ReLU), "tanh": _projection(paddle.nn.Tanh)}
+PROJECTION_KINDS = {"linear": _projection(None), "relu": _projection(paddle.nn.ReLU),
+                    "tanh": _projection(paddle.nn.Tanh)}
 
 
 # ---- presets: functions of the student's and the teacher's shapes, never typed-out lists
 
-def _proj(S, T, teacher):
+def _proj(shape_S, shape_T, teacher):
     """The student's built-in TinyBERT projection when it fits this teacher, else a new linear layer."""
-    if S.get("fit_size") == T["hidden"] and teacher == 0 and S.get("projection"):
+    if shape_S.get("fit_size") == shape_T["hidden"] and teacher == 0 and shape_S.get("projection"):
         return "student"
-    return None if S["hidden"] == T["hidden"] else ["linear", S["hidden"], T["hidden"]]
+    return None if shape_S["hidden"] == shape_T["hidden"] else ["linear", shape_S["hidden"], shape_T["hidden"]]
 
 
 def uniform_pairs(n_S, n_T):
@@ -52,10 +53,10 @@ def uniform_pairs(n_S, n_T):
     return [(m, m * n_T // n_S) for m in range(1, n_S + 1)]
 
 
-def layer_pairs(layer_map, S, T):
+def layer_pairs(layer_map, shape_S, shape_T):
     """A config's layer_map checked: [[student layer, teacher layer], ...], integers within both models' layers
     (a string such as "3,6" or a flat list would otherwise fail deep inside, unpacking pairs)."""
-    n_S, n_T = S["layers"], T["layers"]
+    n_S, n_T = shape_S["layers"], shape_T["layers"]
     expected = (f"expected a list of [student layer, teacher layer] pairs of integers, student 1..{n_S}, teacher "
                 f"1..{n_T} (e.g. {[list(p) for p in uniform_pairs(n_S, n_T)]}), got {layer_map!r}")
     if not isinstance(layer_map, list) or not layer_map:
@@ -70,10 +71,11 @@ def layer_pairs(layer_map, S, T):
     return [tuple(p) for p in layer_map]
 
 
-def tinybert_preset(S, T, teacher=0, layer_map=None, emb_weight=1.0, hidden_weight=1.0, attn_weight=1.0):
+def tinybert_preset(shape_S, shape_T, teacher=0, layer_map=None, emb_weight=1.0, hidden_weight=1.0, attn_weight=1.0):
     """Embeddings, every layer's hidden states (MSE through a projection) and attention scores (MSE)."""
-    pairs = uniform_pairs(S["layers"], T["layers"]) if layer_map is None else layer_pairs(layer_map, S, T)
-    proj = _proj(S, T, teacher)
+    pairs = (uniform_pairs(shape_S["layers"], shape_T["layers"]) if layer_map is None
+             else layer_pairs(layer_map, shape_S, shape_T))
+    proj = _proj(shape_S, shape_T, teacher)
     matches = []
     if emb_weight:
         matches.append(dict(layer_S=0, layer_T=0, feature="embedding", loss="hidden_mse", weight=emb_weight,
@@ -88,30 +90,31 @@ def tinybert_preset(S, T, teacher=0, layer_map=None, emb_weight=1.0, hidden_weig
     return [dict(m, teacher=teacher) for m in matches]
 
 
-def pkd_preset(S, T, teacher=0, strategy="skip", k=None, weight=100.0):
+def pkd_preset(shape_S, shape_T, teacher=0, strategy="skip", k=None, weight=100.0):
     """Patient KD: normalised [CLS] states of student layers 1..k (default N_S - 1; the last layer is left to
     the prediction loss) against teacher layers every N_T/N_S ("skip") or the k before the last ("last")."""
-    k = S["layers"] - 1 if k is None else k
+    k = shape_S["layers"] - 1 if k is None else k
     if strategy == "skip":
-        layers_T = [m * T["layers"] // S["layers"] for m in range(1, k + 1)]
+        layers_T = [m * shape_T["layers"] // shape_S["layers"] for m in range(1, k + 1)]
     elif strategy == "last":
-        layers_T = list(range(T["layers"] - k, T["layers"]))
+        layers_T = list(range(shape_T["layers"] - k, shape_T["layers"]))
     else:
         raise UserError(f"strategy '{strategy}' is not one of skip, last")
-    return [dict(layer_S=m, layer_T=g, feature="hidden", loss="pkd", weight=weight, proj=_proj(S, T, teacher),
-                 teacher=teacher) for m, g in zip(range(1, k + 1), layers_T)]
+    return [dict(layer_S=m, layer_T=g, feature="hidden", loss="pkd", weight=weight,
+                 proj=_proj(shape_S, shape_T, teacher), teacher=teacher) for m, g in zip(range(1, k + 1), layers_T)]
 
 
-def distilbert_preset(S, T, teacher=0, weight=1.0):
+def distilbert_preset(shape_S, shape_T, teacher=0, weight=1.0):
     """Cosine alignment of hidden states at the uniformly mapped layers (DistilBERT aligns the last)."""
-    return [dict(layer_S=m, layer_T=g, feature="hidden", loss="cos", weight=weight, proj=_proj(S, T, teacher),
-                 teacher=teacher) for m, g in uniform_pairs(S["layers"], T["layers"])]
+    return [dict(layer_S=m, layer_T=g, feature="hidden", loss="cos", weight=weight,
+                 proj=_proj(shape_S, shape_T, teacher), teacher=teacher)
+            for m, g in uniform_pairs(shape_S["layers"], shape_T["layers"])]
 
 
-def minilm_preset(S, T, teacher=0, weight=1.0):
+def minilm_preset(shape_S, shape_T, teacher=0, weight=1.0):
     """MiniLM-style: the last layer's attention distributions (cross-entropy over real keys)."""
-    return [dict(layer_S=S["layers"], layer_T=T["layers"], feature="attention", loss="attention_ce", weight=weight,
-                 proj=None, teacher=teacher)]
+    return [dict(layer_S=shape_S["layers"], layer_T=shape_T["layers"], feature="attention", loss="attention_ce",
+                 weight=weight, proj=None, teacher=teacher)]
 
 
 PRESETS = {"tinybert": tinybert_preset, "pkd": pkd_preset, "distilbert": distilbert_preset, "minilm": minilm_preset}
@@ -153,7 +156,7 @@ def _schedule(spec, table, what):
     return {"name": name, **params}
 
 
-def _check_match(i, m, S, teachers):
+def _check_match(i, m, shape_S, teachers):
     where = f"intermediate_matches[{i}]"
     unknown = set(m) - MATCH_KEYS
     if unknown:
@@ -166,9 +169,9 @@ def _check_match(i, m, S, teachers):
     _pick(m["loss"], INTERMEDIATE_LOSSES, f"{where}: loss")
     if not isinstance(m["teacher"], int) or not 0 <= m["teacher"] < len(teachers):
         raise UserError(f"{where}: teacher {m['teacher']} does not exist (there are {len(teachers)})")
-    T = teachers[m["teacher"]]
+    shape_T = teachers[m["teacher"]]
     low = 1 if m["feature"] == "attention" else 0
-    for side, info in (("layer_S", S), ("layer_T", T)):
+    for side, info in (("layer_S", shape_S), ("layer_T", shape_T)):
         high = 0 if m["feature"] == "embedding" else info["layers"]
         if not isinstance(m[side], int) or not low <= m[side] <= high:
             raise UserError(f"{where}: {side} {m[side]} is out of range for {m['feature']} ({low}..{high})")
@@ -176,9 +179,10 @@ def _check_match(i, m, S, teachers):
     if attention != (m["loss"] in ATTENTION_LOSSES):
         raise UserError(f"{where}: loss '{m['loss']}' does not apply to {m['feature']} "
                         f"(attention takes {' or '.join(ATTENTION_LOSSES)})")
-    if m["loss"] == "attention_kl" and (S.get("heads") and T.get("heads")) and T["heads"] % S["heads"]:
-        raise UserError(f"{where}: attention_kl needs the teacher's heads ({T['heads']}) to be a multiple of the "
-                        f"student's ({S['heads']}): teacher heads are averaged in groups")
+    heads_S, heads_T = shape_S.get("heads"), shape_T.get("heads")
+    if m["loss"] == "attention_kl" and heads_S and heads_T and heads_T % heads_S:
+        raise UserError(f"{where}: attention_kl needs the teacher's heads ({shape_T['heads']}) to be a multiple of the "
+                        f"student's ({shape_S['heads']}): teacher heads are averaged in groups")
     if not _number(m["weight"]) or m["weight"] < 0:
         raise UserError(f"{where}: weight must be a finite number >= 0, got {m['weight']!r}")
     proj = m["proj"]
@@ -187,26 +191,26 @@ def _check_match(i, m, S, teachers):
     if isinstance(proj, list):
         if len(proj) != 3:
             raise UserError(f"{where}: proj must be [kind, dim_S, dim_T]")
-        _pick(proj[0], PROJECTIONS, f"{where}: proj kind")
-        if (proj[1], proj[2]) != (S["hidden"], T["hidden"]):
-            raise UserError(f"{where}: proj dims {proj[1]}->{proj[2]} do not match student width {S['hidden']} "
-                            f"and teacher width {T['hidden']}")
+        _pick(proj[0], PROJECTION_KINDS, f"{where}: proj kind")
+        if (proj[1], proj[2]) != (shape_S["hidden"], shape_T["hidden"]):
+            raise UserError(f"{where}: proj dims {proj[1]}->{proj[2]} do not match student width {shape_S['hidden']} "
+                            f"and teacher width {shape_T['hidden']}")
     elif proj == "student":
-        if not S.get("projection") or S.get("fit_size") != T["hidden"]:
+        if not shape_S.get("projection") or shape_S.get("fit_size") != shape_T["hidden"]:
             raise UserError(f"{where}: proj 'student' needs a TinyBERT student projecting to the teacher's width")
     elif proj is not None:
         raise UserError(f"{where}: proj must be null, \"student\" or [kind, dim_S, dim_T]")
-    elif not attention and S["hidden"] != T["hidden"] and m["loss"] not in WIDTH_FREE_LOSSES:
-        raise UserError(f"{where}: widths differ (student {S['hidden']}, teacher {T['hidden']}); add "
-                        f"\"proj\": [\"linear\", {S['hidden']}, {T['hidden']}]")
+    elif not attention and shape_S["hidden"] != shape_T["hidden"] and m["loss"] not in WIDTH_FREE_LOSSES:
+        raise UserError(f"{where}: widths differ (student {shape_S['hidden']}, teacher {shape_T['hidden']}); add "
+                        f"\"proj\": [\"linear\", {shape_S['hidden']}, {shape_T['hidden']}]")
     m.setdefault("name", f"{'t%d_' % m['teacher'] if m['teacher'] else ''}{m['feature']}{m['layer_S']}_{m['loss']}")
     return m
 
 
-def build_config(raw, S, teachers, regression=False):
+def build_config(raw, shape_S, teachers, regression=False):
     """The resolved config: defaults filled, presets expanded, every name and range checked.
 
-    S: the student's {"layers", "hidden", "heads", "projection", "fit_size"}; teachers: their {"layers",
+    shape_S: the student's {"layers", "hidden", "heads", "projection", "fit_size"}; teachers: their {"layers",
     "hidden", "heads"}, in --teacher_path order.
     """
     unknown = set(raw) - set(DEFAULTS)
@@ -230,7 +234,7 @@ def build_config(raw, S, teachers, regression=False):
         raise UserError(f"t2_scaling must be true or false, got {config['t2_scaling']!r}")
     if not isinstance(config["intermediate_matches"], list):
         raise UserError(f"intermediate_matches must be a list of matches, got {config['intermediate_matches']!r}")
-    if config["intermediate_matches"] and S.get("layers") is None:
+    if config["intermediate_matches"] and shape_S.get("layers") is None:
         raise UserError("intermediate_matches need a student with transformer layers; this student learns from the "
                         "teacher's predictions only (use kd_weight / hard_label_weight)")
     matches = []
@@ -244,7 +248,7 @@ def build_config(raw, S, teachers, regression=False):
             if not isinstance(teacher, int) or not 0 <= teacher < len(teachers):
                 raise UserError(f"intermediate_matches[{i}]: teacher {teacher} does not exist")
             try:
-                matches += builder(S, teachers[teacher], **params)
+                matches += builder(shape_S, teachers[teacher], **params)
             except (TypeError, UserError) as err:  # an unknown or malformed parameter, named with its match
                 raise UserError(f"intermediate_matches[{i}]: preset '{item['preset']}': {err}") from None
         else:
@@ -256,17 +260,17 @@ def build_config(raw, S, teachers, regression=False):
         builder = PHASE_PRESETS[_pick(name, PHASE_PRESETS, "phases: preset")]
         if not all(_number(v) or isinstance(v, bool) for v in params.values()):
             raise UserError(f"phases: preset parameters must be numbers, got {params!r}")
-        if S.get("layers") is None:
+        if shape_S.get("layers") is None:
             raise UserError(f"phases: preset '{name}' needs a student with transformer layers")
         try:
-            more, phases = builder(S, teachers[0], len(matches), config, **params)
+            more, phases = builder(shape_S, teachers[0], len(matches), config, **params)
         except TypeError as err:
             raise UserError(f"phases: preset '{name}': {err}") from None
         matches = matches + more
-    config["intermediate_matches"] = [_check_match(i, m, S, teachers) for i, m in enumerate(matches)]
+    config["intermediate_matches"] = [_check_match(i, m, shape_S, teachers) for i, m in enumerate(matches)]
     if not config["intermediate_matches"] and not config["kd_weight"] and not config["hard_label_weight"]:
         raise UserError("the config trains nothing: no intermediate matches and kd_weight = hard_label_weight = 0")
-    config["phases"] = _check_phases(phases, config, S.get("layers"))
+    config["phases"] = _check_phases(phases, config, shape_S.get("layers"))
     return config
 
 
@@ -285,7 +289,7 @@ def single_phase(config):
                  share=1.0)]
 
 
-def tinybert_phases(S, T, first, config, inter_share=0.5):
+def tinybert_phases(shape_S, shape_T, first, config, inter_share=0.5):
     """TinyBERT's two stages in one run: every intermediate match (best by dev intermediate loss, and the next
     phase starts from that model), then the prediction layer alone (best by the dev metric)."""
     if not 0 < inter_share < 1:
@@ -296,8 +300,8 @@ def tinybert_phases(S, T, first, config, inter_share=0.5):
                      hard_label_weight=config["hard_label_weight"], select="metric", share=1 - inter_share)]
 
 
-def progressive_phases(S, T, first, config, before=0.0, during=3.0, after=0.3, layer_share=0.5, attention=True,
-                       mean_variance=0.0, prediction=True):
+def progressive_phases(shape_S, shape_T, first, config, before=0.0, during=3.0, after=0.3, layer_share=0.5,
+                       attention=True, mean_variance=0.0, prediction=True):
     """MobileBERT's progressive knowledge transfer: one phase per student layer l, with only layer l's feature-map
     (and attention) transfer on (the embeddings join layer 1's phase); layers already trained learn at `after`
     x the learning rate, layer l at `during` x, layers above and the classifier at `before` x (0: frozen). Then
@@ -307,9 +311,9 @@ def progressive_phases(S, T, first, config, before=0.0, during=3.0, after=0.3, l
     layer_share = layer_share if prediction else 1.0
     if prediction and not 0 < layer_share < 1:
         raise UserError(f"phases: progressive layer_share must be in (0, 1), got {layer_share}")
-    proj = _proj(S, T, 0)
+    proj = _proj(shape_S, shape_T, 0)
     matches, phases = [], []
-    for m, g in uniform_pairs(S["layers"], T["layers"]):
+    for m, g in uniform_pairs(shape_S["layers"], shape_T["layers"]):
         mine = ([dict(layer_S=0, layer_T=0, feature="embedding", loss="feature_map", proj=proj, group="emb_loss")]
                 if m == 1 else [])
         mine.append(dict(layer_S=m, layer_T=g, feature="hidden", loss="feature_map", proj=proj, group="hidden_loss"))
@@ -320,9 +324,9 @@ def progressive_phases(S, T, first, config, before=0.0, during=3.0, after=0.3, l
             mine.append(dict(layer_S=m, layer_T=g, feature="attention", loss="attention_kl", group="attn_loss"))
         index = list(range(first + len(matches), first + len(matches) + len(mine)))
         matches += mine
-        layers = [after if j < m else during if j == m else before for j in range(1, S["layers"] + 1)]
+        layers = [after if j < m else during if j == m else before for j in range(1, shape_S["layers"] + 1)]
         phases.append(dict(name=f"layer{m}", matches=index, kd_weight=0.0, hard_label_weight=0.0, select="last",
-                           share=layer_share / S["layers"], lr={"embeddings": during if m == 1 else after,
+                           share=layer_share / shape_S["layers"], lr={"embeddings": during if m == 1 else after,
                                                                 "layers": layers, "head": before}))
     if prediction:
         phases.append(dict(name="prediction", matches=[], kd_weight=config["kd_weight"],

@@ -13,6 +13,8 @@ import math
 from utils.errors import UserError
 
 from utils.batches import LABEL_PAD as NO_LABEL  # a transfer row's label: no hard loss reads it
+from utils.files import text_lines
+from utils.glue import Example
 NO_TAG = -1  # a transfer sentence's word: distilled (its first piece is a KD position) but no gold tag
 
 
@@ -23,7 +25,6 @@ def no_label(regression):
 def _lines(path):
     """(line number, text) of every non-blank line (utils.files.text_lines: missing files, folders and non-UTF-8
     lines are named); a line with a NUL byte is refused too: the file is binary."""
-    from utils.files import text_lines
     for lineno, text in text_lines(path, "a transfer file: UTF-8 text, one example per line"):
         if "\0" in text:
             raise UserError("a NUL byte: this looks like a binary file; expected UTF-8 text, one example per line",
@@ -47,7 +48,6 @@ def _task_columns(spec, first_fields):
 
 def read_transfer(path, spec):
     """Examples (label NO_LABEL, or NaN for regression) of one transfer file for a GLUE-style task."""
-    from utils.glue import Example
     texts = 2 if spec.text_b is not None else 1
     what = "two tab-separated texts" if texts == 2 else "one text"
     label = no_label(spec.is_regression)

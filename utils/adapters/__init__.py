@@ -10,6 +10,8 @@ import os
 
 from utils.adapters.base import ARCH_KEY, read_config
 from utils.errors import UserError
+from utils.files import write_folder
+from utils.models import HEAD_KEY, load_tokenizer
 
 # name -> (module, class); imported on first use so that `--help` stays fast
 ARCHS = {"bert": ("utils.adapters.bert", "BertAdapter"),
@@ -64,7 +66,6 @@ def load_encoder(folder):
     arch = arch_of(folder)
     if arch in WORDPIECE_ARCHS:
         from utils.adapters.bert import BertEncoder
-        from utils.models import load_tokenizer
         return BertEncoder(load_tokenizer(folder))
     from utils.adapters.words import WordEncoder
     return WordEncoder.load(folder)
@@ -75,7 +76,6 @@ def save_adapter(adapter, target, extra_files=None):
 
     `extra_files`: {file name: callable(path)} for anything else that belongs with the weights.
     """
-    from utils.files import write_folder
 
     def fill(folder):
         adapter.save(folder)
@@ -133,7 +133,7 @@ def load_teachers(paths, label_info):
     teachers = []
     for path in paths:
         teacher = load_adapter(path)  # its own classifier: a wrong size is refused, never silently replaced
-        head = label_info.get("distill_head", "sequence")
+        head = label_info.get(HEAD_KEY, "sequence")
         if teacher.head != head:
             script = {"token": "run_ner.py", "span": "run_qa.py"}.get(head, "run_glue.py")
             raise UserError(f"the teacher has a {teacher.head} head; this task needs a {head} head (fine-tune it "

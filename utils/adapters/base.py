@@ -19,7 +19,9 @@ import os
 
 import paddle
 
-ARCH_KEY = "distill_arch"  # the config.json key naming the adapter that wrote a folder
+from utils.errors import UserError
+from utils.files import load_model_state, read_json
+from utils.models import ARCH_KEY  # noqa: F401  (the adapters' modules read it from here)
 
 
 class Encoder:
@@ -72,8 +74,6 @@ class Adapter(paddle.nn.Layer):
     def restore(self, folder):
         """Load the weights this adapter's save() wrote into `folder` (the model's state, model.safetensors)
         into this very model: a later phase continues from an earlier phase's best."""
-        from utils.errors import UserError
-        from utils.files import load_model_state
         state, own = load_model_state(folder), self.model.state_dict()
         wrong = sorted(set(own) ^ set(state)) or [k for k in own if list(own[k].shape) != list(state[k].shape)]
         if wrong:  # set_state_dict would skip them silently
@@ -103,7 +103,6 @@ class Adapter(paddle.nn.Layer):
 
 
 def read_config(folder):
-    from utils.files import read_json
     return read_json(os.path.join(folder, "config.json"), "the model's config (JSON object)")
 
 

@@ -11,13 +11,12 @@ from utils.adapters.base import ARCH_KEY, Adapter, Encoder
 from utils.batches import Features, labels_array
 from utils.errors import UserError
 from utils.files import load_model_state, read_json
-from utils.models import load_model, load_tokenizer, model_kind
+from utils.inference import flops_per_example
+from utils.models import HEAD_KEY, PROJECTION_LAYOUTS, load_model, load_tokenizer, model_kind
 
 # (layers, hidden, FFN, heads); the -v2 and -zh checkpoints share their base shape.
 TINYBERT_SHAPES = {"tinybert-4l-312d": (4, 312, 1200, 12), "tinybert-6l-768d": (6, 768, 3072, 12)}
 SHAPE_PATTERN = re.compile(r"^(\d+)l-(\d+)d$")
-STUDENT_INITS = ("pretrained", "random", "teacher")
-PROJECTIONS = ("per_layer", "shared")
 
 
 class BertEncoder(Encoder):
@@ -110,10 +109,6 @@ def projection_parameters(model, kind):
     return list(base.fit_denses.parameters()) if kind == "per_layer" else list(base.fit_dense.parameters())
 
 
-HEADS = ("sequence", "token", "span")  # logits per example, per token (NER), or a start/end pair per token (QA)
-HEAD_KEY = "distill_head"  # config.json key naming the head; absent: sequence
-
-
 def head_logits(model, input_ids, token_type_ids, attention_mask=None):
     """The model's logits for its head. A token head reuses the *ForSequenceClassification classifier (a
     Linear(hidden, labels) in BERT, TinyBERT and MobileBERT) on every position's final hidden state instead of
@@ -187,7 +182,6 @@ class BertAdapter(Adapter):
         return {"layers": c.num_hidden_layers, "hidden": c.hidden_size, "heads": c.num_attention_heads}
 
     def flops(self, seq_len):
-        from utils.inference import flops_per_example
         return flops_per_example(self.model.config.to_dict(), seq_len)
 
     def set_label_info(self, info):
@@ -249,7 +243,7 @@ def student_shape(name, teacher_heads=12):
 def default_projection(source, config):
     """The projection the checkpoint was trained with: its recorded choice, else -v2 names per-layer."""
     recorded = getattr(config, "distill_projection", None)
-    if recorded in PROJECTIONS:
+    if recorded in PROJECTION_LAYOUTS:
         return recorded
     return "per_layer" if "-v2" in os.path.basename(os.path.normpath(source)).lower() else "shared"
 

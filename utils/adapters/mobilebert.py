@@ -9,7 +9,7 @@ import re
 
 from utils.adapters.bert import BertAdapter, BertEncoder
 from utils.errors import UserError
-from utils.models import load_model, load_tokenizer
+from utils.models import HEAD_KEY, load_model, load_tokenizer
 
 SHAPE = re.compile(r"^mobilebert-(\d+)l-(\d+)d-(\d+)b$")
 FEEDFORWARD_NETWORKS = 4  # MobileBERT stacks 4 thin FFNs per layer to restore the FFN/attention balance
@@ -44,7 +44,6 @@ class MobileBertAdapter(BertAdapter):
     def load(cls, folder, num_labels=None, **label_info):
         from paddlenlp.transformers import MobileBertForSequenceClassification
 
-        from utils.adapters.bert import HEAD_KEY
         head = label_info.pop(HEAD_KEY, None)
         kwargs = dict(label_info, num_labels=num_labels, ignore_mismatched_sizes=True) if num_labels else {}
         model = load_model(MobileBertForSequenceClassification, folder, **kwargs)

@@ -11,11 +11,12 @@ import paddle
 import paddle.nn.functional as F
 
 from utils.adapters.base import ARCH_KEY, Adapter, read_config, write_config
-from utils.adapters.words import OPTIONS, WordEncoder, resolve_options, vector_init
+from utils.adapters.words import WordEncoder, resolve_options, vector_init
 from utils.errors import UserError
 from utils.files import load_model_state, save_model_state
+from utils.models import WORD_OPTIONS
 
-OWN_KEYS = frozenset(OPTIONS) | {"num_labels", "pair", ARCH_KEY}  # config.json keys that are not label metadata
+OWN_KEYS = frozenset(WORD_OPTIONS) | {"num_labels", "pair", ARCH_KEY}  # config.json keys that are not label metadata
 
 
 # ---- layers

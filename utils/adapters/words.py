@@ -15,30 +15,16 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from utils.adapters.base import Encoder
+from utils.augment import load_vectors
 from utils.batches import Features, labels_array
 from utils.errors import UserError
 from utils.files import read_json
+from utils.models import WORD_OPTIONS
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
 VOCAB_FILE = "vocab.txt"
 SETTINGS_FILE = "tokenizer_config.json"  # the name export folders already copy
 TOKENIZER = "lower-basic-v1"  # recorded in SETTINGS_FILE: change it whenever tokenize() changes
-
-# name -> (type, default, help): one command-line flag and one config.json key each
-OPTIONS = OrderedDict([
-    ("emb_dim", (int, 300, "bilstm, cnn: word embedding width (replaced by the vectors' width when word vectors "
-                           "are given)")),
-    ("hidden_size", (int, 300, "bilstm: LSTM hidden units per direction")),
-    ("mlp_size", (int, 400, "bilstm, cnn: width of the ReLU layer between the text representation and the logits")),
-    ("dropout", (float, 0.1, "bilstm, cnn: dropout on the text representation and on the ReLU layer (training only)")),
-    ("kernel_sizes", (str, "3,4,5", "cnn: convolution widths in words, comma-separated")),
-    ("num_filters", (int, 100, "cnn: filters per convolution width")),
-    ("num_buckets", (int, 2 ** 18, "bow: hash buckets of the word bigrams")),
-    ("min_count", (int, 1, "bilstm, cnn, bow: occurrences in the training texts a word needs to enter the "
-                           "vocabulary")),
-    ("max_vocab_size", (int, 100000, "bilstm, cnn, bow: vocabulary size cap including [PAD] and [UNK] (the most "
-                                     "frequent words are kept); 0 = no limit")),
-])
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|\S")  # a CJK character, a letter/digit run, or any other character
@@ -57,7 +43,7 @@ def resolve_options(options):
     """Every option with its default filled in and its type checked; keys that are not options are ignored, so
     callers may pass a whole argument dict."""
     out = OrderedDict()
-    for name, (kind, default, _) in OPTIONS.items():
+    for name, (kind, default, _) in WORD_OPTIONS.items():
         value = (options or {}).get(name)
         try:
             out[name] = default if value is None else kind(value)
@@ -202,7 +188,6 @@ def vector_init(tokens, path, rng=None, max_vectors=0):
     """Embedding rows for tokens from the word vectors at path, and the coverage (the fraction of words other
     than [PAD]/[UNK] that had a vector). Words without one get normal noise of the vectors' own spread, so they
     start on the same scale; [PAD] is zeros."""
-    from utils.augment import load_vectors
     kv = load_vectors(path, max_vectors)
     if len(kv.index_to_key) == 0:
         raise UserError("no word vectors in this file", path)
