@@ -17,7 +17,7 @@ from collections import deque
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
 from utils.cli import add_task_args
 from utils.errors import UserError, exits_cleanly
-from utils.glue import TsvFile, get_task, parse_label, split_path, task_dir
+from utils.tasks.sequence import TsvFile, get_task, parse_label, split_path, task_dir
 
 DEFAULT_N = {"CoLA": 30, "MNLI": 10, "MRPC": 30, "SST-2": 20, "STS-B": 30, "QQP": 10, "QNLI": 20, "RTE": 30}
 METHODS = ("tinybert", "tang")

@@ -185,14 +185,14 @@ def int8_lines(out, rows, stage_args, main_metric, notes):
 def dev_scores_of_export(folder, stage_args, model_files):
     """The dev metrics of each ONNX file of an export folder, on the stage's dev set (read and encoded once)."""
     from utils.adapters import load_encoder
-    from utils.cli import load_task
+    from utils.cli import task_values
     from utils.inference import OnnxPredictor
-    from utils.training import batched_logits, task_metrics
+    from utils.tasks import load_task
+    from utils.training import batched_logits
     args = argparse.Namespace(**stage_args)
-    spec, _, dev = load_task(args, with_train=False)
+    spec, _, dev = load_task(**task_values(args), with_train=False)
     features = load_encoder(folder).encode(dev[spec.dev_splits[0]], args.max_seq_length, spec.is_regression)
-    return [{f"eval_{k}": v for k, v in task_metrics(
-        spec, batched_logits(OnnxPredictor(folder, model_file=name), features, 64), features).items()}
+    return [{f"eval_{k}": v for k, v in spec.compute_metrics( batched_logits(OnnxPredictor(folder, model_file=name), features, 64), features).items()}
         for name in model_files]
 
 

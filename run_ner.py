@@ -19,8 +19,8 @@ from utils.errors import FROM_CHECKPOINT, exits_cleanly
 
 def parse_args(argv=None):
     from utils.finetune import parse_args as fine_tune_args
-    from utils.tasks.tokens import TASK_NAMES
-    return fine_tune_args("run_ner.py", __doc__, argv, 5e-5, default_task="conll", task_names=TASK_NAMES,
+    from utils.tasks.tokens import NAMES
+    return fine_tune_args("run_ner.py", __doc__, argv, 5e-5, default_task="conll", task_names=NAMES,
                           kind="token classification", other_scripts="run_glue.py")
 
 

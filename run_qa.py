@@ -19,8 +19,8 @@ from utils.errors import FROM_CHECKPOINT, exits_cleanly
 
 def parse_args(argv=None):
     from utils.finetune import parse_args as fine_tune_args
-    from utils.tasks.spans import TASK_NAMES
-    return fine_tune_args("run_qa.py", __doc__, argv, 5e-5, default_task="squad", task_names=TASK_NAMES,
+    from utils.tasks.spans import NAMES
+    return fine_tune_args("run_qa.py", __doc__, argv, 5e-5, default_task="squad", task_names=NAMES,
                           kind="span extraction", other_scripts="run_glue.py or run_ner.py")
 
 

@@ -81,7 +81,7 @@ def main():
     from paddlenlp.transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
     from utils.augment import MaskedLM, Neighbours, augment_texts, load_vectors
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     from utils.models import load_model, load_tokenizer, quiet_paddlenlp
     quiet_paddlenlp()
     spec = get_task("SST-2")

@@ -22,7 +22,7 @@ def padding_share(glue_dir, task, tokenizer_path, batch_size, max_seq_length):
     """Share of real tokens in a batch, bucketed vs random, over one epoch's plan."""
     from utils.adapters.bert import BertEncoder
     from utils.batches import train_batches
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     from utils.models import load_tokenizer
     spec = get_task(task)
     features = BertEncoder(load_tokenizer(tokenizer_path)).encode(

@@ -25,7 +25,7 @@ def main(argv=None):
     import numpy as np
 
     from utils.adapters import load_adapter
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     from utils.inference import OnnxPredictor, PaddlePredictor, export_onnx, export_static, quantize_int8
     from utils.training import batched_logits, predict
     examples = read_examples(get_task("SST-2"), os.path.join(args.glue_dir, "SST-2"), "train")[-args.rows:]

@@ -54,7 +54,7 @@ def main():
     p.add_argument("--threads", default="1,2", help="thread counts to try (default 1,2)")
     args = p.parse_args()
 
-    from utils.glue import get_task, load_split, task_dir
+    from utils.tasks.sequence import get_task, load_split, task_dir
     from utils.inference import interleaved_medians, settle
     from utils.models import quiet_paddlenlp
     quiet_paddlenlp()

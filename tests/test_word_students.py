@@ -14,7 +14,7 @@ from utils.adapters.cnn import CNNAdapter
 from utils.adapters.words import OPTIONS, WordEncoder, example_texts, tokenize, vector_init
 from utils.batches import collate
 from utils.errors import UserError
-from utils.glue import Example
+from utils.tasks.sequence import Example
 
 ADAPTERS = (BiLSTMAdapter, CNNAdapter, BoWAdapter)
 SMALL = {"emb_dim": 8, "hidden_size": 6, "mlp_size": 10, "num_filters": 4, "kernel_sizes": "2,3", "num_buckets": 97}

@@ -2,10 +2,10 @@
 loop, report. One name per knob: a flag here is the same key in args.json, configs and logs."""
 import argparse
 import math
-import os
 
 from utils.errors import UserError
-from utils.glue import TASK_NAMES, get_task, load_split, task_dir
+from utils.tasks import option_names
+from utils.tasks.sequence import TASK_NAMES
 
 
 def add_task_args(parser, task_required=True, default_task=None):
@@ -134,29 +134,25 @@ def refuse_flags_beside_config(parser, args):
                             f"in {args.distill_config} instead")
 
 
-def load_task(args, with_train=True, train_split="train"):
-    """Task spec, train examples and {dev split: examples}; every row checked before anything is written."""
-    from utils.tasks import spans, tokens
-    for kind in (tokens, spans):
-        if kind.is_span_task(args.task_name) if kind is spans else kind.is_token_task(args.task_name):
-            spec, train, dev = kind.load(args, train_split)
-            return spec, train if with_train else None, dev
-    spec = get_task(args.task_name, vars(args))
-    folder = task_dir(spec, args.glue_dir, args.data_dir)
-    if folder is not None and not os.path.isdir(folder):
-        raise UserError(f"no such directory; expected the {spec.name} folder with train.tsv and dev.tsv", folder)
-    train = load_split(spec, folder, train_split, args.max_train_samples) if with_train else None
-    dev = {s: load_split(spec, folder, s, args.max_eval_samples) for s in spec.dev_splits}
-    return spec, train, dev
+def task_options(args):
+    """The task types' own flags (the custom task's columns, --tag_column, the span settings) present in args."""
+    return {name: getattr(args, name) for name in option_names() if hasattr(args, name)}
+
+
+def task_values(args, train_split="train"):
+    """utils.tasks.load_task's values from the data flags."""
+    return dict(task_name=args.task_name, data_dir=getattr(args, "data_dir", None),
+                glue_dir=getattr(args, "glue_dir", None), options=task_options(args), train_split=train_split,
+                max_train_samples=getattr(args, "max_train_samples", None),
+                max_eval_samples=getattr(args, "max_eval_samples", None))
 
 
 def label_config(spec):
-    """What a model's config records about its task: outputs, their names, and its head (sequence or token)."""
+    """What a model's config records about its task: outputs, their names, and its head (the task type's)."""
     if spec.is_regression:
-        return {"num_labels": 1, "distill_head": "sequence"}
+        return {"num_labels": 1, "distill_head": spec.head}
     return {"num_labels": spec.num_labels, "id2label": dict(enumerate(spec.labels)),
-            "label2id": {name: i for i, name in enumerate(spec.labels)},
-            "distill_head": getattr(spec, "head", "sequence")}
+            "label2id": {name: i for i, name in enumerate(spec.labels)}, "distill_head": spec.head}
 
 
 def print_results(results):

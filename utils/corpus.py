@@ -40,7 +40,7 @@ def _text_columns(path, header):
 
 def _glue_columns(path):
     """The text columns of a headerless GLUE file (CoLA: the 4th), known from its folder's name; else None."""
-    from utils.glue import GLUE_TASKS, _key
+    from utils.tasks.sequence import GLUE_TASKS, _key
     spec = GLUE_TASKS.get(_key(os.path.basename(os.path.dirname(os.path.abspath(path)))))
     if spec is None or spec.header:
         return None

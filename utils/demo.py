@@ -122,7 +122,7 @@ def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0):
     folder/transfer.txt (one sentence per line): the low-label setting, where most text has no label.
     glue_dir None: PaddleNLP's download route (online, or its cache)."""
     from utils.files import atomic_file
-    from utils.glue import get_task, load_split, task_dir
+    from utils.tasks.sequence import get_task, load_split, task_dir
     spec = get_task("SST-2")
     source = task_dir(spec, glue_dir)
     train = load_split(spec, source, "train")

@@ -20,6 +20,7 @@ import paddle
 
 from utils.errors import UserError
 from utils.files import read_json
+from utils.intermediate import uniform_layer_map
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
 
@@ -47,17 +48,13 @@ def _proj(S, T, teacher):
     return None if S["hidden"] == T["hidden"] else ["linear", S["hidden"], T["hidden"]]
 
 
-def uniform_pairs(n_S, n_T):
-    """Student layer m <- teacher layer floor(m * N_T / N_S), for m = 1..N_S."""
-    return [(m, m * n_T // n_S) for m in range(1, n_S + 1)]
-
-
 def layer_pairs(layer_map, S, T):
     """A config's layer_map checked: [[student layer, teacher layer], ...], integers within both models' layers
     (a string such as "3,6" or a flat list would otherwise fail deep inside, unpacking pairs)."""
     n_S, n_T = S["layers"], T["layers"]
+    example = f" (e.g. {[list(p) for p in uniform_layer_map(n_S, n_T)[1:]]})" if n_S <= n_T else ""
     expected = (f"expected a list of [student layer, teacher layer] pairs of integers, student 1..{n_S}, teacher "
-                f"1..{n_T} (e.g. {[list(p) for p in uniform_pairs(n_S, n_T)]}), got {layer_map!r}")
+                f"1..{n_T}{example}, got {layer_map!r}")
     if not isinstance(layer_map, list) or not layer_map:
         raise UserError(f"layer_map: {expected}")
     for pair in layer_map:
@@ -72,7 +69,7 @@ def layer_pairs(layer_map, S, T):
 
 def tinybert_preset(S, T, teacher=0, layer_map=None, emb_weight=1.0, hidden_weight=1.0, attn_weight=1.0):
     """Embeddings, every layer's hidden states (MSE through a projection) and attention scores (MSE)."""
-    pairs = uniform_pairs(S["layers"], T["layers"]) if layer_map is None else layer_pairs(layer_map, S, T)
+    pairs = uniform_layer_map(S["layers"], T["layers"])[1:] if layer_map is None else layer_pairs(layer_map, S, T)
     proj = _proj(S, T, teacher)
     matches = []
     if emb_weight:
@@ -105,7 +102,7 @@ def pkd_preset(S, T, teacher=0, strategy="skip", k=None, weight=100.0):
 def distilbert_preset(S, T, teacher=0, weight=1.0):
     """Cosine alignment of hidden states at the uniformly mapped layers (DistilBERT aligns the last)."""
     return [dict(layer_S=m, layer_T=g, feature="hidden", loss="cos", weight=weight, proj=_proj(S, T, teacher),
-                 teacher=teacher) for m, g in uniform_pairs(S["layers"], T["layers"])]
+                 teacher=teacher) for m, g in uniform_layer_map(S["layers"], T["layers"])[1:]]
 
 
 def minilm_preset(S, T, teacher=0, weight=1.0):
@@ -201,6 +198,15 @@ def _check_match(i, m, S, teachers):
                         f"\"proj\": [\"linear\", {S['hidden']}, {T['hidden']}]")
     m.setdefault("name", f"{'t%d_' % m['teacher'] if m['teacher'] else ''}{m['feature']}{m['layer_S']}_{m['loss']}")
     return m
+
+
+def resolve_config(raw, student, teachers, regression=False, source=None):
+    """build_config for a student adapter and teacher adapters; an error in a config file names it (source)."""
+    S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
+    try:
+        return build_config(raw, S, [t.shape() for t in teachers], regression)
+    except UserError as err:
+        raise UserError(str(err), source) if source else err from None
 
 
 def build_config(raw, S, teachers, regression=False):
@@ -309,7 +315,7 @@ def progressive_phases(S, T, first, config, before=0.0, during=3.0, after=0.3, l
         raise UserError(f"phases: progressive layer_share must be in (0, 1), got {layer_share}")
     proj = _proj(S, T, 0)
     matches, phases = [], []
-    for m, g in uniform_pairs(S["layers"], T["layers"]):
+    for m, g in uniform_layer_map(S["layers"], T["layers"])[1:]:
         mine = ([dict(layer_S=0, layer_T=0, feature="embedding", loss="feature_map", proj=proj, group="emb_loss")]
                 if m == 1 else [])
         mine.append(dict(layer_S=m, layer_T=g, feature="hidden", loss="feature_map", proj=proj, group="hidden_loss"))

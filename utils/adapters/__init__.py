@@ -135,9 +135,9 @@ def load_teachers(paths, label_info):
         teacher = load_adapter(path)  # its own classifier: a wrong size is refused, never silently replaced
         head = label_info.get("distill_head", "sequence")
         if teacher.head != head:
-            script = {"token": "run_ner.py", "span": "run_qa.py"}.get(head, "run_glue.py")
+            from utils.tasks import by_head
             raise UserError(f"the teacher has a {teacher.head} head; this task needs a {head} head (fine-tune it "
-                            f"with {script})", path)
+                            f"with {by_head(head).SCRIPT})", path)
         if teacher.num_labels != label_info["num_labels"]:
             raise UserError(f"the teacher has {teacher.num_labels} outputs; the task needs "
                             f"{label_info['num_labels']}", path)

@@ -31,11 +31,10 @@ class BertEncoder(Encoder):
 
     def encode(self, examples, max_seq_length, regression=False, desc="tokenize", chunk=2048):
         from tqdm import tqdm
-        from utils.tasks import spans, tokens
-        if examples and isinstance(examples[0], tokens.Sentence):  # token tasks: labels on words' first pieces
-            return tokens.encode(examples, self.tokenizer, max_seq_length)
-        if examples and isinstance(examples[0], spans.Question):  # span extraction: question + context windows
-            return spans.encode(examples, self.tokenizer, max_seq_length)
+        from utils.tasks import type_of
+        kind = type_of(examples)
+        if kind.encode is not None:  # the task type's own pieces: words' first pieces, question + context windows
+            return kind.encode(examples, self.tokenizer, max_seq_length)
         ids, types = [], []
         for start in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", leave=False,
                           disable=len(examples) < 4 * chunk):
