@@ -15,7 +15,7 @@ import sys
 from collections import deque
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.cli import add_task_args
+from utils.cli import add_task_args, task_options
 from utils.errors import UserError, exits_cleanly
 from utils.tasks.sequence import TsvFile, get_task, parse_label, split_path, task_dir
 
@@ -85,7 +85,7 @@ def parse_args(argv=None):
 
 
 def resolve_paths(args):
-    spec = get_task(args.task_name, vars(args))
+    spec = get_task(args.task_name, dict(task_options(args), data_dir=args.data_dir))
     folder = task_dir(spec, args.glue_dir, args.data_dir)
     if args.input is None and folder is None:
         raise UserError("augmentation reads local files: pass --glue_dir, --data_dir or --input")

@@ -14,21 +14,10 @@ OUTPUT_DIR/runs. task_distill.py --task_name squad distils the result.
 import sys
 
 import utils  # noqa: F401  (sets OMP_NUM_THREADS before paddle loads)
-from utils.errors import FROM_CHECKPOINT, exits_cleanly
+from utils.finetune import entry_points
+from utils.tasks import spans
 
-
-def parse_args(argv=None):
-    from utils.finetune import parse_args as fine_tune_args
-    from utils.tasks.spans import NAMES
-    return fine_tune_args("run_qa.py", __doc__, argv, 5e-5, default_task="squad", task_names=NAMES,
-                          kind="span extraction", other_scripts="run_glue.py or run_ner.py")
-
-
-@exits_cleanly(resume=FROM_CHECKPOINT)
-def main(argv=None):
-    from utils.finetune import fine_tune
-    return fine_tune(parse_args(argv), "run_qa.py", argv)
-
+parse_args, main = entry_points("run_qa.py", __doc__, 5e-5, spans)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -49,7 +49,7 @@ def test_teacher_learns_the_synthetic_entities(ner):
 
 def test_both_stages_run_as_phases_and_the_student_keeps_the_teachers_f1(ner):
     r = ner["student"]
-    assert [p["phase"] for p in r["phases"]] == ["inter", "prediction"]
+    assert [p["phase"] for p in r["phases"]] == ["intermediate", "prediction"]
     assert r["phases"][0]["eval_inter_loss"] > 0
     assert r["eval_f1"] >= 0.95 * ner["teacher"]["eval_f1"]
     # the saved best model scores what the run reported

@@ -4,38 +4,20 @@ import argparse
 import math
 
 from utils.errors import UserError
-from utils.tasks import option_names
-from utils.tasks.sequence import TASK_NAMES
+from utils.tasks import option_names, task_types
 
 
 def add_task_args(parser, task_required=True, default_task=None):
-    """--task_name, where its files are, and the custom task's columns; returns the data group."""
+    """--task_name, where its files are, and each task type's own group; returns the data group."""
     g = parser.add_argument_group("data")
     g.add_argument("--task_name", required=task_required and default_task is None, default=default_task,
-                   help=f"one of {', '.join(TASK_NAMES)}, or conll for token classification (NER) on CoNLL-style "
-                        "files (case-insensitive)")
+                   help="; ".join(f"{', '.join(t.NAMES)} for {t.KIND}" for t in task_types())
+                   + " (case-insensitive)")
     g.add_argument("--glue_dir", help="GLUE folder with TASK/train.tsv and dev.tsv; without it (and without "
                                       "--data_dir) GLUE is downloaded through paddlenlp")
     g.add_argument("--data_dir", help="the task's own folder (train.tsv, dev.tsv); required for custom")
-    c = parser.add_argument_group("custom task (--task_name custom)")
-    c.add_argument("--text_a_column", help="column of the first text: header name or 0-based index")
-    c.add_argument("--text_b_column", help="column of the second text, for sentence pairs")
-    c.add_argument("--label_column", help="column of the label")
-    c.add_argument("--labels", help="comma-separated label set (default: the distinct labels of train.tsv)")
-    c.add_argument("--regression", action="store_true", help="float labels, trained with MSE")
-    c.add_argument("--no_header", action="store_true", help="the files have no header row")
-    t = parser.add_argument_group("token classification (--task_name conll: --data_dir with train.txt, dev.txt)")
-    t.add_argument("--tag_column", type=int, default=-1,
-                   help="the tag's column in CoNLL-style lines (0-based; negative counts from the end; default -1, "
-                        "the last)")
-    q = parser.add_argument_group("span extraction (--task_name squad: --data_dir with train.json, dev.json in "
-                                  "SQuAD v1.1 format)")
-    q.add_argument("--doc_stride", type=int, default=128,
-                   help="a context longer than a window continues in another window this many pieces on (default 128)")
-    q.add_argument("--max_query_length", type=int, default=64, help="question pieces kept (default 64)")
-    q.add_argument("--max_answer_length", type=int, default=30, help="longest answer predicted, in pieces (default 30)")
-    q.add_argument("--n_best_size", type=int, default=20,
-                   help="best start and end positions combined when decoding an answer (default 20)")
+    for kind in task_types():
+        kind.add_args(parser)
     return g
 
 

@@ -296,7 +296,7 @@ def tinybert_phases(S, T, first, config, inter_share=0.5):
     phase starts from that model), then the prediction layer alone (best by the dev metric)."""
     if not 0 < inter_share < 1:
         raise UserError(f"phases: tinybert inter_share must be in (0, 1), got {inter_share}")
-    return [], [dict(name="inter", matches="all", kd_weight=0.0, hard_label_weight=0.0, select="inter_loss",
+    return [], [dict(name="intermediate", matches="all", kd_weight=0.0, hard_label_weight=0.0, select="inter_loss",
                      share=inter_share),
                 dict(name="prediction", matches=[], kd_weight=config["kd_weight"],
                      hard_label_weight=config["hard_label_weight"], select="metric", share=1 - inter_share)]

@@ -5,8 +5,8 @@ around the one loop. A script reads parse -> begin -> build (task, models, phase
     world, rank = run.begin(settings)                  # output folder checked, device and seed set
     ...build the models, the phases and batch_at...
     job = run.job(name, settings, trainable, phases, batch_at, fingerprint)
-    results = run.train(job, run.start(job, settings), run.Record(script, argv, vars(args)))
-    run.finish(settings, results, job)                 # all_results.json, the results table
+    results = run.train(job, run.start(job, settings), run.Record(script, argv, vars(args)))  # args.json, runs/
+    run.finish(job, results)                           # all_results.json, the results table
 """
 import hashlib
 import json

@@ -122,9 +122,9 @@ def build_student(source, teacher, num_labels, *, init="pretrained", examples=()
         if init == "teacher":
             raise UserError(f"--student_init teacher copies teacher layers; {source} has another inside width: use "
                             "--student_init random (or pretrained with a general_distill.py folder)")
-        return mobilebert.build_student(source, teacher, num_labels)
-    from utils.adapters.bert import build_student as bert_student
-    return bert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
+        return mobilebert.fresh_student(source, teacher, num_labels)
+    from utils.adapters.bert import tinybert_student
+    return tinybert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
 
 
 def load_teachers(paths, label_info):

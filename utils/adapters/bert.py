@@ -117,7 +117,8 @@ def head_logits(model, input_ids, token_type_ids, attention_mask=None):
     """The model's logits for its head. A token head reuses the *ForSequenceClassification classifier (a
     Linear(hidden, labels) in BERT, TinyBERT and MobileBERT) on every position's final hidden state instead of
     the pooled [CLS] state: one model class per family, saved and loaded alike, whatever the task type."""
-    if getattr(model.config, HEAD_KEY, "sequence") in ("token", "span"):
+    from utils.tasks import by_head
+    if by_head(getattr(model.config, HEAD_KEY, "sequence")).PER_POSITION:
         hidden = model.base_model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
                                   return_dict=False)[0]
         return model.classifier(model.dropout(hidden))
@@ -310,7 +311,7 @@ def _pretrained_student(source, teacher, num_labels, projection, intermediate):
     return BertAdapter(student, teacher.encoder, projection)
 
 
-def build_student(source, init, teacher, num_labels, layer_map_fn, projection=None, intermediate=True):
+def tinybert_student(source, init, teacher, num_labels, layer_map_fn, projection=None, intermediate=True):
     """A TinyBERT student adapter sharing the teacher's encoder. layer_map_fn(student_layers) gives the map for
     `teacher` init."""
     from paddlenlp.transformers import TinyBertForSequenceClassification

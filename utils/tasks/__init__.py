@@ -6,8 +6,11 @@ Encoding stays each adapter's Encoder's (a WordPiece encoder asks the type for `
 A task type module defines:
     HEAD             the model config's distill_head and the logits' shape: sequence [B, C], token [B, L, C],
                      span [B, L, 2]
-    NAMES            the --task_name values it takes (lower case; sequence takes the rest: GLUE and custom)
-    OPTIONS          the flags of its own argument group it reads (utils/cli.py), e.g. tag_column
+    KIND             what it is called in messages ("token classification")
+    PER_POSITION     whether a BERT-family classifier reads every position's state (else the pooled [CLS] state)
+    NAMES            the --task_name values it takes (any case)
+    OPTIONS          the flags of its own argument group, e.g. tag_column
+    add_args(parser) adds that group (utils/cli.add_task_args)
     SCRIPT           the script fine-tuning its teachers
     SUFFIX           predict.py's output file suffix
     REFUSES          {flag: why} the distillation flags it cannot take
@@ -32,8 +35,9 @@ import os
 
 from utils.errors import UserError
 
-# head -> module; sequence last: it takes every task name the others do not
-TASK_TYPES = {"token": "utils.tasks.tokens", "span": "utils.tasks.spans", "sequence": "utils.tasks.sequence"}
+# head -> module
+TASK_TYPES = {"sequence": "utils.tasks.sequence", "token": "utils.tasks.tokens", "span": "utils.tasks.spans"}
+FALLBACK = "sequence"  # takes every task name no type lists (another spelling of a GLUE task, or refused by name)
 
 
 def task_types():
@@ -49,7 +53,8 @@ def by_head(head):
 
 def task_type(name):
     """The task type of a --task_name."""
-    return next(t for t in task_types() if not t.NAMES or str(name).lower() in t.NAMES)
+    name = str(name).lower()
+    return next((t for t in task_types() if name in {n.lower() for n in t.NAMES}), by_head(FALLBACK))
 
 
 def type_of(examples):

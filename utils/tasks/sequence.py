@@ -12,7 +12,9 @@ from typing import Optional, Tuple, Union
 from utils.errors import UserError, first_line
 
 HEAD = "sequence"  # logits [batch, labels]
-NAMES = ()  # every task name the other types do not take: GLUE's and custom
+PER_POSITION = False  # a classifier on the pooled [CLS] state
+KIND = "sequence classification"
+NAMES = ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI", "custom")  # and spellings (get_task)
 OPTIONS = ("text_a_column", "text_b_column", "label_column", "labels", "regression", "no_header")
 SCRIPT = "run_glue.py"
 SUFFIX = "tsv"
@@ -69,7 +71,6 @@ GLUE_TASKS = {
     "rte": TaskSpec("RTE", "sentence1", "sentence2", "label", _NLI2, ("accuracy",), "accuracy", ppnlp_name="rte"),
     "wnli": TaskSpec("WNLI", "sentence1", "sentence2", "label", _BIN, ("accuracy",), "accuracy", ppnlp_name="wnli"),
 }
-TASK_NAMES = ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI", "custom")
 
 
 def _key(name):
@@ -90,7 +91,7 @@ def get_task(name, custom=None):
     if key in GLUE_TASKS:
         return GLUE_TASKS[key]
     if key != "custom":
-        raise UserError(f"unknown task '{name}'; expected one of {', '.join(TASK_NAMES)} (any case)")
+        raise UserError(f"unknown task '{name}'; expected one of {', '.join(NAMES)} (any case)")
     return _custom_task(custom or {})
 
 
@@ -270,6 +271,16 @@ def load_split(spec, folder, split, max_samples=None):
 
 
 # ---- the task type's protocol (utils/tasks/__init__.py)
+
+def add_args(parser):
+    c = parser.add_argument_group("custom task (--task_name custom)")
+    c.add_argument("--text_a_column", help="column of the first text: header name or 0-based index")
+    c.add_argument("--text_b_column", help="column of the second text, for sentence pairs")
+    c.add_argument("--label_column", help="column of the label")
+    c.add_argument("--labels", help="comma-separated label set (default: the distinct labels of train.tsv)")
+    c.add_argument("--regression", action="store_true", help="float labels, trained with MSE")
+    c.add_argument("--no_header", action="store_true", help="the files have no header row")
+
 
 def load(name, data_dir, glue_dir, options, train_split="train", max_train_samples=None, max_eval_samples=None,
          with_train=True):

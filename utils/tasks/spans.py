@@ -22,6 +22,8 @@ from utils.errors import UserError
 
 # the task type's protocol (utils/tasks/__init__.py)
 HEAD = "span"  # start and end logits per token [batch, length, 2]
+PER_POSITION = True  # the classifier reads every position's final state
+KIND = "span extraction"
 NAMES = ("squad",)
 OPTIONS = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size")
 SCRIPT = "run_qa.py"
@@ -114,6 +116,17 @@ def _question(qa, context, path, task):
         answers.append((text, start))
     words = [m.span() for m in re.finditer(r"\S+", context)]
     return Question(qid, qa["question"], context, answers, words, task)
+
+
+def add_args(parser):
+    q = parser.add_argument_group("span extraction (--task_name squad: --data_dir with train.json, dev.json in "
+                                  "SQuAD v1.1 format)")
+    q.add_argument("--doc_stride", type=int, default=128,
+                   help="a context longer than a window continues in another window this many pieces on (default 128)")
+    q.add_argument("--max_query_length", type=int, default=64, help="question pieces kept (default 64)")
+    q.add_argument("--max_answer_length", type=int, default=30, help="longest answer predicted, in pieces (default 30)")
+    q.add_argument("--n_best_size", type=int, default=20,
+                   help="best start and end positions combined when decoding an answer (default 20)")
 
 
 def load(name, data_dir, glue_dir, options, train_split="train", max_train_samples=None, max_eval_samples=None,

@@ -22,6 +22,8 @@ SPLIT_FILE = "{}.txt"
 
 # the task type's protocol (utils/tasks/__init__.py)
 HEAD = "token"  # per-token logits [batch, length, labels]
+PER_POSITION = True  # the classifier reads every position's final state
+KIND = "token classification"
 NAMES = ("conll", "ner")
 OPTIONS = ("tag_column",)
 SCRIPT = "run_ner.py"
@@ -107,6 +109,13 @@ def attach_labels(sentences, labels, path):
                 raise UserError(f"tag '{tag}' is not among the training tags ({', '.join(labels)})", path, line)
         s.label_ids = [known[t] for t in s.tags]
     return sentences
+
+
+def add_args(parser):
+    t = parser.add_argument_group("token classification (--task_name conll: --data_dir with train.txt, dev.txt)")
+    t.add_argument("--tag_column", type=int, default=-1,
+                   help="the tag's column in CoNLL-style lines (0-based; negative counts from the end; default -1, "
+                        "the last)")
 
 
 def load(name, data_dir, glue_dir, options, train_split="train", max_train_samples=None, max_eval_samples=None,
