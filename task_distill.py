@@ -323,10 +323,10 @@ def main(argv=None):
     state = run.start(job, settings)  # refuses a mismatched checkpoint before anything is written
     if data.stored:
         distiller.cache = shared_labels(args, teachers, data, rank, world)
+    layer_map = student_layer_map(args, teachers[0], student)
     results = run.train(job, state, run.Record("task_distill.py", argv, vars(args), dict(
-        student=student.describe(), projection=student.projection, layer_map=student_layer_map(args, teachers[0],
-                                                                                               student),
-        stage=stage), {"distill_config.json": config}))
+        student=student.describe(), projection=student.projection, layer_map=layer_map, stage=stage),
+        {"distill_config.json": config}))
     results.update(train_examples=len(labelled), transfer_examples=len(data.rows) - len(labelled),
                    train_rows=len(data.train), task=spec.name, stage=stage, student=student.describe(),
                    student_parameters=student.num_parameters())
