@@ -17,10 +17,10 @@ from collections import deque
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
 from utils.augment import MaskedLM, Neighbours, augment_texts, load_vectors
-from utils.cli import add_task_args
+from utils.cli import add_task_args, task_options
 from utils.errors import UserError, exits_cleanly
 from utils.files import SAFE_WEIGHTS, atomic_file, load_state, read_json, write_json
-from utils.glue import TsvFile, get_task, parse_label, split_path, task_dir
+from utils.tasks.sequence import TsvFile, get_task, parse_label, split_path, task_dir
 from utils.models import load_model, load_tokenizer, model_kind, quiet_paddlenlp
 from utils.tang import BasicTagger, SpacyTagger, TangSampler
 
@@ -90,7 +90,7 @@ def parse_args(argv=None):
 
 
 def resolve_paths(args):
-    spec = get_task(args.task_name, vars(args))
+    spec = get_task(args.task_name, dict(task_options(args), data_dir=args.data_dir))
     folder = task_dir(spec, args.glue_dir, args.data_dir)
     if args.input is None and folder is None:
         raise UserError("augmentation reads local files: pass --glue_dir, --data_dir or --input")

@@ -18,14 +18,13 @@ checkpoint/ (--resume continues exactly), all_results.json (held-out intermediat
 distill_config.json and runs/ (VisualDL).
 """
 import argparse
+import functools
 import hashlib
-import json
-import os
 import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-from utils.cli import add_teacher_engine_arg, add_training_args, print_results, validate_args
+from utils.cli import add_teacher_engine_arg, add_training_args, validate_args
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 
 
@@ -60,23 +59,56 @@ def parse_args(argv=None):
     return args
 
 
-def resolve_config(args, student, teacher):
-    from utils.presets import build_config, load_config_file
+def raw_config(args):
+    """The config before resolution: TinyBERT's general distillation, MobileBERT's progressive transfer, or
+    --distill_config's file; never prediction-layer terms (there are no labels)."""
+    from utils.presets import load_config_file
     raw = {"intermediate_matches": [{"preset": "tinybert"}]}
     if args.progressive:
         raw = {"phases": {"preset": "progressive", "prediction": False}}
     if args.distill_config:
         raw = load_config_file(args.distill_config)
-    raw = dict(raw, kd_weight=0.0, hard_label_weight=0.0)  # no labels: the layers are all there is
-    S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
-    try:
-        config = build_config(raw, S, [teacher.shape()])
-        if any(p["kd_weight"] or p["hard_label_weight"] or p["select"] == "metric" for p in config["phases"]):
-            raise UserError("phases: general distillation has no labels; a phase takes intermediate matches only "
-                            "(no kd_weight, hard_label_weight or select metric)")
-        return config
-    except UserError as err:
-        raise UserError(str(err), args.distill_config) if args.distill_config else err from None
+    return dict(raw, kd_weight=0.0, hard_label_weight=0.0)  # no labels: the layers are all there is
+
+
+def check_unlabelled(config, source):
+    """General distillation has no labels: a phase with prediction-layer terms or selected by a metric is refused."""
+    if any(p["kd_weight"] or p["hard_label_weight"] or p["select"] == "metric" for p in config["phases"]):
+        raise UserError("phases: general distillation has no labels; a phase takes intermediate matches only "
+                        "(no kd_weight, hard_label_weight or select metric)", source)
+
+
+def build_models(args):
+    """(teacher, student): a BERT-family teacher (its layers are read) and the student mapped onto it."""
+    from utils.adapters import build_student, check_lengths, load_adapter
+    from utils.intermediate import uniform_layer_map
+    teacher = load_adapter(args.teacher_path)
+    teacher.eval()
+    if teacher.shape()["layers"] is None or not hasattr(teacher.encoder, "tokenizer"):
+        raise UserError("general distillation reads a BERT-family teacher's layers; this model has none",
+                        args.teacher_path)
+    student = build_student(args.student_model_name_or_path, teacher, teacher.num_labels, init=args.student_init,
+                            layer_map_fn=functools.partial(uniform_layer_map, num_layers_T=teacher.shape()["layers"]),
+                            intermediate=True)
+    check_lengths(args.max_seq_length, [(teacher, args.teacher_path), (student, args.student_model_name_or_path)])
+    return teacher, student
+
+
+def read_corpus(args, teacher):
+    from utils.corpus import Corpus, CorpusPlan
+    corpus = Corpus(args.input_file, teacher.encoder.tokenizer, args.max_seq_length, args.block_lines)
+    if len(corpus.held_out) == 0:
+        raise UserError(f"{corpus.texts} texts leave none to hold out (every 100th is); give more text",
+                        args.input_file[0])
+    return corpus, CorpusPlan(corpus, args.batch_size, args.seed)
+
+
+def batch_at(corpus, plan, step):
+    """Step's windows as both sides read them (one tokenizer): {"S", "T"} without labels."""
+    from utils.batches import collate, to_tensors
+    block, index = plan.at(step)
+    inputs = {k: v for k, v in collate(corpus.block_features(block), index).items() if k != "labels"}
+    return to_tensors({"S": inputs, "T": inputs}), index, len(index)
 
 
 def digest_corpus(paths):
@@ -92,103 +124,35 @@ def digest_corpus(paths):
 @exits_cleanly(resume=FROM_CHECKPOINT)
 def main(argv=None):
     args = parse_args(argv)
-    from utils.files import check_output_dir
-    check_output_dir(args.output_dir)
-    import paddle
-    from utils import loop
-    from utils.adapters import build_student, check_lengths, load_adapter, save_adapter
-    from utils.batches import collate, eval_batches, to_tensors
-    from utils.corpus import Corpus, CorpusPlan
-    from utils.distill import (DistillOutputs, lr_multipliers, match_terms, requests, split_steps, teacher_outputs,
-                               teacher_positions, total_loss)
-    from utils.files import write_json
-    from utils.intermediate import uniform_layer_map
-    from utils.models import quiet_paddlenlp
-    from utils.training import ScalarLog, build_optimizer, command_line, set_device, set_seed
-
-    quiet_paddlenlp()
-    set_device(args.device)
-    set_seed(args.seed)
-    teacher = load_adapter(args.teacher_path)
-    teacher.eval()
-    if teacher.shape()["layers"] is None or not hasattr(teacher.encoder, "tokenizer"):
-        raise UserError("general distillation reads a BERT-family teacher's layers; this model has none",
-                        args.teacher_path)
-    student = build_student(args.student_model_name_or_path, teacher, teacher.num_labels, init=args.student_init,
-                            layer_map_fn=lambda n_S: uniform_layer_map(n_S, teacher.shape()["layers"]),
-                            intermediate=True)
-    check_lengths(args.max_seq_length, [(teacher, args.teacher_path), (student, args.student_model_name_or_path)])
-    config = resolve_config(args, student, teacher)
-    corpus = Corpus(args.input_file, teacher.encoder.tokenizer, args.max_seq_length, args.block_lines)
-    if len(corpus.held_out) == 0:
-        raise UserError(f"{corpus.texts} texts leave none to hold out (every 100th is); give more text",
-                        args.input_file[0])
-    plan = CorpusPlan(corpus, args.batch_size, args.seed)
-    total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
-    phases = config["phases"]
-    phase_steps = split_steps(total_steps, [p["share"] for p in phases])
-    student_out = DistillOutputs(student, requests(config, "S"), logits=False)
-    teacher_out = teacher_outputs(teacher, requests(config, "T"), False, args.teacher_engine, args.device)
-    optimizer, scheduler = build_optimizer(student_out, args.learning_rate, total_steps, args.warmup_proportion,
-                                           args.weight_decay, args.max_grad_norm, phase_steps)
-
-    def losses(batch, phase):
-        with paddle.no_grad():
-            out_T = teacher_out(batch, teacher_positions(config, phase["matches"]).get(0, []))
-        out_S = student_out(batch, phase["matches"])
-        return total_loss(match_terms(config, out_S["features"], [out_T["features"]], out_S["mask"],
-                                      phase["matches"]))
-
-    def held_out_loss(phase):
-        total = 0.0
-        with paddle.no_grad():
-            for index in eval_batches(corpus.held_out.lengths, args.eval_batch_size):
-                batch = to_tensors({k: v for k, v in collate(corpus.held_out, index).items() if k != "labels"})
-                total += float(losses(batch, phase)[0]) * len(index)
-        return {"eval_inter_loss": total / len(corpus.held_out)}
-
-    def batch_at(step):
-        block, index = plan.at(step)
-        arrays = collate(corpus.block_features(block), index)
-        return to_tensors({k: v for k, v in arrays.items() if k != "labels"}), index, len(index)
-
-    target = os.path.join(args.output_dir, "general_model")
-
-    def loop_phase(i, phase):
-        final = i == len(phases) - 1
-        folder = target if final else os.path.join(args.output_dir, f"best_{phase['name']}_model")
-        keeps = final or phase["select"] != "last"
-        return loop.Phase(
-            name=phase["name"], steps=phase_steps[i],
-            loss=lambda batch, index, progress: (*losses(batch, phase), {}),
-            evaluate=lambda: held_out_loss(phase), key=None if phase["select"] == "last" else "eval_inter_loss",
-            lower_is_better=True, save_best=(lambda: save_adapter(student, folder)) if keeps else (lambda: None),
-            multipliers=lr_multipliers(phase, student_out, student),
-            restore_best=(lambda: student.restore(folder)) if keeps and not final else None)
-
-    job = loop.Job(
-        name="general distillation", output_dir=args.output_dir,
-        checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=student_out, optimizer=optimizer,
-        scheduler=scheduler, batch_at=batch_at, phases=[loop_phase(i, p) for i, p in enumerate(phases)],
-        logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed,
-        fingerprint=loop.fingerprint(args, [], corpus=digest_corpus(args.input_file),
-                                     teachers=loop.digest_files([args.teacher_path]),
-                                     config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))
-    state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_json(os.path.join(args.output_dir, "args.json"), dict(
-        vars(args), student=student.describe(), command=command_line("general_distill.py", argv)))
-    write_json(os.path.join(args.output_dir, "distill_config.json"), config)
-    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), fresh=state["step"] == 0)
+    from utils import loop, run
+    from utils.batches import Sides
+    from utils.distill import DistillOutputs, requests, split_steps, teacher_outputs
+    from utils.distiller import Distiller
+    from utils.presets import resolve_config
+    settings = run.Settings.of(args)
+    run.begin(settings)
+    teacher, student = build_models(args)
+    config = resolve_config(raw_config(args), student, [teacher], source=args.distill_config)
+    check_unlabelled(config, args.distill_config)
+    corpus, plan = read_corpus(args, teacher)
+    phase_steps = split_steps(plan.total_steps(args.num_train_epochs, args.max_steps),
+                              [p["share"] for p in config["phases"]])
+    distiller = Distiller(config, student, DistillOutputs(student, requests(config, "S"), logits=False),
+                          [teacher_outputs(teacher, requests(config, "T"), False, args.teacher_engine, args.device)])
+    phases = distiller.loop_phases(phase_steps, args.output_dir, Sides(corpus.held_out), args.eval_batch_size,
+                                   final_folder="general_model")
+    job = run.job("general distillation", settings, distiller.student_out, phases,
+                  functools.partial(batch_at, corpus, plan), loop.fingerprint(
+                      vars(args), [], corpus=digest_corpus(args.input_file),
+                      teachers=loop.digest_files([args.teacher_path]), config=run.digest(config)))
+    state = run.start(job, settings)  # refuses a mismatched checkpoint before anything is written
     print(f"corpus: {corpus.texts} texts in {len(corpus.blocks)} blocks, {plan.steps_per_epoch} batches an epoch, "
           f"{len(corpus.held_out)} held-out windows; student {student.describe()}")
-    results = loop.run(job, state)
-    job.log.close()
+    results = run.train(job, state, run.Record("general_distill.py", argv, vars(args), dict(
+        student=student.describe()), {"distill_config.json": config}))
     results.update(corpus_texts=corpus.texts, held_out_windows=len(corpus.held_out), student=student.describe(),
                    student_parameters=student.num_parameters())
-    write_json(os.path.join(args.output_dir, "all_results.json"), results)
-    print_results(results)
-    return results
+    return run.finish(job, results)
 
 
 if __name__ == "__main__":

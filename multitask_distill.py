@@ -11,14 +11,15 @@ task, so export_model.py and predict.py work per task), chosen by the mean of th
 all_results.json (eval_<task>_<metric>, eval_mean_main, steps per task), args.json, runs/.
 """
 import argparse
-import json
+import functools
 import os
 import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-from utils.cli import (add_training_args, add_word_student_args, label_config, print_results,
-                       refuse_flags_beside_config, validate_args)
+import numpy as np
+
+from utils.cli import add_training_args, add_word_student_args, label_config, refuse_flags_beside_config, validate_args
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 from utils.models import STUDENT_INITS
 
@@ -68,7 +69,6 @@ def task_probabilities(sizes, tau):
 def task_schedule(probs, total_steps, seed):
     """(task of each step, how many batches that task had before it): fixed by the seed, so any step's batch can
     be recomputed and a resumed run replays the same sequence."""
-    import numpy as np
     tasks = np.random.default_rng(seed).choice(len(probs), size=total_steps, p=probs)
     seen, positions = [0] * len(probs), []
     for t in tasks:
@@ -77,151 +77,141 @@ def task_schedule(probs, total_steps, seed):
     return tasks, positions
 
 
-def resolve_config(args, student, teachers):
-    from utils.presets import build_config, load_config_file
-    S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
-    raw = {"temperature": args.T, "kd_loss": args.kd_loss, "hard_label_weight": args.hard_label_weight}
-    source = args.distill_config
-    if source:
-        raw = load_config_file(source)
-    try:
-        config = build_config(raw, S, [t.shape() for t in teachers])
-    except UserError as err:
-        raise UserError(str(err), source) if source else err from None
-    if config["intermediate_matches"]:
-        raise UserError("multi-task distillation is prediction-layer only: remove intermediate_matches", source)
-    return config
+def raw_config(args):
+    """The config before resolution: the loss flags, or --distill_config's file."""
+    from utils.presets import load_config_file
+    if args.distill_config:
+        return load_config_file(args.distill_config)
+    return {"temperature": args.T, "kd_loss": args.kd_loss, "hard_label_weight": args.hard_label_weight}
 
 
 def load_tasks(args):
-    from utils.cli import load_task
-    from utils.tasks import spans, tokens
-    odd = [n for n in args.task_name if tokens.is_token_task(n) or spans.is_span_task(n)]
-    if odd:  # one shared encoder with a classifier per task: the heads here are sequence classifiers
-        raise UserError(f"multitask_distill.py distils sequence-classification tasks; distil {odd[0]} with "
-                        "task_distill.py")
-    tasks = [load_task(argparse.Namespace(**dict(vars(args), task_name=name))) for name in args.task_name]
+    from utils.cli import task_values
+    from utils.tasks import load_task, task_type
+    for name in args.task_name:  # one shared encoder with a classifier per task: the heads are sequence classifiers
+        why = task_type(name).REFUSES.get("multitask")
+        if why:
+            raise UserError(f"{why}; distil {name} with task_distill.py")
+    tasks = [load_task(**dict(task_values(args), task_name=name)) for name in args.task_name]
     if len({spec.name for spec, _, _ in tasks}) != len(tasks):
         raise UserError("each task may appear once in --task_name")
     return tasks
 
 
-def build_student(args, tasks, teachers):
-    """One student adapter per task: twins sharing every parameter but their classifiers."""
-    from utils.adapters import WORD_ARCHS, build_student as build
+def build_models(args, tasks):
+    """(teachers, students): one teacher per task; one student adapter per task, twins sharing every parameter but
+    their classifiers."""
+    from utils.adapters import WORD_ARCHS, build_student, check_lengths, load_teachers
     from utils.models import WORD_OPTIONS as OPTIONS
+    from utils.intermediate import uniform_layer_map
+    teachers = [load_teachers([path], label_config(spec))[0] for (spec, _, _), path in zip(tasks, args.teacher_path)]
+    if len({t.encoder.signature() for t in teachers}) > 1:
+        raise UserError("the teachers' vocabularies differ; all must share one tokenizer", args.teacher_path[1])
     examples = [e for _, train, _ in tasks for e in train]
     if args.student_model_name_or_path in WORD_ARCHS and len({e.text_b is None for e in examples}) > 1:
         raise UserError("a word student reads either single texts or pairs: give tasks of one kind")
     if args.student_model_name_or_path == "bow":
         raise UserError("a bow student is one linear layer: it has no encoder for the tasks to share; use bilstm, "
                         "cnn or a TinyBERT student")
-    first = build(args.student_model_name_or_path, teachers[0], tasks[0][0].num_labels, init=args.student_init,
-                  examples=examples, options={k: getattr(args, k) for k in OPTIONS}, vectors=args.glove_embs,
-                  layer_map_fn=_uniform_map(teachers[0]))
+    first = build_student(args.student_model_name_or_path, teachers[0], tasks[0][0].num_labels,
+                          init=args.student_init, examples=examples, options={k: getattr(args, k) for k in OPTIONS},
+                          vectors=args.glove_embs, layer_map_fn=functools.partial(
+                              uniform_layer_map, num_layers_T=teachers[0].shape()["layers"]))
     students = [first] + [first.with_labels(spec.num_labels) for spec, _, _ in tasks[1:]]
     for student, (spec, _, _) in zip(students, tasks):
         student.set_label_info(label_config(spec))
-    return students
+    # past a model's positions Paddle fails inside the embedding lookup
+    check_lengths(args.max_seq_length, list(zip(teachers, args.teacher_path)) + [
+        (students[0], args.student_model_name_or_path)])
+    return teachers, students
 
 
-def _uniform_map(teacher):
-    from utils.intermediate import uniform_layer_map
-    return lambda n: uniform_layer_map(n, teacher.shape()["layers"])
+class MultiTask:
+    """What the loop needs of several tasks: step -> a task's batch, the loss of a batch of task t, the dev metrics
+    of every task, saving every task's model."""
+
+    def __init__(self, args, tasks, teachers, students, config):
+        from utils.batches import Plan, encode_sides
+        self.tasks, self.teachers, self.students, self.config = tasks, teachers, students, config
+        self.output_dir, self.eval_batch_size = args.output_dir, args.eval_batch_size
+        self.data = []
+        for (spec, train_ex, dev_ex), student in zip(tasks, students):
+            train = encode_sides(student, teachers[0], train_ex, args.max_seq_length, spec.is_regression,
+                                 f"encode {spec.name}")
+            dev = {s: student.encoder.encode(ex, args.max_seq_length, spec.is_regression, desc="encode dev")
+                   for s, ex in dev_ex.items()}
+            self.data.append((train, dev))
+        self.plans = [Plan(train.lengths, args.batch_size, args.seed + t, args.bucket)
+                      for t, (train, _) in enumerate(self.data)]
+        self.probs = task_probabilities([len(train) for train, _ in self.data], args.tau)
+        self.total_steps = args.max_steps if args.max_steps > 0 else int(np.ceil(
+            args.num_train_epochs * sum(p.steps_per_epoch for p in self.plans)))
+        self.schedule, self.positions = task_schedule(self.probs, self.total_steps, args.seed)
+
+    def batch_at(self, step):
+        from utils.batches import to_tensors
+        t = int(self.schedule[step - 1])
+        index = self.plans[t].index(self.positions[step - 1] + 1)
+        batch = to_tensors(self.data[t][0].batch(index))
+        batch["task"] = t
+        return batch, index, len(index)
+
+    def loss(self, batch, index, progress):
+        import paddle
+
+        from utils.distill import prediction_terms, total_loss
+        t, spec = batch["task"], self.tasks[batch["task"]][0]
+        with paddle.no_grad():
+            logits_T = self.teachers[t](batch["T"])["logits"]
+        terms, info = prediction_terms(self.config, self.students[t](batch["S"])["logits"], logits_T, batch["labels"],
+                                       spec.is_regression, progress)
+        total, logged = total_loss(terms)
+        return total, {f"{spec.name}/{k}": v for k, v in logged.items()}, info
+
+    def evaluate(self):
+        from utils.training import evaluate
+        metrics = {}
+        for (spec, _, _), student, (_, dev) in zip(self.tasks, self.students, self.data):
+            for key, value in evaluate(spec, student, dev, self.eval_batch_size).items():
+                metrics[f"eval_{spec.name}_{key[len('eval_'):]}"] = value
+        metrics["eval_mean_main"] = float(np.mean([metrics[f"eval_{s.name}_{s.main_metric}"]
+                                                   for s, _, _ in self.tasks]))
+        return metrics
+
+    def save_best(self):
+        from utils.adapters import save_adapter
+        for (spec, _, _), student in zip(self.tasks, self.students):
+            save_adapter(student, os.path.join(self.output_dir, "best_model", spec.name))
+
+    def steps_per_task(self):
+        return {spec.name: int((self.schedule == t).sum()) for t, (spec, _, _) in enumerate(self.tasks)}
 
 
 @exits_cleanly(resume=FROM_CHECKPOINT)
 def main(argv=None):
     args = parse_args(argv)
     tasks = load_tasks(args)
-    from utils.files import check_output_dir
-    check_output_dir(args.output_dir)
-
-    import numpy as np
     import paddle
-    from utils import loop
-    from utils.adapters import load_teachers, save_adapter
-    from utils.batches import Plan, encode_sides, to_tensors
-    from utils.distill import prediction_terms, total_loss
-    from utils.models import quiet_paddlenlp
-    from utils.files import write_json
-    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
-    quiet_paddlenlp()
-    set_device(args.device)
-    set_seed(args.seed)
-    teachers = [load_teachers([path], label_config(spec))[0] for (spec, _, _), path in zip(tasks, args.teacher_path)]
-    if len({t.encoder.signature() for t in teachers}) > 1:
-        raise UserError("the teachers' vocabularies differ; all must share one tokenizer", args.teacher_path[1])
-    students = build_student(args, tasks, teachers)
-    from utils.adapters import check_lengths  # past a model's positions Paddle fails inside the embedding lookup
-    check_lengths(args.max_seq_length, list(zip(teachers, args.teacher_path)) + [
-        (students[0], args.student_model_name_or_path)])
-    config = resolve_config(args, students[0], teachers)
-    data = []
-    for (spec, train_ex, dev_ex), student in zip(tasks, students):
-        train = encode_sides(student, teachers[0], train_ex, args.max_seq_length, spec.is_regression,
-                             f"encode {spec.name}")
-        dev = {s: student.encoder.encode(ex, args.max_seq_length, spec.is_regression, desc="encode dev")
-               for s, ex in dev_ex.items()}
-        data.append((train, dev))
-    plans = [Plan(train.lengths, args.batch_size, args.seed + t, args.bucket) for t, (train, _) in enumerate(data)]
-    probs = task_probabilities([len(train) for train, _ in data], args.tau)
-    total_steps = args.max_steps if args.max_steps > 0 else int(np.ceil(args.num_train_epochs *
-                                                                        sum(p.steps_per_epoch for p in plans)))
-    schedule, positions = task_schedule(probs, total_steps, args.seed)
-    trainable = paddle.nn.LayerList(students)
-    optimizer, scheduler = build_optimizer(trainable, args.learning_rate, total_steps, args.warmup_proportion,
-                                           args.weight_decay, args.max_grad_norm)
 
-    def batch_at(step):
-        t = int(schedule[step - 1])
-        index = plans[t].index(positions[step - 1] + 1)
-        batch = to_tensors(data[t][0].batch(index))
-        batch["task"] = t
-        return batch, index, len(index)
-
-    def losses(batch, index, progress):
-        t, spec = batch["task"], tasks[batch["task"]][0]
-        with paddle.no_grad():
-            logits_T = teachers[t](batch["T"])["logits"]
-        terms, info = prediction_terms(config, students[t](batch["S"])["logits"], logits_T, batch["labels"],
-                                       spec.is_regression, progress)
-        total, logged = total_loss(terms)
-        return total, {f"{spec.name}/{k}": v for k, v in logged.items()}, info
-
-    def evaluate_all():
-        metrics = {}
-        for (spec, _, _), student, (_, dev) in zip(tasks, students, data):
-            for key, value in evaluate(spec, student, dev, args.eval_batch_size).items():
-                metrics[f"eval_{spec.name}_{key[len('eval_'):]}"] = value
-        metrics["eval_mean_main"] = float(np.mean([metrics[f"eval_{s.name}_{s.main_metric}"] for s, _, _ in tasks]))
-        return metrics
-
-    def save_best():
-        for (spec, _, _), student in zip(tasks, students):
-            save_adapter(student, os.path.join(args.output_dir, "best_model", spec.name))
-
-    job = loop.Job(name="multi-task", output_dir=args.output_dir,
-                   checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=trainable,
-                   optimizer=optimizer, scheduler=scheduler, batch_at=batch_at,
-                   phases=[loop.Phase(name="multi-task", steps=total_steps, loss=losses, evaluate=evaluate_all,
-                                      key="eval_mean_main", save_best=save_best)],
-                   logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed,
-                   fingerprint=loop.fingerprint(args, [e for _, train, _ in tasks for e in train],
-                                                teachers=loop.digest_files(args.teacher_path),
-                                                config=json.dumps(config, sort_keys=True)))
-    state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_json(os.path.join(args.output_dir, "args.json"),
-               dict(vars(args), task_probabilities=probs, command=command_line("multitask_distill.py", argv)))
-    write_json(os.path.join(args.output_dir, "distill_config.json"), config)
-    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), fresh=state["step"] == 0)
-    results = loop.run(job, state)
-    job.log.close()
-    results["steps_per_task"] = {spec.name: int((schedule == t).sum()) for t, (spec, _, _) in enumerate(tasks)}
-    write_json(os.path.join(args.output_dir, "all_results.json"), results)
-    print_results(results)
-    return results
+    from utils import loop, run
+    from utils.presets import resolve_config
+    settings = run.Settings.of(args)
+    run.begin(settings)
+    teachers, students = build_models(args, tasks)
+    config = resolve_config(raw_config(args), students[0], teachers, source=args.distill_config)
+    if config["intermediate_matches"]:
+        raise UserError("multi-task distillation is prediction-layer only: remove intermediate_matches",
+                        args.distill_config)
+    multi = MultiTask(args, tasks, teachers, students, config)
+    phase = loop.Phase(name="multi-task", steps=multi.total_steps, loss=multi.loss, evaluate=multi.evaluate,
+                       key="eval_mean_main", save_best=multi.save_best)
+    job = run.job("multi-task", settings, paddle.nn.LayerList(students), [phase], multi.batch_at, loop.fingerprint(
+        vars(args), [e for _, train, _ in tasks for e in train], teachers=loop.digest_files(args.teacher_path),
+        config=run.digest(config)))
+    results = run.train(job, run.start(job, settings), run.Record(
+        "multitask_distill.py", argv, vars(args), dict(task_probabilities=multi.probs), {"distill_config.json": config}))
+    results["steps_per_task"] = multi.steps_per_task()
+    return run.finish(job, results)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,12 @@ import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-import numpy as np
-
-from utils.cli import add_task_args
+from utils.cli import add_task_args, task_options
 from utils.errors import UserError, exits_cleanly, first_line
-from utils.files import atomic_file, check_output_file, read_json, text_lines, write_json
-from utils.glue import Example, get_task, load_split, task_dir
+from utils.files import check_output_file, read_json, write_json
 from utils.inference import ENGINES, EXPORT_INFO, graph_file
 from utils.models import HEAD_KEY, quiet_paddlenlp
-from utils.tasks import spans, tokens
+from utils.tasks import by_head, task_type
 
 BACKENDS = {"paddle": "paddle_inference", "onnx": "onnxruntime"}  # --backend's names for two engines
 
@@ -62,25 +59,6 @@ def parse_args(argv=None):
     return args
 
 
-def read_texts(path):
-    examples, first = [], None  # first: (line number, field count) of the first example, which sets the kind
-    for lineno, line in text_lines(path, "a text file with one example per line"):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) > 2:
-            raise UserError(f"expected a text or two tab-separated texts, found {len(fields)} fields", path, lineno)
-        first = first or (lineno, len(fields))
-        if len(fields) != first[1]:
-            kinds = {1: "a single text", 2: "a pair (two tab-separated texts)"}
-            raise UserError(f"{kinds[len(fields)]}, but line {first[0]} is {kinds[first[1]]}; expected the same "
-                            "number of fields on every line (all single texts or all pairs)", path, lineno)
-        examples.append(Example(fields[0], fields[1] if len(fields) == 2 else None, 0))
-    if not examples:
-        raise UserError("no examples; expected at least one non-empty line", path)
-    return examples
-
-
 def label_names(folder):
     from utils.adapters.base import read_config
     config = read_config(folder)
@@ -94,51 +72,18 @@ def label_names(folder):
     return [id2label.get(str(i), str(i)) for i in range(len(id2label) or num)]
 
 
-def write_predictions(path, examples, logits, labels):
-    with atomic_file(path) as f:
-        pair = examples[0].text_b is not None
-        texts = ["text_a", "text_b"] if pair else ["text"]
-        if labels is None:
-            f.write("\t".join(["index"] + texts + ["score"]) + "\n")
-            for i, (e, row) in enumerate(zip(examples, logits)):
-                f.write("\t".join([str(i), e.text_a] + ([e.text_b] if pair else []) + [f"{row[0]:.6f}"]) + "\n")
-        else:
-            z = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs = z / z.sum(axis=1, keepdims=True)
-            f.write("\t".join(["index"] + texts + ["prediction"] + [f"prob_{n}" for n in labels]) + "\n")
-            for i, (e, p) in enumerate(zip(examples, probs)):
-                f.write("\t".join([str(i), e.text_a] + ([e.text_b] if pair else []) + [labels[int(p.argmax())]]
-                                  + [f"{x:.6f}" for x in p]) + "\n")
-
-
 def read_examples(args, labels, head):
-    """(examples, task spec or None, name for the output file) from --input or a task split."""
-    token_head = head == "token"
+    """(examples, task spec or None, name for the output file) from --input or a task split, read by the model's
+    task type."""
+    kind = by_head(head)
     if args.input:
-        if head == "span":
-            raise UserError("a question-answering model reads questions with their contexts: pass --task_name "
-                            "squad --data_dir DIR --split NAME (DIR/NAME.json in SQuAD v1.1 format)")
-        name = os.path.splitext(os.path.basename(args.input))[0]
-        return (tokens.sentences_of_lines(args.input) if token_head else read_texts(args.input)), None, name
-    kind = "span" if spans.is_span_task(args.task_name) else "token" if tokens.is_token_task(args.task_name) else \
-        "sequence"
-    if kind != head:
+        if kind.read_lines is None:
+            raise UserError(kind.REFUSES["input"])
+        return kind.read_lines(args.input), None, os.path.splitext(os.path.basename(args.input))[0]
+    if task_type(args.task_name) is not kind:
         raise UserError(f"a model with a {head} head cannot predict --task_name {args.task_name}", args.model_dir)
-    if head == "span":
-        if not args.data_dir:
-            raise UserError(f"--task_name {args.task_name} needs --data_dir (a folder with {args.split}.json)")
-        task = spans.SpanTask.from_args(args)
-        return spans.read_squad(os.path.join(args.data_dir, f"{args.split}.json"), task), task, args.split
-    if token_head:
-        if not args.data_dir:
-            raise UserError(f"--task_name {args.task_name} needs --data_dir (a folder with {args.split}.txt)")
-        path = os.path.join(args.data_dir, tokens.SPLIT_FILE.format(args.split))
-        sentences = tokens.attach_labels(tokens.read_conll(path, args.tag_column), labels, path)
-        return sentences, tokens.TokenTask(tuple(labels), name=args.task_name.lower()), args.split
-    spec = get_task(args.task_name, vars(args))
-    examples = load_split(spec, task_dir(spec, args.glue_dir, args.data_dir), args.split)
-    if labels is not None and spec.labels is not None and list(spec.labels) != labels:
-        raise UserError(f"the model's labels {labels} are not {spec.name}'s {list(spec.labels)}", args.model_dir)
+    examples, spec = kind.read_split(args.task_name, args.data_dir, args.glue_dir, task_options(args), args.split,
+                                     labels, args.model_dir)
     return examples, spec, args.split
 
 
@@ -166,7 +111,7 @@ def main(argv=None):
     args = parse_args(argv)
     from utils.adapters import check_max_length, load_encoder
     from utils.adapters.base import read_config
-    from utils.training import batched_logits, task_metrics
+    from utils.training import batched_logits
     quiet_paddlenlp()
     graph_file(args.model_dir)  # a clear error before anything else for a folder that is not an export
     info = read_json(os.path.join(args.model_dir, EXPORT_INFO), "the export's description (written by "
@@ -174,7 +119,7 @@ def main(argv=None):
     labels = label_names(args.model_dir)
     head = read_config(args.model_dir).get(HEAD_KEY, "sequence")
     examples, spec, name = read_examples(args, labels, head)
-    suffix = {"token": "txt", "span": "json"}.get(head, "tsv")
+    suffix = by_head(head).SUFFIX
     output = args.output_file or os.path.join(args.model_dir, f"predictions-{name}.{suffix}")
     check_output_file(output)
     engine = open_engine(args)
@@ -183,15 +128,10 @@ def main(argv=None):
     check_max_length(max_seq_length, info.get("max_length"), args.model_dir)
     features = encoder.encode(examples, max_seq_length, regression=labels is None)
     logits = batched_logits(engine, features, args.batch_size, desc="predict")
-    if head == "token":
-        tokens.write_tagged(output, examples, tokens.word_labels(logits, features)[0], labels, gold=spec is not None)
-    elif head == "span":  # {question id: answer text}, as the SQuAD evaluation script reads predictions
-        write_json(output, spans.decode(logits, features, spec.max_answer_length, spec.n_best_size))
-    else:
-        write_predictions(output, examples, logits, labels)
+    by_head(head).write_predictions(output, examples, logits, features, labels, spec)
     print(f"wrote {len(examples)} predictions to {output}")
-    if spec is not None and (head != "span" or any(q.answers for q in examples)):
-        results = {f"{args.split}_{k}": v for k, v in task_metrics(spec, logits, features).items()}
+    if spec is not None:  # the split has gold labels (answers)
+        results = {f"{args.split}_{k}": v for k, v in spec.compute_metrics(logits, features).items()}
         metrics = os.path.splitext(output)[0] + ".json"
         write_json(metrics if metrics != output else os.path.splitext(output)[0] + ".metrics.json", results)
         print(" ".join(f"{k}={v:.4f}" for k, v in results.items()))

@@ -18,7 +18,7 @@ import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-from utils.cli import load_task
+from utils.cli import task_values
 from utils.errors import UserError, exits_cleanly, first_line
 from utils.files import atomic_file, read_json
 from utils.inference import (ENGINES, EXPORTED, EXPORT_INFO, fastest_exported, interleaved_medians, open_engines,
@@ -190,12 +190,13 @@ def quantized_lines(out, rows, stage_args, main_metric, notes, fp32_name, name):
 def dev_scores_of_export(folder, stage_args, engines):
     """The dev metrics of an export folder on each engine named, on the stage's dev set (read and encoded once)."""
     from utils.adapters import load_encoder
-    from utils.training import batched_logits, task_metrics
+    from utils.tasks import load_task
+    from utils.training import batched_logits
     args = argparse.Namespace(**stage_args)
-    spec, _, dev = load_task(args, with_train=False)
+    spec, _, dev = load_task(**task_values(args), with_train=False)
     features = load_encoder(folder).encode(dev[spec.dev_splits[0]], args.max_seq_length, spec.is_regression)
-    return [{f"eval_{k}": v for k, v in task_metrics(
-        spec, batched_logits(ENGINES[name].load(folder), features, 64), features).items()}
+    return [{f"eval_{k}": v for k, v in spec.compute_metrics(
+        batched_logits(ENGINES[name].load(folder), features, 64), features).items()}
         for name in engines]
 
 

@@ -10,19 +10,9 @@ import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-from utils.errors import FROM_CHECKPOINT, exits_cleanly
+from utils.finetune import entry_points
 
-
-def parse_args(argv=None):
-    from utils.finetune import parse_args as fine_tune_args
-    return fine_tune_args("run_glue.py", __doc__, argv, 2e-5)
-
-
-@exits_cleanly(resume=FROM_CHECKPOINT)
-def main(argv=None):
-    from utils.finetune import fine_tune
-    return fine_tune(parse_args(argv), "run_glue.py", argv)
-
+parse_args, main = entry_points("run_glue.py", __doc__, 2e-5)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -15,21 +15,10 @@ import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-from utils.errors import FROM_CHECKPOINT, exits_cleanly
+from utils.finetune import entry_points
+from utils.tasks import tokens
 
-
-def parse_args(argv=None):
-    from utils.finetune import parse_args as fine_tune_args
-    from utils.tasks.tokens import TASK_NAMES
-    return fine_tune_args("run_ner.py", __doc__, argv, 5e-5, default_task="conll", task_names=TASK_NAMES,
-                          kind="token classification", other_scripts="run_glue.py")
-
-
-@exits_cleanly(resume=FROM_CHECKPOINT)
-def main(argv=None):
-    from utils.finetune import fine_tune
-    return fine_tune(parse_args(argv), "run_ner.py", argv)
-
+parse_args, main = entry_points("run_ner.py", __doc__, 5e-5, tokens)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

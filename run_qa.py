@@ -15,21 +15,10 @@ import sys
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-from utils.errors import FROM_CHECKPOINT, exits_cleanly
+from utils.finetune import entry_points
+from utils.tasks import spans
 
-
-def parse_args(argv=None):
-    from utils.finetune import parse_args as fine_tune_args
-    from utils.tasks.spans import TASK_NAMES
-    return fine_tune_args("run_qa.py", __doc__, argv, 5e-5, default_task="squad", task_names=TASK_NAMES,
-                          kind="span extraction", other_scripts="run_glue.py or run_ner.py")
-
-
-@exits_cleanly(resume=FROM_CHECKPOINT)
-def main(argv=None):
-    from utils.finetune import fine_tune
-    return fine_tune(parse_args(argv), "run_qa.py", argv)
-
+parse_args, main = entry_points("run_qa.py", __doc__, 5e-5, spans)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

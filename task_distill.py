@@ -13,15 +13,14 @@ distill_config.json (the resolved losses, matches and schedules), runs/. Beyond 
 """
 import argparse
 import functools
-import hashlib
-import json
 import os
 import sys
+from dataclasses import dataclass
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
 from utils.cli import (add_data_args, add_teacher_engine_arg, add_training_args, add_word_student_args, label_config,
-                       load_task, print_results, refuse_flags_beside_config, validate_args)
+                       refuse_flags_beside_config, task_options, task_values, validate_args)
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 from utils.labels import ENGINES as LABEL_ENGINES
 from utils.models import PROJECTION_LAYOUTS, STUDENT_INITS
@@ -129,28 +128,19 @@ def parse_part(text):
     return int(k) - 1, int(n)
 
 
-def distill_config(args, spec, student, teachers):
-    """The resolved config: from --distill_config, or TinyBERT's stage from the flags."""
-    from utils.presets import build_config, load_config_file
-    S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
+def raw_config(args, regression, student, teacher):
+    """The config before resolution: --distill_config's file, or TinyBERT's stage from the loss flags."""
+    from utils.presets import load_config_file
     if args.distill_config:
         raw = load_config_file(args.distill_config)
-        if args.intermediate_distill:
-            raw = dict(raw, kd_weight=0.0, hard_label_weight=0.0)
-    elif args.intermediate_distill:
-        layer_map = [list(p) for p in make_layer_map(args, teachers[0])(S["layers"])[1:]]
-        raw = {"kd_weight": 0.0, "hard_label_weight": 0.0, "intermediate_matches": [
+        return dict(raw, kd_weight=0.0, hard_label_weight=0.0) if args.intermediate_distill else raw
+    if args.intermediate_distill:
+        layer_map = [list(p) for p in make_layer_map(args, teacher)(student.shape()["layers"])[1:]]
+        return {"kd_weight": 0.0, "hard_label_weight": 0.0, "intermediate_matches": [
             {"preset": "tinybert", "layer_map": layer_map, "emb_weight": args.emb_weight,
              "hidden_weight": args.hidden_weight, "attn_weight": args.attn_weight}]}
-    else:
-        raw = {"temperature": args.T, "t2_scaling": args.t2_scaling, "kd_weight": args.pred_weight,
-               "kd_loss": "mse" if spec.is_regression else "soft_ce", "hard_label_weight": args.hard_label_weight}
-    try:
-        return build_config(raw, S, [t.shape() for t in teachers], spec.is_regression)
-    except UserError as err:
-        if args.distill_config:
-            raise UserError(str(err), args.distill_config) from None
-        raise
+    return {"temperature": args.T, "t2_scaling": args.t2_scaling, "kd_weight": args.pred_weight,
+            "kd_loss": "mse" if regression else "soft_ce", "hard_label_weight": args.hard_label_weight}
 
 
 def make_layer_map(args, teacher):
@@ -188,7 +178,10 @@ def build_models(args, spec, train_examples):
     if getattr(student, "vector_coverage", None) is not None:
         print(f"word vectors: {student.vector_coverage:.1%} of the student's vocabulary found in {args.glove_embs}")
     student.set_label_info(label_config(spec))
-    return teachers, student, distill_config(args, spec, student, teachers)
+    from utils.presets import resolve_config
+    config = resolve_config(raw_config(args, spec.is_regression, student, teachers[0]), student, teachers,
+                            spec.is_regression, args.distill_config)
+    return teachers, student, config
 
 
 def teacher_features(train, teacher, rows, max_seq_length, regression):
@@ -198,16 +191,17 @@ def teacher_features(train, teacher, rows, max_seq_length, regression):
     return teacher.encoder.encode(rows, max_seq_length, regression, desc="encode for the teacher")
 
 
-def shared_labels(args, teachers, weights, rows, train, encode_T, rank, world):
+def shared_labels(args, teachers, data, rank=0, world=1):
     """The teachers' logits of every training row from the label store (utils/labels.py), labelled by rank 0;
     the other processes wait for it and read the store."""
     from utils.labels import row_keys, teacher_logits
-    keys = row_keys(rows, train.S.groups)
-
-    def label():
-        return teacher_logits(args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
-                              teachers, weights, args.max_seq_length, keys, encode_T, args.label_engine,
-                              args.eval_batch_size, args.label_part or (0, 1))
+    encode_T = functools.partial(teacher_features, data.train, teachers[0], data.rows, args.max_seq_length,
+                                 data.regression)  # encoded only when some row still needs labelling
+    label = functools.partial(
+        teacher_logits, args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
+        teachers, args.teacher_weights or [1.0] * len(teachers), args.max_seq_length,
+        row_keys(data.rows, data.train.S.groups), encode_T, args.label_engine, args.eval_batch_size,
+        args.label_part or (0, 1))
     if world == 1:
         return label()
     import paddle.distributed as dist
@@ -217,183 +211,142 @@ def shared_labels(args, teachers, weights, rows, train, encode_T, rank, world):
     return label()
 
 
-@exits_cleanly(resume=FROM_CHECKPOINT)
-def main(argv=None):
-    args = parse_args(argv)
-    from utils.tasks.spans import is_span_task
-    from utils.tasks.tokens import is_token_task
-    if is_token_task(args.task_name) and args.use_aug:
-        raise UserError("--use_aug works for sequence classification; a token task (conll) takes more sentences "
-                        "as --transfer_file")
-    if is_span_task(args.task_name) and (args.use_aug or args.cache_teacher_logits):
-        raise UserError(f"--{'use_aug' if args.use_aug else 'cache_teacher_logits'} works for sequence and token "
-                        "classification; a span task (squad) distils on its training set with the teachers running")
+def check_task_flags(args):
+    """The flags this task type refuses (--use_aug, --cache_teacher_logits), and --use_aug's file, checked before
+    anything is read."""
+    from utils.tasks import task_type
+    for flag, why in task_type(args.task_name).REFUSES.items():
+        if flag in ("use_aug", "cache_teacher_logits") and getattr(args, flag):
+            raise UserError(why)
     if args.use_aug and (args.data_dir or args.glue_dir):
-        from utils.glue import get_task, split_path, task_dir
-        folder = task_dir(get_task(args.task_name, vars(args)), args.glue_dir, args.data_dir)
+        from utils.tasks.sequence import get_task, split_path, task_dir
+        folder = task_dir(get_task(args.task_name, dict(task_options(args), data_dir=args.data_dir)), args.glue_dir,
+                          args.data_dir)
         if not os.path.isfile(split_path(folder, "train_aug")):
             raise UserError("no such file; --use_aug needs data_augmentation.py's output",
                             split_path(folder, "train_aug"))
-    spec, train_examples, dev_examples = load_task(args, train_split="train_aug" if args.use_aug else "train")
-    transfer = []
-    if args.transfer_file:
-        from utils.transfer import load_transfer
-        transfer = load_transfer(args.transfer_file, spec, train_examples, dev_examples)
-    from utils.files import check_output_dir
-    check_output_dir(args.output_dir)
 
-    import paddle
-    import paddle.distributed as dist
-    from utils import loop
-    from utils.adapters import save_adapter
-    from utils.batches import Plan, encode_sides, to_tensors
-    from utils.labels import batch_logits
-    from utils.distill import (DistillOutputs, best_folder, lr_multipliers, match_terms,
-                               prediction_terms, requests, split_steps, teacher_outputs, teacher_positions,
-                               total_loss)
-    from utils.models import quiet_paddlenlp
-    from utils.files import write_json
-    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
 
-    quiet_paddlenlp()
-    set_device(args.device)
-    set_seed(args.seed)
-    world, rank = dist.get_world_size(), dist.get_rank()
-    if world > 1:
-        dist.init_parallel_env()
-    teachers, student, config = build_models(args, spec, train_examples + transfer)
+@dataclass
+class Data:
+    """The training rows (labelled, then transfer rows when the teachers teach through them), both sides encoded,
+    the dev splits, and how the teachers serve the rows."""
+    labelled: list
+    rows: list
+    train: object  # Sides
+    dev: dict  # split -> Sides
+    regression: bool
+    stored: bool  # the teachers' logits come from the label store
+    teachers_run: bool  # some teacher runs forward during training
+
+
+def encode_data(args, spec, student, teachers, config, labelled, transfer, dev_examples):
+    from utils.batches import encode_sides
+    from utils.distill import requests
     phases = config["phases"]
-    predicts = [bool(p["kd_weight"] or p["hard_label_weight"]) for p in phases]
-    stage = phases[0]["name"] if len(phases) == 1 else "distill"
     need_logits_T = any(p["kd_weight"] for p in phases)  # a gold-labels-only baseline needs no teacher outputs
     # transfer rows teach through the teacher (its logits, or its layers in an intermediate phase); a gold-only twin
     # reads them for a word student's vocabulary only
-    taught = need_logits_T or bool(config["intermediate_matches"])
-    rows = train_examples + transfer if taught else train_examples
-    teacher_weights = args.teacher_weights or [1.0] * len(teachers)
-    stored = need_logits_T and bool(args.cache_teacher_logits or transfer)  # logits from the label store
+    rows = labelled + transfer if need_logits_T or config["intermediate_matches"] else labelled
+    stored = need_logits_T and bool(args.cache_teacher_logits or transfer)
     teachers_run = any(requests(config, "T", i) for i in range(len(teachers))) or (need_logits_T and not stored)
     train = encode_sides(student, teachers[0], rows, args.max_seq_length, spec.is_regression, "encode train",
                          teachers_run)
     dev = {s: encode_sides(student, teachers[0], ex, args.max_seq_length, spec.is_regression, "encode dev",
                            teacher_runs=bool(config["intermediate_matches"]))  # for the intermediate dev loss
            for s, ex in dev_examples.items()}
-    # the teachers' side of the rows, encoded only when some row still needs labelling
-    encode_T = functools.partial(teacher_features, train, teachers[0], rows, args.max_seq_length, spec.is_regression)
-    if args.label_part:  # labelling only: nothing is trained or written but the store's shards
-        if not stored:
-            raise UserError("--label_part labels a transfer set or --cache_teacher_logits rows for prediction-layer "
-                            "distillation; this run needs no teacher labels")
-        shared_labels(args, teachers, teacher_weights, rows, train, encode_T, 0, 1)
-        return {"labelled_part": "/".join(map(str, (args.label_part[0] + 1, args.label_part[1]))), "rows": len(rows)}
-    plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
-    total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
-    phase_steps = split_steps(total_steps, [p["share"] for p in phases])
-    student_out = DistillOutputs(student, requests(config, "S"), logits=any(predicts))
+    return Data(labelled, rows, train, dev, spec.is_regression, stored, teachers_run)
+
+
+def build_distiller(args, spec, student, teachers, config, data, world):
+    """The Distiller of this run: the student's outputs (DataParallel over several processes) and the teachers'
+    (None when they never run)."""
+    import paddle
+
+    from utils.distill import DistillOutputs, requests, teacher_outputs
+    from utils.distiller import Distiller
+    predicts = any(p["kd_weight"] or p["hard_label_weight"] for p in config["phases"])
+    need_logits_T = any(p["kd_weight"] for p in config["phases"])
+    student_out = DistillOutputs(student, requests(config, "S"), logits=predicts)
     teacher_outs = [teacher_outputs(t, requests(config, "T", i), need_logits_T, args.teacher_engine, args.device)
-                    for i, t in enumerate(teachers)] if teachers_run else [None] * len(teachers)
-    optimizer, scheduler = build_optimizer(student_out, args.learning_rate, total_steps, args.warmup_proportion,
-                                           args.weight_decay, args.max_grad_norm, phase_steps)
+                    for i, t in enumerate(teachers)] if data.teachers_run else [None] * len(teachers)
     forward_S = paddle.DataParallel(student_out, find_unused_parameters=True) if world > 1 else student_out
-    cache = None  # the teachers' logits of every training example, when cached (filled in below)
+    return Distiller(config, student, student_out, teacher_outs, args.teacher_weights, spec, forward_S)
 
-    def losses(batch, index=None, progress=1.0, phase=phases[-1]):
-        """(weighted total, {tag: value}, {temperature, kd_weight, hard_weight}) of one batch in one phase.
-        Teachers run under no_grad: their outputs are targets only; cached logits replace their forward pass when
-        nothing else (no intermediate match of this phase) needs it."""
-        active, kd = phase["matches"], phase["kd_weight"]
-        from_cache = cache is not None and index is not None
-        positions = teacher_positions(config, active)
-        outs_T = [None] * len(teachers)
-        with paddle.no_grad():
-            for i, t_out in enumerate(teacher_outs):
-                if positions.get(i) or (kd and not from_cache):
-                    outs_T[i] = t_out(batch["T"], positions.get(i, []), logits=bool(kd) and not from_cache)
-        out_S = forward_S(batch["S"], active, bool(kd or phase["hard_label_weight"]))
-        terms = match_terms(config, out_S["features"], [o and o["features"] for o in outs_T], out_S["mask"],
-                            active) if active else []
-        info = {}
-        if kd or phase["hard_label_weight"]:
-            logits_T = None
-            if kd:
-                logits_T = paddle.to_tensor(batch_logits(cache, index)) if from_cache else sum(
-                    w * o["logits"] for w, o in zip(teacher_weights, outs_T)) / sum(teacher_weights)
-            more, info = prediction_terms(dict(config, kd_weight=kd, hard_label_weight=phase["hard_label_weight"]),
-                                          out_S["logits"], logits_T, batch["labels"], spec.is_regression, progress,
-                                          getattr(spec, "view", None))
-            terms += more
-        total, logged = total_loss(terms)
-        return total, logged, info
 
-    def eval_intermediate(phase):
-        from utils.batches import eval_batches
-        first = dev[spec.dev_splits[0]]
-        only_matches = dict(phase, kd_weight=0.0, hard_label_weight=0.0)
-        total = 0.0
-        with paddle.no_grad():
-            for index in eval_batches(first.lengths, args.eval_batch_size):
-                loss, _, _ = losses(to_tensors(first.batch(index)), phase=only_matches)
-                total += float(loss) * len(index)
-        return {"eval_inter_loss": total / len(first)}
+def evaluate_metric(spec, student, dev, batch_size):
+    from utils.training import evaluate
+    return evaluate(spec, student, {k: v.S for k, v in dev.items()}, batch_size)
 
-    def eval_metric():
-        return evaluate(spec, student, {k: v.S for k, v in dev.items()}, args.eval_batch_size)
 
-    def loop_phase(i, phase):
-        folder = best_folder(phases, i)
-        folder = folder and os.path.join(args.output_dir, folder)
-        select = phase["select"]
-        later = i < len(phases) - 1 and select != "last"  # the next phase starts from this one's best
-        return loop.Phase(
-            name=phase["name"], steps=phase_steps[i],
-            loss=lambda batch, index, progress: losses(batch, index, progress, phase),
-            evaluate={"metric": eval_metric, "inter_loss": lambda: eval_intermediate(phase),
-                      "last": eval_metric if predicts[i] else lambda: eval_intermediate(phase)}[select],
-            key={"inter_loss": "eval_inter_loss", "metric": f"eval_{spec.main_metric}", "last": None}[select],
-            lower_is_better=select == "inter_loss", save_best=(lambda: save_adapter(student, folder)) if folder
-            else (lambda: None), multipliers=lr_multipliers(phase, student_out, student),
-            restore_best=(lambda: student.restore(folder)) if later else None)
+def batch_at(plan, train, world, step):
+    from utils.batches import to_tensors
+    index = plan.index(step)
+    return to_tensors(train.batch(index)), index, len(index) * world
 
-    def batch_at(step):
-        index = plan.index(step)
-        return to_tensors(train.batch(index)), index, len(index) * world
 
-    single = {"intermediate": "checkpoint-intermediate", "prediction": "checkpoint-prediction"}
-    job = loop.Job(
-        name=f"{stage} {spec.name}", output_dir=args.output_dir,
-        checkpoint_dir=os.path.join(args.output_dir, single.get(stage, "checkpoint")), trainable=student_out,
-        optimizer=optimizer, scheduler=scheduler, batch_at=batch_at,
-        phases=[loop_phase(i, p) for i, p in enumerate(phases)], logging_steps=args.logging_steps,
-        save_steps=args.save_steps, seed=args.seed, rank=rank, world=world,
-        fingerprint=loop.fingerprint(args, train_examples + transfer, world,  # transfer text: a word student's vocabulary
-                                     teachers=loop.digest_files(args.teacher_path),
-                                     config=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()))
-    state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
-    if stored:
-        cache = shared_labels(args, teachers, teacher_weights, rows, train, encode_T, rank, world)
-    if rank == 0:
-        os.makedirs(args.output_dir, exist_ok=True)
-        layers = student.shape()["layers"]
-        layer_map = make_layer_map(args, teachers[0])(layers) if layers else None
-        write_json(os.path.join(args.output_dir, "args.json"), dict(
-            vars(args), student=student.describe(), projection=student.projection, layer_map=layer_map, stage=stage,
-            command=command_line("task_distill.py", argv)))
-        write_json(os.path.join(args.output_dir, "distill_config.json"), config)
-    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), enabled=rank == 0, fresh=state["step"] == 0)
-    results = loop.run(job, state)
-    job.log.close()
-    results.update(train_examples=len(train_examples), transfer_examples=len(rows) - len(train_examples),
-                   train_rows=len(train), task=spec.name, stage=stage, student=student.describe(),
+def stage_of(phases):
+    """The run's stage: its one phase's name, or "distill" for several; names its checkpoint folder."""
+    stage = phases[0]["name"] if len(phases) == 1 else "distill"
+    return stage, {"intermediate": "checkpoint-intermediate", "prediction": "checkpoint-prediction"}.get(
+        stage, "checkpoint")
+
+
+@exits_cleanly(resume=FROM_CHECKPOINT)
+def main(argv=None):
+    args = parse_args(argv)
+    check_task_flags(args)
+    from utils.tasks import load_task
+    from utils.transfer import load_transfer
+    spec, labelled, dev_examples = load_task(**task_values(args, "train_aug" if args.use_aug else "train"))
+    transfer = load_transfer(args.transfer_file, spec, labelled, dev_examples) if args.transfer_file else []
+    from utils import loop, run
+    from utils.batches import Plan
+    from utils.distill import split_steps
+    settings = run.Settings.of(args)
+    world, rank = run.begin(settings, parallel=True)
+    teachers, student, config = build_models(args, spec, labelled + transfer)
+    data = encode_data(args, spec, student, teachers, config, labelled, transfer, dev_examples)
+    if args.label_part:  # labelling only: nothing is trained or written but the store's shards
+        return label_part(args, teachers, data)
+    plan = Plan(data.train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
+    phase_steps = split_steps(plan.total_steps(args.num_train_epochs, args.max_steps),
+                              [p["share"] for p in config["phases"]])
+    distiller = build_distiller(args, spec, student, teachers, config, data, world)
+    phases = distiller.loop_phases(phase_steps, args.output_dir, data.dev[spec.dev_splits[0]], args.eval_batch_size,
+                                   functools.partial(evaluate_metric, spec, student, data.dev, args.eval_batch_size))
+    stage, checkpoint = stage_of(config["phases"])
+    job = run.job(f"{stage} {spec.name}", settings, distiller.student_out, phases,
+                  functools.partial(batch_at, plan, data.train, world), loop.fingerprint(
+                      vars(args), labelled + transfer, world,  # transfer text: a word student's vocabulary
+                      teachers=loop.digest_files(args.teacher_path), config=run.digest(config)),
+                  checkpoint, world, rank)
+    state = run.start(job, settings)  # refuses a mismatched checkpoint before anything is written
+    if data.stored:
+        distiller.cache = shared_labels(args, teachers, data, rank, world)
+    layer_map = student_layer_map(args, teachers[0], student)
+    results = run.train(job, state, run.Record("task_distill.py", argv, vars(args), dict(
+        student=student.describe(), projection=student.projection, layer_map=layer_map, stage=stage),
+        {"distill_config.json": config}))
+    results.update(train_examples=len(labelled), transfer_examples=len(data.rows) - len(labelled),
+                   train_rows=len(data.train), task=spec.name, stage=stage, student=student.describe(),
                    student_parameters=student.num_parameters())
-    if rank == 0:
-        write_json(os.path.join(args.output_dir, "all_results.json"), results)
-        print_results(results)
-    if world > 1:
-        # every rank leaves together: a rank exiting while its peer still holds their connections open can abort
-        # the peer at exit (SIGABRT, seen once in CI with two CPU processes)
-        dist.barrier()
-        dist.destroy_process_group()
-    return results
+    return run.finish(job, results)
+
+
+def label_part(args, teachers, data):
+    """--label_part: this process's part of the rows labelled into the store, nothing else written."""
+    if not data.stored:
+        raise UserError("--label_part labels a transfer set or --cache_teacher_logits rows for prediction-layer "
+                        "distillation; this run needs no teacher labels")
+    shared_labels(args, teachers, data)
+    return {"labelled_part": "/".join(map(str, (args.label_part[0] + 1, args.label_part[1]))), "rows": len(data.rows)}
+
+
+def student_layer_map(args, teacher, student):
+    """The layer map args.json records: the teacher layer of each student layer (None for a word student)."""
+    layers = student.shape()["layers"]
+    return make_layer_map(args, teacher)(layers) if layers else None
 
 
 if __name__ == "__main__":

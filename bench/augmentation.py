@@ -23,7 +23,7 @@ configure()
 import numpy as np  # noqa: E402
 
 from utils.augment import MaskedLM, Neighbours, augment_texts, is_candidate, load_vectors  # noqa: E402
-from utils.glue import get_task, read_examples  # noqa: E402
+from utils.tasks.sequence import get_task, read_examples  # noqa: E402
 from utils.models import load_model, load_tokenizer, quiet_paddlenlp  # noqa: E402
 
 

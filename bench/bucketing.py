@@ -18,7 +18,7 @@ configure()
 import numpy as np  # noqa: E402
 
 from utils.batches import train_batches  # noqa: E402
-from utils.glue import get_task, read_examples  # noqa: E402
+from utils.tasks.sequence import get_task, read_examples  # noqa: E402
 from utils.models import load_tokenizer  # noqa: E402
 
 

@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
-from utils.glue import get_task, read_examples
+from utils.tasks.sequence import get_task, read_examples
 from utils.inference import ENGINES, export_static, make_engines, open_engines
 
 

@@ -20,7 +20,7 @@ configure()
 import numpy as np  # noqa: E402
 
 from utils.batches import collate  # noqa: E402
-from utils.glue import get_task, load_split, task_dir  # noqa: E402
+from utils.tasks.sequence import get_task, load_split, task_dir  # noqa: E402
 from utils.inference import interleaved_medians, open_engines, settle  # noqa: E402
 from utils.models import quiet_paddlenlp  # noqa: E402
 

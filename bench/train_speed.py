@@ -40,7 +40,7 @@ def write_batches(path, model_dir, glue_dir, rows, batch_size, max_seq_length, b
     import numpy as np
 
     from utils.batches import Plan, collate
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     from utils.models import load_tokenizer
     from utils.adapters.bert import BertEncoder
     spec = get_task("SST-2")

@@ -10,7 +10,7 @@ from conftest import model_logits, write
 import export_model
 import predict
 import task_distill
-from utils.glue import Example
+from utils.tasks.sequence import Example
 
 WORD_ARCHS = ("bilstm", "cnn", "bow")
 SMALL = ["--emb_dim", "16", "--hidden_size", "16", "--mlp_size", "16", "--num_filters", "8", "--num_buckets", "512"]
@@ -121,7 +121,7 @@ def test_word_students_train_and_report(students, demo_glue):
         vocab = open(out / arch / "best_model" / "vocab.txt", encoding="utf-8").read().split("\n")
         assert vocab[:2] == ["[PAD]", "[UNK]"] and "movie" in vocab  # built from the training file
         # the saved best model scores what the run reported
-        from utils.glue import get_task, read_examples
+        from utils.tasks.sequence import get_task, read_examples
         dev = read_examples(get_task("SST-2"), os.path.join(demo_glue, "SST-2"), "dev")
         logits = model_logits(out / arch / "best_model", dev, 32)
         accuracy = float((logits.argmax(1) == np.array([e.label for e in dev])).mean())

@@ -7,7 +7,7 @@ from conftest import SHARED_GLUE, needs_shared_glue, write
 
 import data_augmentation
 from utils.augment import MaskedLM, Neighbours, load_vectors, variants, word_spans
-from utils.glue import TsvFile, get_task, read_examples
+from utils.tasks.sequence import TsvFile, get_task, read_examples
 from utils.tang import MASK, BasicTagger, TangSampler
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "the", "a", "movie", "film", "was", "is", "great",

@@ -151,7 +151,7 @@ def test_two_teachers_logits_are_weighted_means(tmp_path, demo_glue, tiny_teache
         steps=2)
     (store,) = glob.glob(str(out / "teacher_logits" / "teacher-*"))
     from conftest import model_logits
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     from utils.labels import LabelStore, row_keys
     examples = read_examples(get_task("SST-2"), os.path.join(demo_glue, "SST-2"), "train")
     a, b = (model_logits(p, examples, 32, 64) for p in (tiny_teacher, other_teacher))

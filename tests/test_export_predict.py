@@ -30,7 +30,7 @@ def read_tsv(path):
 
 
 def test_export_then_predict_equals_dygraph(tmp_path, trained, demo_glue):
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     export = str(tmp_path / "export")
     assert export_model.main(["--model_dir", trained, "--output_dir", export, "--onnx", "--max_seq_length", "64"]) \
         == export
@@ -63,7 +63,7 @@ def test_export_then_predict_equals_dygraph(tmp_path, trained, demo_glue):
 def test_predictor_logits_within_1e4_of_dygraph_and_onnx(tmp_path, trained, capfd):
     from utils.adapters import load_encoder
     from utils.batches import collate
-    from utils.glue import Example
+    from utils.tasks.sequence import Example
     from utils.inference import PaddlePredictor
     export = str(tmp_path / "export")
     capfd.readouterr()

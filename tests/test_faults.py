@@ -288,7 +288,7 @@ def test_augmentation_resumes_after_a_full_disk_to_the_same_bytes(world, tmp_pat
 def test_fine_tuning_resumes_after_a_full_disk_to_the_same_model(world, tmp_path, capsys, monkeypatch):
     import paddle
     from conftest import model_logits
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     whole = str(tmp_path / "whole")
     run_glue.main([str(a) for a in glue_run(world, whole, "--max_steps", 4)])
     real_save, calls = paddle.save, []

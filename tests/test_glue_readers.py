@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT, SHARED_GLUE, needs_shared_glue, write
 
 from utils.errors import UserError
-from utils.glue import Example, TsvFile, get_task, read_examples
+from utils.tasks.sequence import Example, TsvFile, get_task, read_examples
 
 # One fixture per canonical layout, with its quirks: CoLA headerless with no final newline, MRPC's BOM,
 # quotes inside sentences, SST-2's space before the tab, MNLI's different train/dev widths.
@@ -179,7 +179,7 @@ def test_paddlenlp_route_reads_cached_glue_like_the_local_reader(tmp_path):
         for split in ("train", "dev"):
             with open(os.path.join(SHARED_GLUE, task, f"{split}.tsv"), "rb") as f:
                 write(str(tmp_path / "datasets" / "Glue" / task / f"{split}.tsv"), f.read())
-    code = ("import sys\nfrom utils.process import configure\nconfigure()\nfrom utils.glue import get_task, load_split, read_examples\n"
+    code = ("import sys\nfrom utils.process import configure\nconfigure()\nfrom utils.tasks.sequence import get_task, load_split, read_examples\n"
             "for task in ('SST-2', 'CoLA'):\n"
             "    spec = get_task(task)\n"
             "    online = load_split(spec, None, 'dev')\n"

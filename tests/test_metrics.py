@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils.glue import get_task
+from utils.tasks.sequence import get_task
 from utils.metrics import compute_metrics
 
 

@@ -44,7 +44,7 @@ def test_two_tasks_one_student(tmp_path, two_tasks, tiny_teacher, other_teacher)
     assert sum(results["steps_per_task"].values()) == 40 and abs(results["steps_per_task"]["SST-2"] - 30) <= 8
     assert results["eval_mean_main"] == pytest.approx((results["eval_SST-2_accuracy"] + results["eval_CoLA_mcc"]) / 2)
     from conftest import model_logits
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     from utils.metrics import compute_metrics
     for task, key in (("SST-2", "eval_SST-2_accuracy"), ("CoLA", "eval_CoLA_mcc")):
         folder = str(out / "best_model" / task)

@@ -49,17 +49,14 @@ def test_teacher_learns_the_synthetic_entities(ner):
 
 def test_both_stages_run_as_phases_and_the_student_keeps_the_teachers_f1(ner):
     r = ner["student"]
-    assert [p["phase"] for p in r["phases"]] == ["inter", "prediction"]
+    assert [p["phase"] for p in r["phases"]] == ["intermediate", "prediction"]
     assert r["phases"][0]["eval_inter_loss"] > 0
     assert r["eval_f1"] >= 0.95 * ner["teacher"]["eval_f1"]
     # the saved best model scores what the run reported
     from utils.adapters import load_adapter
-    from utils.cli import load_task
+    from utils.tasks import load_task
     from utils.training import evaluate
-    import argparse
-    args = argparse.Namespace(task_name="conll", data_dir=ner["data"], tag_column=-1, max_train_samples=None,
-                              max_eval_samples=None)
-    spec, _, dev = load_task(args, with_train=False)
+    spec, _, dev = load_task("conll", data_dir=ner["data"], options={"tag_column": -1}, with_train=False)
     model = load_adapter(str(ner["root"] / "pred" / "best_model"))
     assert model.head == "token"
     again = evaluate(spec, model, {"dev": model.encoder.encode(dev["dev"], 32)}, 64)

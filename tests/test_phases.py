@@ -32,7 +32,7 @@ def test_tinybert_phases_are_the_two_stages():
     config = build_config({"phases": {"preset": "tinybert", "inter_share": 0.25},
                            "intermediate_matches": [{"preset": "tinybert"}], "hard_label_weight": 0.5}, S2, [T2])
     inter, pred = config["phases"]
-    assert inter == dict(name="inter", matches=list(range(len(config["intermediate_matches"]))), kd_weight=0.0,
+    assert inter == dict(name="intermediate", matches=list(range(len(config["intermediate_matches"]))), kd_weight=0.0,
                          hard_label_weight=0.0, select="inter_loss", share=0.25, lr={})
     assert pred == dict(name="prediction", matches=[], kd_weight=1.0, hard_label_weight=0.5, select="metric",
                         share=0.75, lr={})
@@ -214,7 +214,7 @@ def test_tinybert_phases_in_one_run_continue_from_the_best_intermediate_model(tm
     assert restored == [str(tmp_path / "out" / "best_inter_model")]
     assert os.path.isdir(tmp_path / "out" / "best_model")
     inter, pred = results["phases"]
-    assert inter["phase"] == "inter" and "eval_inter_loss" in inter and 1 <= inter["best_step"] <= 6
+    assert inter["phase"] == "intermediate" and "eval_inter_loss" in inter and 1 <= inter["best_step"] <= 6
     assert pred["phase"] == "prediction" and "eval_accuracy" in pred and 7 <= pred["best_step"] <= 12
 
 

@@ -112,7 +112,7 @@ def test_teacher_and_student_train_and_predictions_match_the_run(qa, tmp_path):
     t, s = qa["teacher"], qa["student"]
     assert t["main_metric"] == "eval_f1" and {"eval_exact_match", "eval_f1"} <= set(t)
     assert t["eval_f1"] > 0.2  # chance is about 1/9 (a context has ~9 words)
-    assert [p["phase"] for p in s["phases"]] == ["inter", "prediction"]
+    assert [p["phase"] for p in s["phases"]] == ["intermediate", "prediction"]
     assert s["eval_f1"] > 0.2  # measured 0.36: the student learnt spans too (chance about 1/9)
     export = str(tmp_path / "export")
     export_model.main(argv("--model_dir", qa["root"] / "pred" / "best_model", "--output_dir", export, "--onnx",

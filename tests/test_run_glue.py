@@ -49,7 +49,7 @@ def test_fine_tuning_learns_the_synthetic_task(learnt_task):
 
 def test_best_model_loads_and_reproduces_metric(trained, demo_glue):
     from utils.adapters import load_adapter
-    from utils.glue import get_task, read_examples
+    from utils.tasks.sequence import get_task, read_examples
     from utils.training import evaluate
     out, results = trained
     model = load_adapter(str(out / "best_model"))

@@ -126,7 +126,7 @@ def test_resume_refuses_a_checkpoint_of_another_run_before_writing(tmp_path, dem
 def test_teacher_runs_in_eval_mode(tiny_teacher):
     from utils.adapters import load_teachers
     from utils.cli import label_config
-    from utils.glue import get_task
+    from utils.tasks.sequence import get_task
     (teacher,) = load_teachers([tiny_teacher], label_config(get_task("SST-2")))
     assert not teacher.training and all(not layer.training for layer in teacher.sublayers())
 
@@ -134,7 +134,7 @@ def test_teacher_runs_in_eval_mode(tiny_teacher):
 def test_student_init_teacher_copies_mapped_layers(tiny_teacher):
     from utils.adapters import build_student, load_teachers
     from utils.cli import label_config
-    from utils.glue import get_task
+    from utils.tasks.sequence import get_task
     from utils.intermediate import uniform_layer_map
     (teacher,) = load_teachers([tiny_teacher], label_config(get_task("SST-2")))
     student = build_student("1l-32d", teacher, 2, init="teacher", layer_map_fn=lambda n: uniform_layer_map(n, 2))

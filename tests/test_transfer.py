@@ -10,7 +10,7 @@ import pytest
 import task_distill
 from conftest import write
 from utils.errors import UserError
-from utils.glue import Example, get_task
+from utils.tasks.sequence import Example, get_task
 from utils.labels import LabelStore, label_rows, plan_shards, read_shard, row_keys, teacher_label_fn, write_shard
 from utils.transfer import NO_LABEL, clean_transfer, read_transfer
 
@@ -152,7 +152,7 @@ def test_per_token_logits_round_trip_and_a_damaged_shard_is_named(tmp_path):
 @pytest.mark.parametrize("engine", ["paddle_inference", "onnxruntime"])
 def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine):
     from utils.adapters import load_adapter
-    from utils.glue import read_examples
+    from utils.tasks.sequence import read_examples
     teacher = load_adapter(tiny_teacher)
     teacher.eval()
     features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:64], 32)
@@ -163,7 +163,7 @@ def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine):
 # ---- through task_distill.main
 
 def test_transfer_text_is_labelled_and_learnt_from(tmp_path, demo_glue, tiny_teacher, capsys):
-    from utils.glue import read_examples
+    from utils.tasks.sequence import read_examples
     dev = read_examples(SST2, os.path.join(demo_glue, "SST-2"), "dev")
     texts = ["a new sentence that is good .", "another one , rather dull .", dev[0].text_a.upper(), "a new sentence "
              "that is good ."]

@@ -14,7 +14,7 @@ from utils.adapters.cnn import CNNAdapter
 from utils.adapters.words import WordEncoder, example_texts, tokenize, vector_init
 from utils.batches import collate
 from utils.errors import UserError
-from utils.glue import Example
+from utils.tasks.sequence import Example
 from utils.models import WORD_OPTIONS
 
 ADAPTERS = (BiLSTMAdapter, CNNAdapter, BoWAdapter)

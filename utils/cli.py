@@ -2,42 +2,24 @@
 loop, report. One name per knob: a flag here is the same key in args.json, configs and logs."""
 import argparse
 import math
-import os
 
 from utils.errors import UserError
-from utils.glue import TASK_NAMES, get_task, load_split, task_dir
 from utils.inference import TEACHER_ENGINES
 from utils.models import HEAD_KEY, WORD_OPTIONS
+from utils.tasks import option_names, task_types
 
 
 def add_task_args(parser, task_required=True, default_task=None):
-    """--task_name, where its files are, and the custom task's columns; returns the data group."""
+    """--task_name, where its files are, and each task type's own group; returns the data group."""
     g = parser.add_argument_group("data")
     g.add_argument("--task_name", required=task_required and default_task is None, default=default_task,
-                   help=f"one of {', '.join(TASK_NAMES)}, or conll for token classification (NER) on CoNLL-style "
-                        "files (case-insensitive)")
+                   help="; ".join(f"{', '.join(t.NAMES)} for {t.KIND}" for t in task_types())
+                   + " (case-insensitive)")
     g.add_argument("--glue_dir", help="GLUE folder with TASK/train.tsv and dev.tsv; without it (and without "
                                       "--data_dir) GLUE is downloaded through paddlenlp")
     g.add_argument("--data_dir", help="the task's own folder (train.tsv, dev.tsv); required for custom")
-    c = parser.add_argument_group("custom task (--task_name custom)")
-    c.add_argument("--text_a_column", help="column of the first text: header name or 0-based index")
-    c.add_argument("--text_b_column", help="column of the second text, for sentence pairs")
-    c.add_argument("--label_column", help="column of the label")
-    c.add_argument("--labels", help="comma-separated label set (default: the distinct labels of train.tsv)")
-    c.add_argument("--regression", action="store_true", help="float labels, trained with MSE")
-    c.add_argument("--no_header", action="store_true", help="the files have no header row")
-    t = parser.add_argument_group("token classification (--task_name conll: --data_dir with train.txt, dev.txt)")
-    t.add_argument("--tag_column", type=int, default=-1,
-                   help="the tag's column in CoNLL-style lines (0-based; negative counts from the end; default -1, "
-                        "the last)")
-    q = parser.add_argument_group("span extraction (--task_name squad: --data_dir with train.json, dev.json in "
-                                  "SQuAD v1.1 format)")
-    q.add_argument("--doc_stride", type=int, default=128,
-                   help="a context longer than a window continues in another window this many pieces on (default 128)")
-    q.add_argument("--max_query_length", type=int, default=64, help="question pieces kept (default 64)")
-    q.add_argument("--max_answer_length", type=int, default=30, help="longest answer predicted, in pieces (default 30)")
-    q.add_argument("--n_best_size", type=int, default=20,
-                   help="best start and end positions combined when decoding an answer (default 20)")
+    for kind in task_types():
+        kind.add_args(parser)
     return g
 
 
@@ -134,29 +116,25 @@ def refuse_flags_beside_config(parser, args):
                             f"in {args.distill_config} instead")
 
 
-def load_task(args, with_train=True, train_split="train"):
-    """Task spec, train examples and {dev split: examples}; every row checked before anything is written."""
-    from utils.tasks import spans, tokens
-    for kind in (tokens, spans):
-        if kind.is_span_task(args.task_name) if kind is spans else kind.is_token_task(args.task_name):
-            spec, train, dev = kind.load(args, train_split)
-            return spec, train if with_train else None, dev
-    spec = get_task(args.task_name, vars(args))
-    folder = task_dir(spec, args.glue_dir, args.data_dir)
-    if folder is not None and not os.path.isdir(folder):
-        raise UserError(f"no such directory; expected the {spec.name} folder with train.tsv and dev.tsv", folder)
-    train = load_split(spec, folder, train_split, args.max_train_samples) if with_train else None
-    dev = {s: load_split(spec, folder, s, args.max_eval_samples) for s in spec.dev_splits}
-    return spec, train, dev
+def task_options(args):
+    """The task types' own flags (the custom task's columns, --tag_column, the span settings) present in args."""
+    return {name: getattr(args, name) for name in option_names() if hasattr(args, name)}
+
+
+def task_values(args, train_split="train"):
+    """utils.tasks.load_task's values from the data flags."""
+    return dict(task_name=args.task_name, data_dir=getattr(args, "data_dir", None),
+                glue_dir=getattr(args, "glue_dir", None), options=task_options(args), train_split=train_split,
+                max_train_samples=getattr(args, "max_train_samples", None),
+                max_eval_samples=getattr(args, "max_eval_samples", None))
 
 
 def label_config(spec):
-    """What a model's config records about its task: outputs, their names, and its head (sequence or token)."""
+    """What a model's config records about its task: outputs, their names, and its head (the task type's)."""
     if spec.is_regression:
-        return {"num_labels": 1, HEAD_KEY: "sequence"}
+        return {"num_labels": 1, HEAD_KEY: spec.head}
     return {"num_labels": spec.num_labels, "id2label": dict(enumerate(spec.labels)),
-            "label2id": {name: i for i, name in enumerate(spec.labels)},
-            HEAD_KEY: getattr(spec, "head", "sequence")}
+            "label2id": {name: i for i, name in enumerate(spec.labels)}, HEAD_KEY: spec.head}
 
 
 def print_results(results):

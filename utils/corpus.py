@@ -15,7 +15,7 @@ import numpy as np
 
 from utils.batches import Features, Plan, train_batches
 from utils.errors import UserError
-from utils.glue import GLUE_TASKS, _key
+from utils.tasks.sequence import GLUE_TASKS, _key
 
 TEXT_COLUMNS = ("sentence", "sentence1", "sentence2", "question", "question1", "question2", "#1 String",
                 "#2 String", "text", "text_a", "text_b")

@@ -15,7 +15,7 @@ import random
 
 from utils.errors import exits_cleanly
 from utils.files import atomic_file
-from utils.glue import get_task, load_split, task_dir
+from utils.tasks.sequence import get_task, load_split, task_dir
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the script", "the ending", "the cast",
             "the soundtrack", "this story", "the director 's work", "every scene", "the dialogue"]

@@ -176,6 +176,6 @@ def best_folder(phases, i):
         return "best_model" if predicts or phase["select"] == "last" else "best_inter_model"
     if phase["select"] == "last":
         return None
-    if phase["select"] == "inter_loss" and phase["name"] in ("inter", "intermediate"):
+    if phase["select"] == "inter_loss" and phase["name"] == "intermediate":
         return "best_inter_model"
     return f"best_{phase['name']}_model"

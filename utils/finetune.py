@@ -1,93 +1,104 @@
-"""Fine-tuning a teacher, whatever the task type: the body of run_glue.py and run_ner.py. Parse, load the task,
-build the model with the task's head, run the one loop, write the results."""
+"""Fine-tuning a teacher, whatever the task type: the body of run_glue.py, run_ner.py and run_qa.py. Parse, load
+the task, build the model with the task's head, run the one loop, write the results."""
+import functools
 import os
+from dataclasses import dataclass
 
-from utils.errors import UserError
+from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
+from utils.tasks import task_type
 
 
-def parse_args(script, description, argv, learning_rate, default_task=None, task_names=None, kind="",
-               other_scripts=""):
-    """The teacher scripts' flags (data, model and output, training), parsed and checked. task_names: the
-    --task_name values this script trains, a `kind` of task (others are refused, naming other_scripts)."""
-    import argparse
+@dataclass(frozen=True)
+class Script:
+    """A fine-tuning script (run_glue.py, run_ner.py, run_qa.py): its name, help and default learning rate; a task
+    type's own script names the type (its tasks only: another is refused, naming that task's script)."""
+    name: str
+    description: str
+    learning_rate: float
+    task_type: object = None
 
-    from utils.cli import add_data_args, add_training_args, validate_args
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(p, default_task=default_task)
-    m = p.add_argument_group("model and output")
-    m.add_argument("--model_name_or_path", required=True,
-                   help="PaddleNLP model name (downloaded when online), PaddleNLP folder, or Hugging Face BERT "
-                        "folder (config.json + model.safetensors or pytorch_model.bin; converted in a copy)")
-    m.add_argument("--output_dir", required=True, help="where best_model, all_results.json and runs/ go")
-    add_training_args(p, learning_rate=learning_rate)
-    args = p.parse_args(argv)
-    validate_args(args)
-    if task_names and args.task_name.lower() not in task_names:
-        raise UserError(f"{script} trains {kind} (--task_name {default_task}); for {args.task_name} use "
-                        f"{other_scripts}")
-    return args
+    def parse_args(self, argv=None):
+        """The flags (data, model and output, training), parsed and checked."""
+        import argparse
+
+        from utils.cli import add_data_args, add_training_args, validate_args
+        default_task = self.task_type.NAMES[0] if self.task_type else None
+        p = argparse.ArgumentParser(description=self.description,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_data_args(p, default_task=default_task)
+        m = p.add_argument_group("model and output")
+        m.add_argument("--model_name_or_path", required=True,
+                       help="PaddleNLP model name (downloaded when online), PaddleNLP folder, or Hugging Face BERT "
+                            "folder (config.json + model.safetensors or pytorch_model.bin; converted in a copy)")
+        m.add_argument("--output_dir", required=True, help="where best_model, all_results.json and runs/ go")
+        add_training_args(p, learning_rate=self.learning_rate)
+        args = p.parse_args(argv)
+        validate_args(args)
+        if self.task_type and task_type(args.task_name) is not self.task_type:
+            raise UserError(f"{self.name} trains {self.task_type.KIND} (--task_name {default_task}); for {args.task_name} use "
+                            f"{task_type(args.task_name).SCRIPT}")
+        return args
+
+    def main(self, argv=None):
+        return fine_tune(self.parse_args(argv), self.name, argv)
+
+
+def entry_points(name, description, learning_rate, task_type=None):
+    """(parse_args, main) of a fine-tuning script; main turns bad input into one error line."""
+    script = Script(name, description, learning_rate, task_type)
+    return script.parse_args, exits_cleanly(resume=FROM_CHECKPOINT)(script.main)
+
+
+def build_model(model_name_or_path, spec, max_seq_length, script):
+    """The teacher to fine-tune: a BERT-family model with the task's head."""
+    from utils.adapters import WORDPIECE_ARCHS, adapter_class, arch_of, check_max_length
+    from utils.cli import label_config
+    arch = arch_of(model_name_or_path)  # bert (BERT, TinyBERT, a converted MiniLM) or mobilebert
+    if arch not in WORDPIECE_ARCHS:
+        raise UserError(f"a {arch} model; {script} fine-tunes BERT-family models (task_distill.py trains word "
+                        "students)", model_name_or_path)
+    model = adapter_class(arch).load(model_name_or_path, **label_config(spec))
+    check_max_length(max_seq_length, model.max_length, model_name_or_path)
+    return model
+
+
+def loss(model, spec, batch, index, progress):
+    """The gold-label loss at the positions the task type counts."""
+    from utils.losses import hard_loss
+    logits, labels = spec.view(model(batch["S"])["logits"], batch["labels"])
+    return hard_loss(logits, labels, spec.is_regression), {}, {}
+
+
+def batch_at(plan, train, step):
+    from utils.batches import to_tensors
+    index = plan.index(step)
+    return to_tensors(train.batch(index)), index, len(index)
 
 
 def fine_tune(args, script, argv=None):
-    from utils.cli import label_config, load_task, print_results
-    from utils.files import check_output_dir
-    spec, train_examples, dev_examples = load_task(args)
-    check_output_dir(args.output_dir)
-
-    from utils import loop
-    from utils.adapters import WORDPIECE_ARCHS, adapter_class, arch_of, check_max_length, save_adapter
-    from utils.batches import Plan, Sides, to_tensors
-    from utils.files import write_json
-    from utils.losses import hard_loss
-    from utils.models import quiet_paddlenlp
-    from utils.training import ScalarLog, build_optimizer, command_line, evaluate, set_device, set_seed
-
-    quiet_paddlenlp()
-    set_device(args.device)
-    set_seed(args.seed)
-    arch = arch_of(args.model_name_or_path)  # bert (BERT, TinyBERT, a converted MiniLM) or mobilebert
-    if arch not in WORDPIECE_ARCHS:
-        raise UserError(f"a {arch} model; {script} fine-tunes BERT-family models (task_distill.py trains word "
-                        "students)", args.model_name_or_path)
-    model = adapter_class(arch).load(args.model_name_or_path, **label_config(spec))
-    check_max_length(args.max_seq_length, model.max_length, args.model_name_or_path)
+    """Parse -> load the task -> build the model -> the one loop -> results."""
+    from utils import loop, run
+    from utils.adapters import save_adapter
+    from utils.batches import Plan, Sides
+    from utils.cli import task_values
+    from utils.tasks import load_task
+    from utils.training import evaluate
+    spec, train_examples, dev_examples = load_task(**task_values(args))
+    settings = run.Settings.of(args)
+    run.begin(settings)
+    model = build_model(args.model_name_or_path, spec, args.max_seq_length, script)
     encode = model.encoder.encode
     train = Sides(encode(train_examples, args.max_seq_length, spec.is_regression, desc="tokenize train"))
     dev = {s: encode(ex, args.max_seq_length, spec.is_regression) for s, ex in dev_examples.items()}
     plan = Plan(train.lengths, args.batch_size, args.seed, args.bucket)
-    total_steps = plan.total_steps(args.num_train_epochs, args.max_steps)
-    optimizer, scheduler = build_optimizer(model, args.learning_rate, total_steps, args.warmup_proportion,
-                                           args.weight_decay, args.max_grad_norm)
-
-    def batch_at(step):
-        index = plan.index(step)
-        return to_tensors(train.batch(index)), index, len(index)
-
-    view = getattr(spec, "view", None)  # token and span tasks: logits at the positions that count
-
-    def loss(batch, index, progress):
-        logits, labels = model(batch["S"])["logits"], batch["labels"]
-        if view:
-            logits, labels = view(logits, labels)
-        return hard_loss(logits, labels, spec.is_regression), {}, {}
-
-    job = loop.Job(
-        name=f"fine-tune {spec.name}", output_dir=args.output_dir,
-        checkpoint_dir=os.path.join(args.output_dir, "checkpoint"), trainable=model, optimizer=optimizer,
-        scheduler=scheduler, batch_at=batch_at, phases=[loop.Phase(
-            name="fine-tune", steps=total_steps, loss=loss, key=f"eval_{spec.main_metric}",
-            evaluate=lambda: evaluate(spec, model, dev, args.eval_batch_size),
-            save_best=lambda: save_adapter(model, os.path.join(args.output_dir, "best_model")))],
-        logging_steps=args.logging_steps, save_steps=args.save_steps, seed=args.seed,
-        fingerprint=loop.fingerprint(args, train_examples))
-    state = loop.start(job, args.resume)  # refuses a mismatched checkpoint before anything is written
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_json(os.path.join(args.output_dir, "args.json"), dict(vars(args), command=command_line(script, argv)))
-    job.log = ScalarLog(os.path.join(args.output_dir, "runs"), fresh=state["step"] == 0)
-    results = loop.run(job, state)
-    job.log.close()
+    phase = loop.Phase(
+        name="fine-tune", steps=plan.total_steps(args.num_train_epochs, args.max_steps),
+        loss=functools.partial(loss, model, spec), key=f"eval_{spec.main_metric}",
+        evaluate=functools.partial(evaluate, spec, model, dev, args.eval_batch_size),
+        save_best=functools.partial(save_adapter, model, os.path.join(args.output_dir, "best_model")))
+    job = run.job(f"fine-tune {spec.name}", settings, model, [phase], functools.partial(batch_at, plan, train),
+                  loop.fingerprint(vars(args), train_examples))
+    results = run.train(job, run.start(job, settings), run.Record(script, argv, vars(args)))
     results.update(train_examples=len(train_examples), train_rows=len(train), task=spec.name,
                    model=model.describe())
-    write_json(os.path.join(args.output_dir, "all_results.json"), results)
-    print_results(results)
-    return results
+    return run.finish(job, results)

@@ -37,7 +37,9 @@ def row_keys(examples, groups=None):
     """uint64 key of each row: its example's texts (text_a, text_b; a sentence's words), what the teacher reads,
     not its label. groups: the example of each feature row when an example spans several (a token task's
     windows); a later window's key adds its place among them."""
-    texts = [e.text_a + "\t" + (e.text_b or "") if hasattr(e, "text_a") else "\x1f".join(e.words) for e in examples]
+    from utils.tasks import type_of
+    text = type_of(examples).text
+    texts = [text(e) for e in examples]
     if groups is not None:
         seen, windows = {}, []
         for g in groups:

@@ -120,14 +120,12 @@ NOT_TRAINING = {"output_dir", "resume", "logging_steps", "save_steps", "eval_bat
 def digest_examples(examples, h=None):
     """A sha256 over the texts (and labels) in order: what a checkpoint and the logit cache are keyed by."""
     import hashlib
+
+    from utils.tasks import type_of
     h = h or hashlib.sha256()
+    digest = type_of(examples).digest  # each task type says what of an example counts
     for e in examples:
-        if hasattr(e, "tags"):  # a token task's sentence
-            h.update(("\t".join(e.words) + "\n" + "\t".join(e.tags) + "\n").encode("utf-8"))
-        elif hasattr(e, "context"):  # a span task's question
-            h.update(f"{e.id}\t{e.question}\t{e.context}\t{e.answers}\n".encode("utf-8"))
-        else:
-            h.update(f"{e.text_a}\t{e.text_b or ''}\t{e.label}\n".encode("utf-8"))
+        h.update(digest(e).encode("utf-8"))
     return h.hexdigest()[:16]
 
 
@@ -152,10 +150,11 @@ def digest_files(folders, h=None,
     return h.hexdigest()[:16]
 
 
-def fingerprint(args, examples, world=1, **extra):
-    """What a resumed run must share with its checkpoint: every flag that shapes training, the training data,
-    the number of processes (their shards), and what the script adds (teachers, resolved config)."""
-    found = {f"--{k}": v for k, v in sorted(vars(args).items()) if k not in NOT_TRAINING}
+def fingerprint(flags, examples, world=1, **extra):
+    """What a resumed run must share with its checkpoint: every flag that shapes training ({name: value}, those
+    in NOT_TRAINING left out), the training data, the number of processes (their shards), and what the script adds
+    (teachers, resolved config)."""
+    found = {f"--{k}": v for k, v in sorted(flags.items()) if k not in NOT_TRAINING}
     found.update({"training data": digest_examples(examples), "processes": world}, **extra)
     return json.loads(json.dumps(found, default=str))  # as it reads back from trainer_state.json
 

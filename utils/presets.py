@@ -20,6 +20,7 @@ import paddle
 
 from utils.errors import UserError
 from utils.files import read_json
+from utils.intermediate import uniform_layer_map
 from utils.losses import INTERMEDIATE_LOSSES, PREDICTION_LOSSES
 from utils.schedules import TEMPERATURE_SCHEDULES, WEIGHT_SCHEDULES
 
@@ -48,17 +49,13 @@ def _proj(shape_S, shape_T, teacher):
     return None if shape_S["hidden"] == shape_T["hidden"] else ["linear", shape_S["hidden"], shape_T["hidden"]]
 
 
-def uniform_pairs(n_S, n_T):
-    """Student layer m <- teacher layer floor(m * N_T / N_S), for m = 1..N_S."""
-    return [(m, m * n_T // n_S) for m in range(1, n_S + 1)]
-
-
 def layer_pairs(layer_map, shape_S, shape_T):
     """A config's layer_map checked: [[student layer, teacher layer], ...], integers within both models' layers
     (a string such as "3,6" or a flat list would otherwise fail deep inside, unpacking pairs)."""
     n_S, n_T = shape_S["layers"], shape_T["layers"]
+    example = f" (e.g. {[list(p) for p in uniform_layer_map(n_S, n_T)[1:]]})" if n_S <= n_T else ""
     expected = (f"expected a list of [student layer, teacher layer] pairs of integers, student 1..{n_S}, teacher "
-                f"1..{n_T} (e.g. {[list(p) for p in uniform_pairs(n_S, n_T)]}), got {layer_map!r}")
+                f"1..{n_T}{example}, got {layer_map!r}")
     if not isinstance(layer_map, list) or not layer_map:
         raise UserError(f"layer_map: {expected}")
     for pair in layer_map:
@@ -73,7 +70,7 @@ def layer_pairs(layer_map, shape_S, shape_T):
 
 def tinybert_preset(shape_S, shape_T, teacher=0, layer_map=None, emb_weight=1.0, hidden_weight=1.0, attn_weight=1.0):
     """Embeddings, every layer's hidden states (MSE through a projection) and attention scores (MSE)."""
-    pairs = (uniform_pairs(shape_S["layers"], shape_T["layers"]) if layer_map is None
+    pairs = (uniform_layer_map(shape_S["layers"], shape_T["layers"])[1:] if layer_map is None
              else layer_pairs(layer_map, shape_S, shape_T))
     proj = _proj(shape_S, shape_T, teacher)
     matches = []
@@ -108,7 +105,7 @@ def distilbert_preset(shape_S, shape_T, teacher=0, weight=1.0):
     """Cosine alignment of hidden states at the uniformly mapped layers (DistilBERT aligns the last)."""
     return [dict(layer_S=m, layer_T=g, feature="hidden", loss="cos", weight=weight,
                  proj=_proj(shape_S, shape_T, teacher), teacher=teacher)
-            for m, g in uniform_pairs(shape_S["layers"], shape_T["layers"])]
+            for m, g in uniform_layer_map(shape_S["layers"], shape_T["layers"])[1:]]
 
 
 def minilm_preset(shape_S, shape_T, teacher=0, weight=1.0):
@@ -207,6 +204,15 @@ def _check_match(i, m, shape_S, teachers):
     return m
 
 
+def resolve_config(raw, student, teachers, regression=False, source=None):
+    """build_config for a student adapter and teacher adapters; an error in a config file names it (source)."""
+    shape_S = dict(student.shape(), projection=student.projection, fit_size=student.fit_size)
+    try:
+        return build_config(raw, shape_S, [t.shape() for t in teachers], regression)
+    except UserError as err:
+        raise UserError(str(err), source) if source else err from None
+
+
 def build_config(raw, shape_S, teachers, regression=False):
     """The resolved config: defaults filled, presets expanded, every name and range checked.
 
@@ -294,7 +300,7 @@ def tinybert_phases(shape_S, shape_T, first, config, inter_share=0.5):
     phase starts from that model), then the prediction layer alone (best by the dev metric)."""
     if not 0 < inter_share < 1:
         raise UserError(f"phases: tinybert inter_share must be in (0, 1), got {inter_share}")
-    return [], [dict(name="inter", matches="all", kd_weight=0.0, hard_label_weight=0.0, select="inter_loss",
+    return [], [dict(name="intermediate", matches="all", kd_weight=0.0, hard_label_weight=0.0, select="inter_loss",
                      share=inter_share),
                 dict(name="prediction", matches=[], kd_weight=config["kd_weight"],
                      hard_label_weight=config["hard_label_weight"], select="metric", share=1 - inter_share)]
@@ -313,7 +319,7 @@ def progressive_phases(shape_S, shape_T, first, config, before=0.0, during=3.0, 
         raise UserError(f"phases: progressive layer_share must be in (0, 1), got {layer_share}")
     proj = _proj(shape_S, shape_T, 0)
     matches, phases = [], []
-    for m, g in uniform_pairs(shape_S["layers"], shape_T["layers"]):
+    for m, g in uniform_layer_map(shape_S["layers"], shape_T["layers"])[1:]:
         mine = ([dict(layer_S=0, layer_T=0, feature="embedding", loss="feature_map", proj=proj, group="emb_loss")]
                 if m == 1 else [])
         mine.append(dict(layer_S=m, layer_T=g, feature="hidden", loss="feature_map", proj=proj, group="hidden_loss"))

@@ -7,7 +7,6 @@ import paddle
 
 from utils.errors import UserError, first_line
 from utils.batches import collate, eval_batches
-from utils.metrics import compute_metrics
 
 # The first dev split is reported as eval_<metric>; MNLI's mismatched one as eval_mm_<metric>.
 SPLIT_PREFIX = {"dev": "", "dev_matched": "", "dev_mismatched": "mm_"}
@@ -95,19 +94,12 @@ def batched_logits(fn, features, batch_size, desc=None):
     return out
 
 
-def task_metrics(spec, logits, features):
-    """{metric: value}: a task type's own metric (token tasks: entity F1 over words) or the GLUE ones."""
-    if hasattr(spec, "compute_metrics"):
-        return spec.compute_metrics(logits, features)
-    return compute_metrics(spec, logits, features.labels)
-
-
 def evaluate(spec, adapter, dev_sets, batch_size):
     """{'eval_<metric>': value} over every dev split (MNLI's mismatched as eval_mm_<metric>)."""
     results = {}
     for split, features in dev_sets.items():
         logits = predict(adapter, features, batch_size)
-        for name, value in task_metrics(spec, logits, features).items():
+        for name, value in spec.compute_metrics(logits, features).items():
             results[f"eval_{SPLIT_PREFIX.get(split, split + '_')}{name}"] = value
     return results
 

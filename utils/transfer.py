@@ -14,7 +14,7 @@ from utils.errors import UserError
 
 from utils.batches import LABEL_PAD as NO_LABEL  # a transfer row's label: no hard loss reads it
 from utils.files import text_lines
-from utils.glue import Example
+from utils.tasks.sequence import Example
 NO_TAG = -1  # a transfer sentence's word: distilled (its first piece is a KD position) but no gold tag
 
 
@@ -92,15 +92,11 @@ def read_sentences(path, tags=()):
     return out
 
 
-def normalise(example):
-    if hasattr(example, "words"):  # a token task's sentence: the same words
-        return (" ".join(example.words).lower(),)
-    return tuple(" ".join((t or "").split()).lower() for t in (example.text_a, example.text_b))
-
-
 def clean_transfer(transfer, labelled, dev_sets):
     """Transfer examples without dev rows and without repeats of labelled or earlier transfer rows; prints the
     counts. Returns the kept examples."""
+    from utils.tasks import type_of
+    normalise = type_of(transfer or labelled).normalise  # what makes two rows the same, by task type
     dev = {normalise(e) for examples in dev_sets.values() for e in examples}
     seen = {normalise(e) for e in labelled}
     kept, leaked, repeats = [], 0, 0
@@ -119,12 +115,11 @@ def clean_transfer(transfer, labelled, dev_sets):
 
 
 def load_transfer(paths, spec, labelled, dev_sets):
-    """Every transfer file's examples, cleaned (clean_transfer): texts for sequence classification, sentences for
-    token classification. Span extraction (a question needs its context and answer) is refused."""
-    head = getattr(spec, "head", "sequence")
-    if head not in ("sequence", "token"):
-        raise UserError(f"--transfer_file works for sequence and token classification; a {head} task "
-                        f"({spec.name}) distils on its labelled set")
-    rows = [e for path in paths for e in (read_sentences(path, spec.labels) if head == "token"
-                                          else read_transfer(path, spec))]
+    """Every transfer file's examples as the task type reads them (texts for sequence classification, sentences
+    for token classification), cleaned (clean_transfer); a type that reads none is refused."""
+    from utils.tasks import by_head
+    kind = by_head(spec.head)
+    if kind.read_transfer is None:
+        raise UserError(kind.REFUSES["transfer_file"])
+    rows = [e for path in paths for e in kind.read_transfer(path, spec)]
     return clean_transfer(rows, labelled, dev_sets)

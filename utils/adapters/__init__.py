@@ -122,9 +122,9 @@ def build_student(source, teacher, num_labels, *, init="pretrained", examples=()
         if init == "teacher":
             raise UserError(f"--student_init teacher copies teacher layers; {source} has another inside width: use "
                             "--student_init random (or pretrained with a general_distill.py folder)")
-        return mobilebert.build_student(source, teacher, num_labels)
-    from utils.adapters.bert import build_student as bert_student
-    return bert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
+        return mobilebert.fresh_student(source, teacher, num_labels)
+    from utils.adapters.bert import tinybert_student
+    return tinybert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
 
 
 def load_teachers(paths, label_info):
@@ -135,9 +135,9 @@ def load_teachers(paths, label_info):
         teacher = load_adapter(path)  # its own classifier: a wrong size is refused, never silently replaced
         head = label_info.get(HEAD_KEY, "sequence")
         if teacher.head != head:
-            script = {"token": "run_ner.py", "span": "run_qa.py"}.get(head, "run_glue.py")
+            from utils.tasks import by_head
             raise UserError(f"the teacher has a {teacher.head} head; this task needs a {head} head (fine-tune it "
-                            f"with {script})", path)
+                            f"with {by_head(head).SCRIPT})", path)
         if teacher.num_labels != label_info["num_labels"]:
             raise UserError(f"the teacher has {teacher.num_labels} outputs; the task needs "
                             f"{label_info['num_labels']}", path)

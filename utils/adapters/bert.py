@@ -30,11 +30,10 @@ class BertEncoder(Encoder):
 
     def encode(self, examples, max_seq_length, regression=False, desc="tokenize", chunk=2048):
         from tqdm import tqdm
-        from utils.tasks import spans, tokens
-        if examples and isinstance(examples[0], tokens.Sentence):  # token tasks: labels on words' first pieces
-            return tokens.encode(examples, self.tokenizer, max_seq_length)
-        if examples and isinstance(examples[0], spans.Question):  # span extraction: question + context windows
-            return spans.encode(examples, self.tokenizer, max_seq_length)
+        from utils.tasks import type_of
+        kind = type_of(examples)
+        if kind.encode is not None:  # the task type's own pieces: words' first pieces, question + context windows
+            return kind.encode(examples, self.tokenizer, max_seq_length)
         ids, types = [], []
         for start in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", leave=False,
                           disable=len(examples) < 4 * chunk):
@@ -113,7 +112,8 @@ def head_logits(model, input_ids, token_type_ids, attention_mask=None):
     """The model's logits for its head. A token head reuses the *ForSequenceClassification classifier (a
     Linear(hidden, labels) in BERT, TinyBERT and MobileBERT) on every position's final hidden state instead of
     the pooled [CLS] state: one model class per family, saved and loaded alike, whatever the task type."""
-    if getattr(model.config, HEAD_KEY, "sequence") in ("token", "span"):
+    from utils.tasks import by_head
+    if by_head(getattr(model.config, HEAD_KEY, "sequence")).PER_POSITION:
         hidden = model.base_model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
                                   return_dict=False)[0]
         return model.classifier(model.dropout(hidden))
@@ -305,7 +305,7 @@ def _pretrained_student(source, teacher, num_labels, projection, intermediate):
     return BertAdapter(student, teacher.encoder, projection)
 
 
-def build_student(source, init, teacher, num_labels, layer_map_fn, projection=None, intermediate=True):
+def tinybert_student(source, init, teacher, num_labels, layer_map_fn, projection=None, intermediate=True):
     """A TinyBERT student adapter sharing the teacher's encoder. layer_map_fn(student_layers) gives the map for
     `teacher` init."""
     from paddlenlp.transformers import TinyBertForSequenceClassification

@@ -65,7 +65,7 @@ def student_heads(bottleneck, teacher_heads):
     return 1
 
 
-def build_student(name, teacher, num_labels):
+def fresh_student(name, teacher, num_labels):
     """A fresh MobileBERT student of shape `name` over the teacher's vocabulary and positions."""
     from paddlenlp.transformers import MobileBertConfig, MobileBertForSequenceClassification
     layers, width, bottleneck = (int(x) for x in SHAPE.match(name.lower()).groups())

@@ -20,7 +20,22 @@ from utils.batches import LABEL_PAD as IGNORE
 from utils.batches import Features
 from utils.errors import UserError
 
-TASK_NAMES = ("squad",)
+# the task type's protocol (utils/tasks/__init__.py)
+HEAD = "span"  # start and end logits per token [batch, length, 2]
+PER_POSITION = True  # the classifier reads every position's final state
+KIND = "span extraction"
+NAMES = ("squad",)
+OPTIONS = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size")
+SCRIPT = "run_qa.py"
+SUFFIX = "json"  # {question id: answer text}, as the SQuAD evaluation script reads predictions
+SPANS_ONLY = "works for sequence and token classification; a span task (squad) distils on its training set with the " \
+             "teachers running"
+REFUSES = {"use_aug": "--use_aug " + SPANS_ONLY, "cache_teacher_logits": "--cache_teacher_logits " + SPANS_ONLY,
+           "transfer_file": "--transfer_file works for sequence and token classification; a span task (squad) "
+                            "distils on its labelled set",
+           "input": "a question-answering model reads questions with their contexts: pass --task_name squad "
+                    "--data_dir DIR --split NAME (DIR/NAME.json in SQuAD v1.1 format)",
+           "multitask": "multitask_distill.py distils sequence-classification tasks"}
 START, END = 1, 2  # label bits; [CLS] carries START | END when the window holds no answer
 MASKED = -1e4  # logit of a position no answer can take
 
@@ -43,7 +58,7 @@ class SpanTask:
     metrics: tuple = ("exact_match", "f1")
     main_metric: str = "f1"
     dev_splits: tuple = ("dev",)
-    head: str = "span"
+    head: str = HEAD
     is_regression: bool = False
     doc_stride: int = 128
     max_query_length: int = 64
@@ -51,10 +66,9 @@ class SpanTask:
     n_best_size: int = 20
 
     @classmethod
-    def from_args(cls, args):
-        """The window and decoding settings from the span-extraction flags (utils/cli.py)."""
-        return cls(doc_stride=args.doc_stride, max_query_length=args.max_query_length,
-                   max_answer_length=args.max_answer_length, n_best_size=args.n_best_size)
+    def from_options(cls, options):
+        """The window and decoding settings from the span-extraction flags (utils/cli.py), defaults where absent."""
+        return cls(**{k: options[k] for k in OPTIONS if options.get(k) is not None})
 
     @property
     def num_labels(self):
@@ -67,10 +81,6 @@ class SpanTask:
     def compute_metrics(self, logits, features):
         answers = decode(logits, features, self.max_answer_length, self.n_best_size)
         return squad_scores(answers, features.extra["questions"])
-
-
-def is_span_task(name):
-    return str(name).lower() in TASK_NAMES
 
 
 def read_squad(path, task):
@@ -108,18 +118,67 @@ def _question(qa, context, path, task):
     return Question(qid, qa["question"], context, answers, words, task)
 
 
-def load(args, train_split="train"):
-    """(SpanTask, train questions, {"dev": questions}) from --data_dir's train.json and dev.json."""
+def add_args(parser):
+    q = parser.add_argument_group("span extraction (--task_name squad: --data_dir with train.json, dev.json in "
+                                  "SQuAD v1.1 format)")
+    q.add_argument("--doc_stride", type=int, default=128,
+                   help="a context longer than a window continues in another window this many pieces on (default 128)")
+    q.add_argument("--max_query_length", type=int, default=64, help="question pieces kept (default 64)")
+    q.add_argument("--max_answer_length", type=int, default=30, help="longest answer predicted, in pieces (default 30)")
+    q.add_argument("--n_best_size", type=int, default=20,
+                   help="best start and end positions combined when decoding an answer (default 20)")
+
+
+def load(name, data_dir, glue_dir, options, train_split="train", max_train_samples=None, max_eval_samples=None,
+         with_train=True):
+    """(SpanTask, train questions or None, {"dev": questions}) from data_dir's train.json and dev.json."""
     from utils.tasks import check_data_dir
-    check_data_dir(args, "train.json and dev.json", "SQuAD v1.1 format")
-    task = SpanTask.from_args(args)
-    train_path = os.path.join(args.data_dir, f"{train_split}.json")
+    check_data_dir(name, data_dir, "train.json and dev.json", "SQuAD v1.1 format")
+    task = SpanTask.from_options(options)
+    train_path = os.path.join(data_dir, f"{train_split}.json")
     train = read_squad(train_path, task)
     missing = next((q for q in train if not q.answers), None)
     if missing:
         raise UserError(f"question {missing.id}: no answer; every training question needs one", train_path)
-    dev = read_squad(os.path.join(args.data_dir, "dev.json"), task)
-    return task, train[:args.max_train_samples], {"dev": dev[:getattr(args, "max_eval_samples", None)]}
+    dev = read_squad(os.path.join(data_dir, "dev.json"), task)
+    return task, train[:max_train_samples] if with_train else None, {"dev": dev[:max_eval_samples]}
+
+
+def read_split(name, data_dir, glue_dir, options, split, labels, model_dir=None):
+    """(questions, spec) of one split for prediction; spec None when no question has an answer (nothing to
+    score)."""
+    if not data_dir:
+        raise UserError(f"--task_name {name} needs --data_dir (a folder with {split}.json)")
+    task = SpanTask.from_options(options)
+    questions = read_squad(os.path.join(data_dir, f"{split}.json"), task)
+    return questions, task if any(q.answers for q in questions) else None
+
+
+read_lines = None  # a question needs its context: REFUSES["input"]
+read_transfer = None  # a transfer question would need its context and answer: REFUSES["transfer_file"]
+
+
+def write_predictions(path, examples, logits, features, labels, spec=None):
+    """{question id: answer text} as JSON, decoded with the questions' own window settings."""
+    from utils.files import write_json
+    task = examples[0].task
+    write_json(path, decode(logits, features, task.max_answer_length, task.n_best_size))
+
+
+def text(question):
+    return question.question + "\t" + question.context
+
+
+def normalise(question):
+    return (text(question),)
+
+
+def digest(question):
+    return f"{question.id}\t{question.question}\t{question.context}\t{question.answers}\n"
+
+
+def owns(example):
+    return isinstance(example, Question)
 
 
 def _word_of_char(words, char):

@@ -18,8 +18,19 @@ from utils.batches import Features
 from utils.errors import UserError
 
 DOCSTART = "-DOCSTART-"
-TASK_NAMES = ("conll", "ner")  # --task_name values of this task type
 SPLIT_FILE = "{}.txt"
+
+# the task type's protocol (utils/tasks/__init__.py)
+HEAD = "token"  # per-token logits [batch, length, labels]
+PER_POSITION = True  # the classifier reads every position's final state
+KIND = "token classification"
+NAMES = ("conll", "ner")
+OPTIONS = ("tag_column",)
+SCRIPT = "run_ner.py"
+SUFFIX = "txt"
+REFUSES = {"use_aug": "--use_aug works for sequence classification; a token task (conll) takes more sentences as "
+                      "--transfer_file",
+           "multitask": "multitask_distill.py distils sequence-classification tasks"}
 
 
 @dataclass
@@ -38,7 +49,7 @@ class TokenTask:
     metrics: tuple = ("precision", "recall", "f1")
     main_metric: str = "f1"
     dev_splits: tuple = ("dev",)
-    head: str = "token"  # per-token logits [batch, length, labels]
+    head: str = HEAD
     is_regression: bool = False
 
     @property
@@ -54,10 +65,6 @@ class TokenTask:
         predicted, gold = word_labels(logits, features)
         names = list(self.labels)
         return entity_scores([[names[i] for i in p] for p in predicted], [[names[i] for i in g] for g in gold])
-
-
-def is_token_task(name):
-    return str(name).lower() in TASK_NAMES
 
 
 def read_conll(path, tag_column=-1):
@@ -104,21 +111,66 @@ def attach_labels(sentences, labels, path):
     return sentences
 
 
-def load(args, train_split="train"):
-    """(TokenTask, train sentences, {"dev": sentences}) from --data_dir's train.txt and dev.txt."""
+def add_args(parser):
+    t = parser.add_argument_group("token classification (--task_name conll: --data_dir with train.txt, dev.txt)")
+    t.add_argument("--tag_column", type=int, default=-1,
+                   help="the tag's column in CoNLL-style lines (0-based; negative counts from the end; default -1, "
+                        "the last)")
+
+
+def load(name, data_dir, glue_dir, options, train_split="train", max_train_samples=None, max_eval_samples=None,
+         with_train=True):
+    """(TokenTask, train sentences or None, {"dev": sentences}) from data_dir's train.txt and dev.txt (the training
+    sentences set the tags, so they are read either way)."""
     from utils.tasks import check_data_dir
-    check_data_dir(args, "train.txt and dev.txt", "CoNLL-style: token and tag per line")
-    paths = {split: os.path.join(args.data_dir, SPLIT_FILE.format(split)) for split in (train_split, "dev")}
-    train = read_conll(paths[train_split], args.tag_column)
-    spec = TokenTask(tuple(tag_set(train)), name=str(args.task_name).lower())
-    dev = read_conll(paths["dev"], args.tag_column)
+    check_data_dir(name, data_dir, "train.txt and dev.txt", "CoNLL-style: token and tag per line")
+    tag_column = options.get("tag_column", -1)
+    paths = {split: os.path.join(data_dir, SPLIT_FILE.format(split)) for split in (train_split, "dev")}
+    train = read_conll(paths[train_split], tag_column)
+    spec = TokenTask(tuple(tag_set(train)), name=str(name).lower())
+    dev = read_conll(paths["dev"], tag_column)
     attach_labels(train, spec.labels, paths[train_split])
     attach_labels(dev, spec.labels, paths["dev"])
-    take = args.max_train_samples, getattr(args, "max_eval_samples", None)
-    return spec, train[:take[0]], {"dev": dev[:take[1]]}
+    return spec, train[:max_train_samples] if with_train else None, {"dev": dev[:max_eval_samples]}
 
 
-def sentences_of_lines(path):
+def read_split(name, data_dir, glue_dir, options, split, labels, model_dir=None):
+    """(sentences, spec) of one split for prediction, tagged in the model's tag set `labels`."""
+    if not data_dir:
+        raise UserError(f"--task_name {name} needs --data_dir (a folder with {split}.txt)")
+    path = os.path.join(data_dir, SPLIT_FILE.format(split))
+    sentences = attach_labels(read_conll(path, options.get("tag_column", -1)), labels, path)
+    return sentences, TokenTask(tuple(labels), name=name.lower())
+
+
+def read_transfer(path, spec):
+    from utils.transfer import read_sentences
+    return read_sentences(path, spec.labels)
+
+
+def write_predictions(path, examples, logits, features, labels, spec=None):
+    """CoNLL-style lines: word, predicted tag (and the file's tag when it had tags)."""
+    write_tagged(path, examples, word_labels(logits, features)[0], labels, gold=spec is not None)
+
+
+def text(sentence):
+    return "\x1f".join(sentence.words)
+
+
+def normalise(sentence):
+    """A sentence as a transfer row is compared with the labelled and dev rows: the same words, case ignored."""
+    return (" ".join(sentence.words).lower(),)
+
+
+def digest(sentence):
+    return "\t".join(sentence.words) + "\n" + "\t".join(sentence.tags) + "\n"
+
+
+def owns(example):
+    return isinstance(example, Sentence)
+
+
+def read_lines(path):
     """Plain text for prediction: one sentence a line, words split on whitespace (tags unknown: "O")."""
     from utils.files import text_lines
     out = [Sentence(line.split(), ["O"] * len(line.split()), [lineno] * len(line.split()),

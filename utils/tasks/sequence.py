@@ -1,4 +1,5 @@
-"""GLUE tasks and custom TSVs: what the columns are, how to read them, and which metric selects models.
+"""Sequence classification, one of the task types (utils/tasks/__init__.py): GLUE tasks and custom TSVs, what the
+columns are, how to read them, and which metric selects models; one prediction (a label or a score) per example.
 
 Files are read as canonical GLUE leaves them: split on tabs only (sentences contain `"`), a UTF-8
 byte-order mark allowed (MRPC), no header for CoLA, a last line without a newline (CoLA dev). Every
@@ -9,6 +10,15 @@ from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 from utils.errors import UserError, first_line
+
+HEAD = "sequence"  # logits [batch, labels]
+PER_POSITION = False  # a classifier on the pooled [CLS] state
+KIND = "sequence classification"
+NAMES = ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI", "custom")  # and spellings (get_task)
+OPTIONS = ("text_a_column", "text_b_column", "label_column", "labels", "regression", "no_header")
+SCRIPT = "run_glue.py"
+SUFFIX = "tsv"
+REFUSES = {}
 
 Column = Union[int, str]  # an index (0-based) or a header name
 
@@ -36,6 +46,15 @@ class TaskSpec:
     def num_labels(self):
         return 1 if self.is_regression else len(self.labels)
 
+    @staticmethod
+    def view(logits, labels):
+        """Every example's logits count: they are already the rows of a classification."""
+        return logits, labels
+
+    def compute_metrics(self, logits, features):
+        from utils.metrics import compute_metrics
+        return compute_metrics(self, logits, features.labels)
+
 
 _BIN = ("0", "1")
 _NLI2 = ("entailment", "not_entailment")
@@ -52,7 +71,6 @@ GLUE_TASKS = {
     "rte": TaskSpec("RTE", "sentence1", "sentence2", "label", _NLI2, ("accuracy",), "accuracy", ppnlp_name="rte"),
     "wnli": TaskSpec("WNLI", "sentence1", "sentence2", "label", _BIN, ("accuracy",), "accuracy", ppnlp_name="wnli"),
 }
-TASK_NAMES = ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI", "custom")
 
 
 def _key(name):
@@ -73,7 +91,7 @@ def get_task(name, custom=None):
     if key in GLUE_TASKS:
         return GLUE_TASKS[key]
     if key != "custom":
-        raise UserError(f"unknown task '{name}'; expected one of {', '.join(TASK_NAMES)} (any case)")
+        raise UserError(f"unknown task '{name}'; expected one of {', '.join(NAMES)} (any case)")
     return _custom_task(custom or {})
 
 
@@ -250,3 +268,103 @@ def load_split(spec, folder, split, max_samples=None):
     if folder is None:
         return download_examples(spec, split, max_samples)
     return read_examples(spec, folder, split, max_samples)
+
+
+# ---- the task type's protocol (utils/tasks/__init__.py)
+
+def add_args(parser):
+    c = parser.add_argument_group("custom task (--task_name custom)")
+    c.add_argument("--text_a_column", help="column of the first text: header name or 0-based index")
+    c.add_argument("--text_b_column", help="column of the second text, for sentence pairs")
+    c.add_argument("--label_column", help="column of the label")
+    c.add_argument("--labels", help="comma-separated label set (default: the distinct labels of train.tsv)")
+    c.add_argument("--regression", action="store_true", help="float labels, trained with MSE")
+    c.add_argument("--no_header", action="store_true", help="the files have no header row")
+
+
+def load(name, data_dir, glue_dir, options, train_split="train", max_train_samples=None, max_eval_samples=None,
+         with_train=True):
+    """(TaskSpec, train examples or None, {dev split: examples}) from the task's folder, or downloaded."""
+    spec = get_task(name, dict(options, data_dir=data_dir))
+    folder = task_dir(spec, glue_dir, data_dir)
+    if folder is not None and not os.path.isdir(folder):
+        raise UserError(f"no such directory; expected the {spec.name} folder with train.tsv and dev.tsv", folder)
+    train = load_split(spec, folder, train_split, max_train_samples) if with_train else None
+    dev = {s: load_split(spec, folder, s, max_eval_samples) for s in spec.dev_splits}
+    return spec, train, dev
+
+
+def read_split(name, data_dir, glue_dir, options, split, labels, model_dir=None):
+    """(examples, spec) of one split for prediction; labels: the model's in model_dir (None for regression)."""
+    spec = get_task(name, dict(options, data_dir=data_dir))
+    examples = load_split(spec, task_dir(spec, glue_dir, data_dir), split)
+    if labels is not None and spec.labels is not None and list(spec.labels) != labels:
+        raise UserError(f"the model's labels {labels} are not {spec.name}'s {list(spec.labels)}", model_dir)
+    return examples, spec
+
+
+def read_lines(path):
+    """A text or two tab-separated texts a line (every line alike), unlabeled."""
+    from utils.files import text_lines
+    examples, first = [], None  # first: (line number, field count) of the first example, which sets the kind
+    for lineno, line in text_lines(path, "a text file with one example per line"):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) > 2:
+            raise UserError(f"expected a text or two tab-separated texts, found {len(fields)} fields", path, lineno)
+        first = first or (lineno, len(fields))
+        if len(fields) != first[1]:
+            kinds = {1: "a single text", 2: "a pair (two tab-separated texts)"}
+            raise UserError(f"{kinds[len(fields)]}, but line {first[0]} is {kinds[first[1]]}; expected the same "
+                            "number of fields on every line (all single texts or all pairs)", path, lineno)
+        examples.append(Example(fields[0], fields[1] if len(fields) == 2 else None, 0))
+    if not examples:
+        raise UserError("no examples; expected at least one non-empty line", path)
+    return examples
+
+
+def read_transfer(path, spec):
+    from utils.transfer import read_transfer as read
+    return read(path, spec)
+
+
+def write_predictions(path, examples, logits, features, labels, spec=None):
+    """A TSV: index, the text(s), the predicted label and a probability per label (the score for regression)."""
+    import numpy as np
+
+    from utils.files import atomic_file
+    with atomic_file(path) as f:
+        pair = examples[0].text_b is not None
+        texts = ["text_a", "text_b"] if pair else ["text"]
+        if labels is None:
+            f.write("\t".join(["index"] + texts + ["score"]) + "\n")
+            for i, (e, row) in enumerate(zip(examples, logits)):
+                f.write("\t".join([str(i), e.text_a] + ([e.text_b] if pair else []) + [f"{row[0]:.6f}"]) + "\n")
+        else:
+            z = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs = z / z.sum(axis=1, keepdims=True)
+            f.write("\t".join(["index"] + texts + ["prediction"] + [f"prob_{n}" for n in labels]) + "\n")
+            for i, (e, p) in enumerate(zip(examples, probs)):
+                f.write("\t".join([str(i), e.text_a] + ([e.text_b] if pair else []) + [labels[int(p.argmax())]]
+                                  + [f"{x:.6f}" for x in p]) + "\n")
+
+
+def text(example):
+    return example.text_a + "\t" + (example.text_b or "")
+
+
+def normalise(example):
+    """The texts as a transfer row is compared with the labelled and dev rows: spaces and case ignored."""
+    return tuple(" ".join((t or "").split()).lower() for t in (example.text_a, example.text_b))
+
+
+def digest(example):
+    return f"{example.text_a}\t{example.text_b or ''}\t{example.label}\n"
+
+
+encode = None  # no WordPiece encoding of its own: the encoder tokenises texts (and pairs) its own way
+
+
+def owns(example):
+    return isinstance(example, Example)
