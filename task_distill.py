@@ -292,6 +292,14 @@ def stage_of(phases):
         stage, "checkpoint")
 
 
+def every_dev_row(args, dev_examples):
+    """The dev rows a transfer row must not equal: all of them, not only the --max_eval_samples evaluated."""
+    if args.max_eval_samples is None:
+        return dev_examples
+    from utils.tasks import load_task
+    return load_task(**dict(task_values(args), max_eval_samples=None), with_train=False)[2]
+
+
 @exits_cleanly(resume=FROM_CHECKPOINT)
 def main(argv=None):
     args = parse_args(argv)
@@ -299,7 +307,8 @@ def main(argv=None):
     from utils.tasks import load_task
     from utils.transfer import load_transfer
     spec, labelled, dev_examples = load_task(**task_values(args, "train_aug" if args.use_aug else "train"))
-    transfer = load_transfer(args.transfer_file, spec, labelled, dev_examples) if args.transfer_file else []
+    transfer = load_transfer(args.transfer_file, spec, labelled, every_dev_row(args, dev_examples)) \
+        if args.transfer_file else []
     from utils import loop, run
     from utils.batches import Plan
     from utils.distill import split_steps

@@ -115,7 +115,7 @@ def test_word_students_train_and_report(students, demo_glue):
     for arch in WORD_ARCHS:
         r = results[arch]
         assert r["student"].startswith(arch) and r["student_parameters"] > 0
-        assert 0.0 <= r["eval_accuracy"] <= 1.0 and r["best_step"] in (6, 12)
+        assert r["best_step"] in (6, 12)  # its accuracy is checked below: the saved best model scores it again
         saved = json.load(open(out / arch / "best_model" / "config.json", encoding="utf-8"))
         assert saved["distill_arch"] == arch and saved["id2label"] == {"0": "0", "1": "1"}
         vocab = open(out / arch / "best_model" / "vocab.txt", encoding="utf-8").read().split("\n")

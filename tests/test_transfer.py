@@ -372,3 +372,12 @@ def test_seed_summary_averages_the_verdicts(tmp_path):
     row = summary_lines(str(tmp_path), ["1", "2"])[-1]
     # means 0.78 / 0.72; gains +10 and +2 points (mean +6); gap closed (0.78 - 0.72) / (0.9 - 0.72) = 0.33
     assert row == "| cnn | 0.7800 | 0.7200 | +6.0 (+10.0, +2.0) | 0.33 | 86.7% |"
+
+
+def test_dev_rows_beyond_max_eval_samples_still_leave_the_transfer_set(tmp_path, demo_glue, tiny_teacher, capsys):
+    from utils.tasks.sequence import read_examples
+    dev = read_examples(SST2, os.path.join(demo_glue, "SST-2"), "dev")
+    transfer = write(str(tmp_path / "t.txt"), f"a new sentence that is good .\n{dev[-1].text_a}\n")
+    distill(demo_glue, tiny_teacher, tmp_path / "kd", "--student_model_name_or_path", "1l-16d", "--student_init",
+            "random", "--transfer_file", transfer, "--max_eval_samples", 2, steps=2)
+    assert "2 rows read; 1 equal to a dev row and 0 repeats dropped; 1 kept" in capsys.readouterr().out
