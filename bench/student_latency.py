@@ -25,11 +25,24 @@ from utils.inference import interleaved_medians, open_engines, settle  # noqa: E
 from utils.models import quiet_paddlenlp  # noqa: E402
 
 
-def exported(folder, tmp):
+def student_names(folders):
+    """A name per student folder: the run folder's name (bilstm for out/x/bilstm/best_model), numbered when two
+    runs share one (two bilstm runs would otherwise export into one folder and time one model twice)."""
+    names = []
+    for folder in folders:
+        base = name = os.path.basename(os.path.dirname(os.path.abspath(folder)))
+        k = 2
+        while name in names or name == "teacher":
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def exported(folder, name, tmp):
     """(adapter, export folder) for a trained model folder."""
     import export_model
     from utils.adapters import load_adapter
-    out = os.path.join(tmp, os.path.basename(os.path.dirname(os.path.abspath(folder))) + "-export")
+    out = os.path.join(tmp, name + "-export")
     export_model.main(["--model_dir", folder, "--output_dir", out, "--onnx"])
     return load_adapter(folder), out
 
@@ -63,8 +76,8 @@ def main():
     rows = {}  # (model, engine, threads, batch) -> seconds per example
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
-        models = {"teacher": exported(args.teacher, tmp)}
-        models.update({os.path.basename(os.path.dirname(os.path.abspath(s))): exported(s, tmp) for s in args.student})
+        models = {"teacher": exported(args.teacher, "teacher", tmp)}
+        models.update({name: exported(s, name, tmp) for name, s in zip(student_names(args.student), args.student)})
         for name, (adapter, folder) in models.items():
             sizes[name] = (adapter.describe(), adapter.num_parameters())
             for threads in (int(t) for t in args.threads.split(",")):

@@ -15,3 +15,10 @@ def test_train_speed_without_torch_says_how_to_install_it(tmp_path):
     assert done.returncode == 2
     assert "has no torch/transformers" in done.stderr and "pip install torch transformers" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_student_latency_names_two_runs_of_one_architecture_apart():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from student_latency import student_names
+    folders = ["out/a/bilstm/best_model", "demo/b/bilstm/best_model", "out/cnn/best_model", "x/teacher/best_model"]
+    assert student_names(folders) == ["bilstm", "bilstm-2", "cnn", "teacher-2"]
