@@ -15,6 +15,7 @@ timed() {
   echo "== $name: $*"; "$@" > "$OUT/$name.log" 2>&1
   printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$OUT/times.tsv"
 }
+train_steps() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$1/all_results.json"; }
 run() { local out=$1; shift; [ -f "$out/all_results.json" ] && { echo "== skip $out"; return; }; echo "== $*"; "$@"; }
 # tinybert_phases FILE [INTER_SHARE [HARD_LABEL_WEIGHT]]: TinyBERT's two stages as two phases of one run
 tinybert_phases() {

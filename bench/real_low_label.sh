@@ -38,7 +38,7 @@ for seed in $SEEDS; do
     OUT=$OUT/s$seed timed "$name" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --seed "$seed" \
       --student_model_name_or_path "$student" --output_dir "$OUT/s$seed/$name" --hard_label_weight 1 \
       --cache_dir "$OUT/teacher_logits" $(recipe "$student")
-    steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$OUT/s$seed/$name/all_results.json")
+    steps=$(train_steps "$OUT/s$seed/$name")
     twin_init=()
     case $student in bilstm|cnn|bow) ;; *) twin_init=(--init_from "$MINILM") ;; esac
     # shellcheck disable=SC2046

@@ -27,7 +27,7 @@ for seed in $SEEDS; do
     --transfer_file "$OUT/ner/transfer.txt" --cache_dir "$OUT/teacher_logits" --seed "$seed" \
     --student_model_name_or_path "$STUDENT" --student_init teacher --hard_label_weight 1 --save_steps 96 \
     --output_dir "$OUT/s$seed/$name" $STUDENT_ARGS
-  steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$OUT/s$seed/$name/all_results.json")
+  steps=$(train_steps "$OUT/s$seed/$name")
   # shellcheck disable=SC2086
   OUT=$OUT/s$seed timed "$name-twin" "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" \
     --transfer_file "$OUT/ner/transfer.txt" --seed "$seed" --student_model_name_or_path "$STUDENT" \

@@ -40,11 +40,11 @@ COMMON=(--task_name SST-2 --glue_dir "$OUT/glue" --max_seq_length 64 --batch_siz
         "$STUDENT" --teacher_path "$OUT/teacher/best_model" --transfer_file "$OUT/glue/SST-2/transfer.txt")
 while IFS='|' read -r name flags; do
   [ -n "$name" ] || continue
-  # shellcheck disable=SC2086
   name=$STUDENT-$name
+  # shellcheck disable=SC2086
   timed "students/$name" "$PY" task_distill.py "${COMMON[@]}" --output_dir "$OUT/students/$name" \
     --cache_dir "$OUT/teacher_logits" $BASE $flags
-  steps=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$OUT/students/$name/all_results.json")
+  steps=$(train_steps "$OUT/students/$name")
   # the twin: the same flags and steps on gold labels alone (no distill_config: it only shapes the teacher's terms)
   twin_flags=$(sed -E 's/--distill_config [^ ]+//; s/--T [^ ]+//' <<< "$flags")
   # shellcheck disable=SC2086
@@ -57,7 +57,8 @@ out = sys.argv[1]
 times = dict(line.split("\t") for line in open(os.path.join(out, "times.tsv")).read().split("\n") if line)
 print("| recipe | steps | distilled (validation) | twin | gain, points | wall s (distilled / twin) |")
 print("| --- | --- | --- | --- | --- | --- |")
-names = sorted(n for n in os.listdir(os.path.join(out, "students")) if not n.endswith("-twin"))
+names = sorted(n for n in os.listdir(os.path.join(out, "students"))
+               if os.path.isdir(os.path.join(out, "students", n)) and not n.endswith("-twin"))
 for name in names:
     runs = [os.path.join(out, "students", n, "all_results.json") for n in (name, name + "-twin")]
     if not all(os.path.isfile(r) for r in runs):

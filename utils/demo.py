@@ -148,7 +148,6 @@ def sample_conll(ner_dir, folder, n_train=1000, seed=0):
     dev.txt copied whole, and every other training sentence's words, one sentence a line without tags, in
     folder/transfer.txt. Sentences are copied as written (blank-line separated blocks)."""
     import shutil
-    from utils.files import atomic_file
     with open(os.path.join(ner_dir, "train.txt"), encoding="utf-8") as f:
         blocks = [b.strip("\n") for b in f.read().split("\n\n") if b.strip() and not b.startswith("-DOCSTART-")]
     random.Random(seed).shuffle(blocks)
