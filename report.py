@@ -20,7 +20,7 @@ from utils.process import configure  # first: settings paddle reads when it load
 configure()
 from utils.cli import task_values
 from utils.errors import UserError, exits_cleanly, first_line
-from utils.files import atomic_file, read_json
+from utils.files import ARGS_FILE, RESULTS_FILE, atomic_file, read_json
 from utils.inference import (ENGINES, EXPORTED, EXPORT_INFO, fastest_exported, interleaved_medians, open_engines,
                              settle, speedups)
 from utils.models import quiet_paddlenlp
@@ -61,15 +61,15 @@ def load_stages(out):
                 notes.append(f"{label}: not run (no {name}/ folder)")
             continue
         try:
-            results = read_json(os.path.join(folder, "all_results.json"), "the stage's results")
+            results = read_json(os.path.join(folder, RESULTS_FILE), "the stage's results")
             if not isinstance(results.get("main_metric"), str):
                 raise UserError("has no main_metric; not a results file this version wrote",
-                                os.path.join(folder, "all_results.json"))
+                                os.path.join(folder, RESULTS_FILE))
         except UserError as err:
             notes.append(f"{label}: left out, {err}")
             continue
         try:
-            args = read_json(os.path.join(folder, "args.json"), "the stage's arguments")
+            args = read_json(os.path.join(folder, ARGS_FILE), "the stage's arguments")
         except UserError as err:
             args = None
             notes.append(f"{label}: {err} (its command not shown)")

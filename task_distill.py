@@ -78,6 +78,10 @@ def parse_args(argv=None):
                    help="weight of the distillation loss (default 1); 0 with --hard_label_weight 1 trains the "
                         "student on gold labels only, the baseline distillation should beat")
     d.add_argument("--hard_label_weight", type=float, default=0.0, help="weight of the gold-label loss (default 0)")
+    d.add_argument("--select", choices=("metric", "last"), default="metric",
+                   help="which model the final phase keeps in best_model/: metric (default), the evaluation with the "
+                        "best dev metric; last, the final step's (dev is then measured, never used to choose: how the "
+                        "benches compare a student with its twin, since choosing on dev favours the noisier run)")
     d.add_argument("--distill_config", help="a JSON config of losses, intermediate matches, presets (tinybert, pkd, "
                                             "distilbert, minilm), temperature and weight schedules; replaces the "
                                             "loss flags above (with --intermediate_distill only its matches count)")
@@ -181,6 +185,8 @@ def build_models(args, spec, train_examples):
     from utils.presets import resolve_config
     config = resolve_config(raw_config(args, spec.is_regression, student, teachers[0]), student, teachers,
                             spec.is_regression, args.distill_config)
+    if args.select == "last":
+        config["phases"][-1]["select"] = "last"
     return teachers, student, config
 
 

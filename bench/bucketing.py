@@ -7,7 +7,6 @@ Each configuration runs the script's main() for --steps training steps (after to
 and reads train_examples_per_second from its all_results.json (time in training steps only, no evaluation).
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -63,9 +62,8 @@ def main():
     speed = {}
     for bucket in (True, False):
         with tempfile.TemporaryDirectory() as out:
-            script.main(common + ["--output_dir", out, "--bucket" if bucket else "--no-bucket"])
-            with open(os.path.join(out, "all_results.json")) as f:
-                speed[bucket] = json.load(f)["train_examples_per_second"]
+            results = script.main(common + ["--output_dir", out, "--bucket" if bucket else "--no-bucket"])
+            speed[bucket] = results["train_examples_per_second"]
     share, mean_len = padding_share(a.glue_dir, a.task_name, tokenizer_path, a.batch_size, a.max_seq_length)
     print(f"\n{a.stage} on {a.task_name} ({a.steps} steps, batch {a.batch_size}, mean length {mean_len:.1f} tokens, "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})")

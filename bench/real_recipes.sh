@@ -9,6 +9,8 @@
 #   bash bench/real_recipes.sh                         # OUT=out/real/recipes, STUDENT=3l-384d, its RECIPES below
 #   STUDENT=bilstm bash bench/real_recipes.sh          # the BiLSTM's recipes (hidden size, passes)
 #   RECIPES="base|--max_steps 375" bash bench/real_recipes.sh
+# SAMPLE_ARGS adds flags to the sampling (e.g. "--min_words 12": transfer and validation rows from whole sentences);
+# TRANSFER names another transfer file for the recipes of this call (default OUT/glue/SST-2/transfer.txt).
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/recipes}
 TEACHER=${TEACHER:-demo/sst2/teacher}
@@ -31,13 +33,15 @@ inter|--max_steps 500 --distill_config $OUT/inter.json" ;;
 esac
 RECIPES=${RECIPES:-$DEFAULT}
 mkdir -p "$OUT/students"
+# shellcheck disable=SC2086
 [ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train 2000 \
-  --n_transfer 20000 --n_valid 1000
+  --n_transfer "${N_TRANSFER:-20000}" --n_valid 1000 ${SAMPLE_ARGS:-}
+TRANSFER=${TRANSFER:-$OUT/glue/SST-2/transfer.txt}
 [ -e "$OUT/teacher" ] || ln -s "$(cd "$TEACHER" && pwd)" "$OUT/teacher"
 [ -d "$OUT/teacher_logits" ] || cp -r "$(dirname "$TEACHER")/teacher_logits" "$OUT/teacher_logits"
 tinybert_phases "$OUT/inter.json" 0.25 1   # a quarter of the steps matching hidden states and attention, then KD + gold
 COMMON=(--task_name SST-2 --glue_dir "$OUT/glue" --max_seq_length 64 --batch_size 32 --student_model_name_or_path
-        "$STUDENT" --teacher_path "$OUT/teacher/best_model" --transfer_file "$OUT/glue/SST-2/transfer.txt")
+        "$STUDENT" --teacher_path "$OUT/teacher/best_model" --transfer_file "$TRANSFER")
 while IFS='|' read -r name flags; do
   [ -n "$name" ] || continue
   name=$STUDENT-$name

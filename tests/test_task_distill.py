@@ -212,6 +212,25 @@ def test_gold_label_baseline_skips_the_teacher(tmp_path, demo_glue, tiny_teacher
     assert "train/hard_loss" in tags and "train/pred_loss" not in tags and "eval_accuracy" in results
 
 
+def test_select_last_keeps_the_final_evaluation_not_the_best(tmp_path, demo_glue, tiny_teacher):
+    from visualdl import LogReader
+    runs = {}
+    for select in ("metric", "last"):
+        out = tmp_path / select
+        results = task_distill.main(args(demo_glue, tiny_teacher, out, "--student_model_name_or_path", "2l-16d",
+                                         "--student_init", "random", "--hard_label_weight", 1, "--select", select,
+                                         "--learning_rate", 3e-2))
+        curve = LogReader(file_path=glob.glob(str(out / "runs" / "vdlrecords.*"))[0]).get_data("scalar",
+                                                                                              "eval/accuracy")
+        runs[select] = (results, {p.id: p.value for p in curve})
+    (best, curve), (last, same_curve) = runs["metric"], runs["last"]
+    assert sorted(curve) == [4, 8, 12] and curve == pytest.approx(same_curve)  # one run, kept two ways
+    assert best["eval_accuracy"] == pytest.approx(max(curve.values()))
+    assert last["eval_accuracy"] == pytest.approx(curve[12]) and last["best_step"] == 12
+    assert last["main_metric"] == "eval_accuracy"
+    assert curve[12] < max(curve.values())  # this run's curve tells the two apart (0.6, 0.4, 0.4 measured)
+
+
 def test_all_zero_weights_rejected(tmp_path, capsys, demo_glue, tiny_teacher):
     expect_error(capsys, args(demo_glue, tiny_teacher, tmp_path / "out", "--pred_weight", 0),
                  "at least one of this stage's weights > 0", tmp_path / "out")

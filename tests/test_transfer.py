@@ -345,6 +345,11 @@ def test_low_label_samples_keep_labelled_transfer_and_validation_rows_apart(tmp_
     assert set(rows["dev"]) <= set(source)  # the validation slice is training rows, with their labels
     texts = [r.split("\t")[0] for r in rows["train"] + rows["dev"]] + transfer
     assert len(texts) == 180 and set(texts) <= {r.split("\t")[0] for r in source}
+    sample_sst2(str(tmp_path / "glue"), str(tmp_path / "long"), n_train=50, n_transfer=40, n_valid=10, min_words=6)
+    long_rows = [r.split("\t")[0] for r in open(tmp_path / "long" / "dev.tsv").read().splitlines()[1:]]
+    long_rows += open(tmp_path / "long" / "transfer.txt").read().splitlines()
+    assert len(long_rows) == 50 and min(len(t.split()) for t in long_rows) == 6  # only rows of 6 words or more
+    assert open(tmp_path / "long" / "train.tsv").read() == open(tmp_path / "low" / "train.tsv").read()
 
     write_conll(str(tmp_path / "ner"), n_train=40, n_dev=10)
     assert sample_conll(str(tmp_path / "ner"), str(tmp_path / "lowner"), n_train=15) == 40

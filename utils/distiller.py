@@ -90,12 +90,13 @@ class Distiller:
             select = phase["select"]
             inter = functools.partial(self.intermediate_loss, phase, held_out, batch_size)
             predicts = bool(phase["kd_weight"] or phase["hard_label_weight"])
+            metric = f"eval_{getattr(self.task, 'main_metric', '')}"
             out.append(loop.Phase(
                 name=phase["name"], steps=phase_steps[i], loss=functools.partial(self.phase_loss, phase),
                 evaluate={"metric": evaluate_metric, "inter_loss": inter,
                           "last": evaluate_metric if predicts else inter}[select],
-                key={"inter_loss": INTER_LOSS, "metric": f"eval_{getattr(self.task, 'main_metric', '')}",
-                     "last": None}[select],
+                key={"inter_loss": INTER_LOSS, "metric": metric, "last": metric if predicts else None}[select],
+                keep_last=select == "last",
                 lower_is_better=select == "inter_loss", save_best=functools.partial(save_model, self.student, folder),
                 multipliers=lr_multipliers(phase, self.student_out, self.student),
                 restore_best=functools.partial(self.student.restore, folder) if not final and select != "last"

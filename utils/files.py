@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+RESULTS_FILE, ARGS_FILE = "all_results.json", "args.json"  # every run folder's results and the flags that made it
+
 from utils.errors import UserError, at_exit
 from utils.safe_pickle import check_pickle_file
 

@@ -30,13 +30,14 @@ class Phase:
     steps: int
     loss: Callable  # (batch, index, progress in (0, 1] within the phase) -> (total or None, {term: value}, {info})
     evaluate: Callable  # () -> {"eval_<metric>": value}
-    key: str  # the metric that selects the phase's best model; None: the latest evaluation is the phase's result
+    key: str  # the phase's main metric, which selects its best model; None: it has none (the latest evaluation counts)
     save_best: Callable  # () -> None: write the best model folder
     lower_is_better: bool = False
     # parameter name (as trainable.named_parameters() gives it) -> learning-rate multiplier; absent = 1, 0 = frozen
     # (no gradient is computed and the optimizer leaves the parameter bit for bit as it is)
     multipliers: dict = field(default_factory=dict)
     restore_best: Callable = None  # () -> None: load the phase's best weights before the next phase starts
+    keep_last: bool = False  # the latest evaluation is the phase's result even when it has a key (nothing chosen on dev)
 
 
 @dataclass
@@ -243,7 +244,7 @@ def _log_train(job, sums, step, state, bar):
 
 
 def _is_better(phase, value, best):
-    if best is None or phase.key is None:
+    if best is None or phase.key is None or phase.keep_last:
         return True
     return value < best if phase.lower_is_better else value > best
 

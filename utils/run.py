@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from utils import loop
-from utils.files import check_output_dir, write_json
+from utils.files import ARGS_FILE, RESULTS_FILE, check_output_dir, write_json
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def train(job, state, record):
     from utils.training import ScalarLog, command_line
     if job.rank == 0:
         os.makedirs(job.output_dir, exist_ok=True)
-        write_json(os.path.join(job.output_dir, "args.json"),
+        write_json(os.path.join(job.output_dir, ARGS_FILE),
                    dict(record.flags, **record.extra, command=command_line(record.script, record.argv)))
         for name, value in record.files.items():
             write_json(os.path.join(job.output_dir, name), value)
@@ -107,7 +107,7 @@ def finish(job, results):
     """all_results.json and the results table (rank 0); every process leaves together."""
     from utils.cli import print_results
     if job.rank == 0:
-        write_json(os.path.join(job.output_dir, "all_results.json"), results)
+        write_json(os.path.join(job.output_dir, RESULTS_FILE), results)
         print_results(results)
     if job.world > 1:
         # a rank exiting while its peer still holds their connections open can abort the peer at exit (SIGABRT,
