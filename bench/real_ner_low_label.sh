@@ -11,7 +11,7 @@ OUT=${OUT:-out/real/ner_lowlabel}
 SEEDS=${SEEDS:-1 2 3}
 STUDENT=${STUDENT:-3l-384d}
 N_TRAIN=${N_TRAIN:-1000}
-STUDENT_ARGS=${STUDENT_ARGS:---learning_rate 1e-4 --num_train_epochs 2}  # passes over tagged + transfer sentences
+STUDENT_ARGS=${STUDENT_ARGS:---learning_rate 1e-4 --num_train_epochs 2 --select last}  # passes over tagged + transfer sentences
 mkdir -p "$OUT"
 [ -f "$OUT/ner/transfer.txt" ] || "$PY" -m utils.demo --sample_conll "$NER_DIR" --out "$OUT" --n_train "$N_TRAIN"
 COMMON=(--task_name conll --data_dir "$OUT/ner" --max_seq_length 128 --batch_size 32 --logging_steps 50)

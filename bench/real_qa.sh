@@ -28,9 +28,10 @@ timed teacher "$PY" run_qa.py "${COMMON[@]}" --model_name_or_path "$MINILM" --ou
 RUNS="teacher pred"
 if [ "$STUDENT_INIT" = teacher ]; then
   timed pred "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" "${STUDENT[@]}" \
-    --hard_label_weight 1 --learning_rate "$STUDENT_LR" --num_train_epochs "$STUDENT_EPOCHS" --output_dir "$OUT/pred"
+    --hard_label_weight 1 --select last --learning_rate "$STUDENT_LR" --num_train_epochs "$STUDENT_EPOCHS" \
+    --output_dir "$OUT/pred"
   timed pred-twin "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" "${STUDENT[@]}" \
-    --init_from "$MINILM" --pred_weight 0 --hard_label_weight 1 --learning_rate "$STUDENT_LR" \
+    --init_from "$MINILM" --pred_weight 0 --hard_label_weight 1 --select last --learning_rate "$STUDENT_LR" \
     --max_steps "$(train_steps "$OUT/pred")" --output_dir "$OUT/pred-twin"
   RUNS="teacher pred pred-twin"
 else

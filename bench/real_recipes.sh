@@ -9,7 +9,7 @@
 #   bash bench/real_recipes.sh                         # OUT=out/real/recipes, STUDENT=3l-384d, its RECIPES below
 #   STUDENT=bilstm bash bench/real_recipes.sh          # the BiLSTM's recipes (hidden size, passes)
 #   RECIPES="base|--max_steps 375" bash bench/real_recipes.sh
-# SAMPLE_ARGS adds flags to the sampling (e.g. "--min_words 12": transfer and validation rows from whole sentences);
+# SAMPLE_ARGS adds flags to the sampling (e.g. "--valid_min_words 12": a validation slice of whole sentences);
 # TRANSFER names another transfer file for the recipes of this call (default OUT/glue/SST-2/transfer.txt).
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/recipes}
@@ -17,13 +17,13 @@ TEACHER=${TEACHER:-demo/sst2/teacher}
 STUDENT=${STUDENT:-3l-384d}
 case $STUDENT in
   bilstm|cnn|bow)  # the demo's word-student flags; the twin shares the vocabulary and vectors
-    BASE="--glove_embs $(glove_path) --batch_size 64 --learning_rate 1e-3 --hard_label_weight 1 --save_steps 200 --logging_steps 50"
+    BASE="--glove_embs $(glove_path) --batch_size 64 --learning_rate 1e-3 --hard_label_weight 1 --save_steps 200 --logging_steps 50 --select last"
     TWIN_INIT=()
     DEFAULT="h300|--hidden_size 300 --max_steps 1032
 h150|--hidden_size 150 --max_steps 1032
 h150-6passes|--hidden_size 150 --max_steps 2064" ;;
   *)  # a BERT student from the teacher's layers; its twin from the pretrained MiniLM's
-    BASE="--student_init teacher --learning_rate 1e-4 --hard_label_weight 1 --save_steps 75 --logging_steps 25"
+    BASE="--student_init teacher --learning_rate 1e-4 --hard_label_weight 1 --save_steps 75 --logging_steps 25 --select last"
     TWIN_INIT=(--init_from "$MINILM")
     DEFAULT="base|--max_steps 375
 steps750|--max_steps 750 --save_steps 150

@@ -345,12 +345,11 @@ def test_low_label_samples_keep_labelled_transfer_and_validation_rows_apart(tmp_
     assert set(rows["dev"]) <= set(source)  # the validation slice is training rows, with their labels
     texts = [r.split("\t")[0] for r in rows["train"] + rows["dev"]] + transfer
     assert len(texts) == 180 and set(texts) <= {r.split("\t")[0] for r in source}
-    sample_sst2(str(tmp_path / "glue"), str(tmp_path / "long"), n_train=50, n_transfer=40, n_valid=10, min_words=6)
-    long_rows = [r.split("\t")[0] for r in open(tmp_path / "long" / "dev.tsv").read().splitlines()[1:]]
-    long_rows += open(tmp_path / "long" / "transfer.txt").read().splitlines()
-    assert len(long_rows) == 50 and min(len(t.split()) for t in long_rows) == 6  # only rows of 6 words or more
+    sample_sst2(str(tmp_path / "glue"), str(tmp_path / "long"), n_train=50, n_transfer=40, n_valid=10,
+                valid_min_words=6)
+    valid = [r.split("\t")[0] for r in open(tmp_path / "long" / "dev.tsv").read().splitlines()[1:]]
+    assert len(valid) == 10 and min(len(t.split()) for t in valid) >= 6  # whole sentences only
     assert open(tmp_path / "long" / "train.tsv").read() == open(tmp_path / "low" / "train.tsv").read()
-
     write_conll(str(tmp_path / "ner"), n_train=40, n_dev=10)
     assert sample_conll(str(tmp_path / "ner"), str(tmp_path / "lowner"), n_train=15) == 40
     tagged = open(tmp_path / "lowner" / "train.txt").read().strip().split("\n\n")
@@ -362,6 +361,19 @@ def test_low_label_samples_keep_labelled_transfer_and_validation_rows_apart(tmp_
     words = [" ".join(line.split()[0] for line in b.split("\n")) for b in tagged]
     assert sorted(words + untagged) == sorted(every) and len(every) == 40  # together: each training sentence once
     assert open(tmp_path / "lowner" / "dev.txt").read() == open(tmp_path / "ner" / "dev.txt").read()
+
+
+def test_transfer_rows_that_are_fragments_of_validation_sentences_are_left_out():
+    from utils.demo import drop_fragments
+    from utils.tasks.sequence import Example
+    rows = [Example(text_a=t, text_b=None, label=0) for t in [
+        "a gripping , funny film",        # 5 words inside the first sentence: left out
+        "gripping , funny film that",     # not on its word boundaries: "that" follows no "film" there
+        "the film",                       # inside, but 2 words: too short to say it comes from that sentence
+        "it is a gripping , funny film that never lets go",  # holds the first sentence: left out
+        "a dull and tired sequel"]]       # elsewhere
+    kept = drop_fragments(rows, ["is a gripping , funny film", "nothing like the film at all"])
+    assert [e.text_a for e in kept] == ["gripping , funny film that", "the film", "a dull and tired sequel"]
 
 
 def test_seed_summary_averages_the_verdicts(tmp_path):
@@ -377,6 +389,15 @@ def test_seed_summary_averages_the_verdicts(tmp_path):
     row = summary_lines(str(tmp_path), ["1", "2"])[-1]
     # means 0.78 / 0.72; gains +10 and +2 points (mean +6); gap closed (0.78 - 0.72) / (0.9 - 0.72) = 0.33
     assert row == "| cnn | 0.7800 | 0.7200 | +6.0 (+10.0, +2.0) | 0.33 | 86.7% |"
+    from visualdl import LogWriter
+    for seed, curves in (("1", ([0.80, 0.78], [0.70, 0.66])), ("2", ([0.70, 0.76], [0.74, 0.70]))):
+        for run, curve in zip(("cnn", "cnn-twin"), curves):
+            with LogWriter(logdir=str(tmp_path / f"s{seed}" / "students" / run / "runs")) as log:
+                for step, value in zip((50, 100), curve):
+                    log.add_scalar("eval/accuracy", value, step)
+    row = summary_lines(str(tmp_path), ["1", "2"], final=True)[-1]
+    # the last points: 0.78 / 0.66 and 0.76 / 0.70; means 0.77 / 0.68; gap closed 0.09 / 0.22 = 0.41
+    assert row == "| cnn | 0.7700 | 0.6800 | +9.0 (+12.0, +6.0) | 0.41 | 85.6% |"
 
 
 def test_dev_rows_beyond_max_eval_samples_still_leave_the_transfer_set(tmp_path, demo_glue, tiny_teacher, capsys):

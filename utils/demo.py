@@ -118,22 +118,29 @@ def write_squad(folder, n_train=240, n_dev=60, seed=0):
             json.dump({"version": "1.1", "data": articles}, f)
 
 
-def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0, n_valid=0, min_words=0):
+def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0, n_valid=0, valid_min_words=0):
     """n_train SST-2 training sentences drawn at random (seeded) and the whole dev set, written to folder/ in
     SST-2's layout; with n_transfer, the next n_transfer training sentences, without their labels, in
     folder/transfer.txt (one sentence per line): the low-label setting, where most text has no label.
-    n_valid: dev.tsv holds the next n_valid *training* sentences instead of the dev set, a validation slice to
-    choose recipes on, so the dev set is reported once and never tuned to.
-    min_words: transfer and validation rows only from training rows of at least that many words. Most of SST-2's
-    training rows are phrase fragments (9.4 words on average) while its dev rows are whole sentences (19.5), so
-    longer rows are the unlabeled text a user of whole sentences would have, and a validation slice like dev.
-    glue_dir None: PaddleNLP's download route (online, or its cache)."""
+    n_valid: dev.tsv holds n_valid other *training* sentences instead of the dev set, a validation slice to choose
+    recipes on, so the dev set is reported once and never tuned to; valid_min_words: only sentences of at least that
+    many words (SST-2's training rows are mostly phrase fragments, 9.4 words on average; its dev rows are whole
+    sentences, 19.5). SST-2's training rows are also fragments of one another (the phrases of 8,544 sentences), so
+    a transfer row of 4 words or more found inside a validation sentence, or holding one, is left out of the
+    transfer set: the teacher's label for a piece of a validation sentence would leak it to the student.
+    Returns the number of transfer rows left out. glue_dir None: PaddleNLP's download route (online, or its cache)."""
     spec = get_task("SST-2")
     source = task_dir(spec, glue_dir)
     train = load_split(spec, source, "train")
     random.Random(seed).shuffle(train)
-    rest = [e for e in train[n_train:] if len(e.text_a.split()) >= min_words]
-    dev = rest[n_transfer:n_transfer + n_valid] if n_valid else load_split(spec, source, "dev")
+    rest = train[n_train:]
+    dev, left_out = load_split(spec, source, "dev"), 0
+    if n_valid:
+        dev = [e for e in rest if len(e.text_a.split()) >= valid_min_words][:n_valid]
+        chosen = {id(e) for e in dev}
+        rest = [e for e in rest if id(e) not in chosen]
+        kept = drop_fragments(rest, [e.text_a for e in dev])
+        left_out, rest = len(rest) - len(kept), kept
     for split, rows in (("train", train[:n_train]), ("dev", dev)):
         with atomic_file(os.path.join(folder, f"{split}.tsv")) as f:
             f.write("sentence\tlabel\n")
@@ -141,6 +148,18 @@ def sample_sst2(glue_dir, folder, n_train=2000, seed=0, n_transfer=0, n_valid=0,
     if n_transfer:
         with atomic_file(os.path.join(folder, TRANSFER_FILE)) as f:
             f.writelines(e.text_a + "\n" for e in rest[:n_transfer])
+    return left_out
+
+
+def drop_fragments(examples, texts, min_words=4):
+    """The examples whose text neither lies inside one of texts nor holds one, counting pieces of min_words words
+    or more (shorter ones, such as "the film", are common to unrelated sentences); matched on word boundaries."""
+    inside = "\n".join(f" {t} " for t in texts)
+    holding = "\n".join(f" {e.text_a} " for e in examples)
+    found = {t for t in texts if len(t.split()) >= min_words and holding.count(f" {t} ")}
+    return [e for e in examples
+            if not (len(e.text_a.split()) >= min_words and f" {e.text_a} " in inside)
+            and not any(f" {t} " in f" {e.text_a} " for t in found)]
 
 
 TRANSFER_FILE = "transfer.txt"
@@ -212,17 +231,19 @@ def main(argv=None):
     p.add_argument("--n_valid", type=int, default=0,
                    help="real data: dev.tsv holds this many more training sentences (a validation slice for "
                         "choosing recipes) instead of the dev set")
-    p.add_argument("--min_words", type=int, default=0,
-                   help="real data: transfer and validation sentences only from training rows of at least this "
+    p.add_argument("--valid_min_words", type=int, default=0,
+                   help="real data, with --n_valid: validation sentences only from training rows of at least this "
                         "many words (SST-2's training rows are mostly phrase fragments; its dev rows whole sentences)")
     p.add_argument("--n_dev", type=int, default=400, help="synthetic dev sentences (default 400; real: all 872)")
     args = p.parse_args(argv)
     if args.sample_sst2:
         folder = os.path.join(args.out, "glue", "SST-2")
-        sample_sst2(None if args.sample_sst2 == "download" else args.sample_sst2, folder, args.n_train,
-                    n_transfer=args.n_transfer, n_valid=args.n_valid, min_words=args.min_words)
+        left_out = sample_sst2(None if args.sample_sst2 == "download" else args.sample_sst2, folder, args.n_train,
+                               n_transfer=args.n_transfer, n_valid=args.n_valid,
+                               valid_min_words=args.valid_min_words)
         more = f", {args.n_transfer} unlabeled in {TRANSFER_FILE}" if args.n_transfer else ""
-        dev = f"{args.n_valid} more training sentences as dev.tsv" if args.n_valid else "the whole dev set"
+        dev = (f"{args.n_valid} more training sentences as dev.tsv ({left_out} fragments of them left out of the "
+               "transfer rows)") if args.n_valid else "the whole dev set"
         print(f"SST-2 sample in {folder}: {args.n_train} training sentences{more}, {dev}")
         return
     if args.sample_conll:
