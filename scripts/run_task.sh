@@ -23,8 +23,9 @@
 #   TWIN_INIT     the model a teacher-initialised twin copies its layers from (default the fine-tuned teacher;
 #                 the teacher's pretrained checkpoint makes a twin that knows nothing of the fine-tuning)
 #   WORD_STUDENTS more students (e.g. "cnn bilstm"), each distilled into OUT/students/NAME and trained on gold
-#                 labels into OUT/students/NAME-twin for the same steps (WORD_STUDENT_ARGS: their flags;
-#                 WORD_PARALLEL=1 runs each pair at once, a thread each, with --max_steps in WORD_STUDENT_ARGS)
+#                 labels into OUT/students/NAME-twin for the same steps (WORD_STUDENT_ARGS: their flags)
+#   TWIN_PARALLEL=1  each student trains beside its twin, a thread each (the teacher labels the rows first, on
+#                 every thread); the twin's steps then come from --max_steps in PRED_ARGS / WORD_STUDENT_ARGS
 #   REPORT=0      skip export and report
 #   EXPORT_ARGS   export_model.py flags (default --onnx: also model.onnx, the faster runtime at batch 1)
 #   PY            python to use (default .venv/bin/python when present)
@@ -44,8 +45,12 @@ fi
 COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" --batch_size 32 --device "$DEVICE")
 DISTILL=("${COMMON[@]}")
 TRANSFER_ARGS=(${TRANSFER:+--transfer_file "$TRANSFER"})
-if [ -n "${WORD_STUDENTS:-}" ] && [ "${WORD_PARALLEL:-0}" = 1 ] && [[ " ${WORD_STUDENT_ARGS:-} " != *" --max_steps "* ]]; then
-  echo "error: WORD_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS (the twin's steps)" >&2; exit 2
+PARALLEL=${TWIN_PARALLEL:-0}
+if [ "$PARALLEL" = 1 ] && [ -n "${WORD_STUDENTS:-}" ] && [[ " ${WORD_STUDENT_ARGS:-} " != *" --max_steps "* ]]; then
+  echo "error: TWIN_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS (the twin's steps)" >&2; exit 2
+fi
+if [ "$PARALLEL" = 1 ] && [ "${BASELINE:-0}" = 1 ] && [[ " ${PRED_ARGS:-} " != *" --max_steps "* ]]; then
+  echo "error: TWIN_PARALLEL=1 needs --max_steps in PRED_ARGS (the twin's steps)" >&2; exit 2
 fi
 
 merge_flags() {  # merge_flags "FLAGS" ...: every flag once, a later argument's value winning (defaults first,
@@ -71,6 +76,18 @@ stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished
   echo "== $*"
   "$@"
 }
+
+side_by_side() {  # side_by_side OUTPUT_DIR COMMAND...: stage on one thread, in the background (then: wait_both)
+  OMP_NUM_THREADS=1 stage "$@" & pids+=($!)
+}
+
+wait_both() {  # every background stage finishes before a failure stops the script
+  local rc=0 pid
+  for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+  pids=()
+  [ "$rc" = 0 ] || exit "$rc"
+}
+pids=()
 
 # shellcheck disable=SC2086
 stage "$OUT/teacher" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$TEACHER" --output_dir "$OUT/teacher" \
@@ -114,8 +131,14 @@ case $STUDENT in
     fi
     PRED_FLAGS=$(merge_flags "--learning_rate 3e-5 --num_train_epochs 3" "${PRED_ARGS:-}")
     # shellcheck disable=SC2086
-    stage "$OUT/pred" "$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" \
-      "${START[@]}" --output_dir "$OUT/pred" --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" $PRED_FLAGS
+    PRED=("$PY" task_distill.py "${DISTILL[@]}" --teacher_path "$OUT/teacher/best_model" "${START[@]}"
+          --output_dir "$OUT/pred" --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" $PRED_FLAGS)
+    if [ "$PARALLEL" = 1 ] && [ "${BASELINE:-0}" = 1 ]; then
+      stage "$OUT/pred" "${PRED[@]}" --label_part 1/1  # the rows labelled first, on every thread
+      side_by_side "$OUT/pred" "${PRED[@]}"
+    else
+      stage "$OUT/pred" "${PRED[@]}"
+    fi
     BASELINE_INIT=(--student_init "$STUDENT_INIT")
     [ "$STUDENT_INIT" != teacher ] || BASELINE_INIT+=(${TWIN_INIT:+--init_from "$TWIN_INIT"}) ;;
 esac
@@ -125,12 +148,16 @@ train_steps() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['
 if [ "${BASELINE:-0}" = 1 ]; then
   # the twin: the student's own flags and the distilled run's step count (its epochs also covered augmented or
   # transfer rows), on the gold labels alone; BASELINE_ARGS may still override
+  steps=()
+  [ "$PARALLEL" = 1 ] || steps=(--max_steps "$(train_steps "$OUT/pred")")  # else PRED_ARGS' --max_steps
   # shellcheck disable=SC2086
-  stage "$OUT/baseline" "$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model" \
-    --student_model_name_or_path "$STUDENT" "${BASELINE_INIT[@]}" --pred_weight 0 --hard_label_weight 1 \
-    --output_dir "$OUT/baseline" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"} \
-    $(merge_flags "$PRED_FLAGS" "--max_steps $(train_steps "$OUT/pred")" "${BASELINE_ARGS:-}")
+  TWIN=("$PY" task_distill.py "${COMMON[@]}" --teacher_path "$OUT/teacher/best_model"
+        --student_model_name_or_path "$STUDENT" "${BASELINE_INIT[@]}" --pred_weight 0 --hard_label_weight 1
+        --output_dir "$OUT/baseline" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"}
+        $(merge_flags "$PRED_FLAGS" "${steps[*]}" "${BASELINE_ARGS:-}"))
+  if [ "$PARALLEL" = 1 ]; then side_by_side "$OUT/baseline" "${TWIN[@]}"; else stage "$OUT/baseline" "${TWIN[@]}"; fi
 fi
+wait_both
 
 word_run() {  # word_run STUDENT DIR FLAGS...: one word student (distilled or twin) with WORD_STUDENT_ARGS
   local word=$1 dir=$2; shift 2
@@ -142,19 +169,18 @@ word_run() {  # word_run STUDENT DIR FLAGS...: one word student (distilled or tw
 # a distilled word student learns the teacher's outputs on every row and the gold labels of the labelled ones
 # (weight 1: on low-label SST-2 this beat the teacher's outputs alone by 1-3 points; docs/BENCHMARKS.md)
 DISTILLED=(--cache_teacher_logits --cache_dir "$OUT/teacher_logits" --hard_label_weight 1)
-TWIN=(--pred_weight 0 --hard_label_weight 1)
+WORD_TWIN=(--pred_weight 0 --hard_label_weight 1)
 for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, steps and learning rate, gold labels only
   dir="$OUT/students/$word"
-  if [ "${WORD_PARALLEL:-0}" = 1 ]; then
-    # both at once, one thread each (a word student's small steps use a second core poorly); the step count is
-    # WORD_STUDENT_ARGS' --max_steps, so the twin needs nothing from the distilled run
-    OMP_NUM_THREADS=1 word_run "$word" "$dir" "${DISTILLED[@]}" & distilled=$!
-    OMP_NUM_THREADS=1 word_run "$word" "$dir-twin" "${TWIN[@]}" & twin=$!
-    rc=0; wait "$distilled" || rc=$?; wait "$twin" || rc=$?  # both finish before a failure stops the script
-    [ "$rc" = 0 ] || exit "$rc"
+  if [ "$PARALLEL" = 1 ]; then
+    # both at once, one thread each (small steps use a second core poorly); the step count is WORD_STUDENT_ARGS'
+    # --max_steps, so the twin needs nothing from the distilled run
+    OMP_NUM_THREADS=1 word_run "$word" "$dir" "${DISTILLED[@]}" & pids+=($!)
+    OMP_NUM_THREADS=1 word_run "$word" "$dir-twin" "${WORD_TWIN[@]}" & pids+=($!)
+    wait_both
   else
     word_run "$word" "$dir" "${DISTILLED[@]}"
-    word_run "$word" "$dir-twin" "${TWIN[@]}" --max_steps "$(train_steps "$dir")"  # the distilled run's steps
+    word_run "$word" "$dir-twin" "${WORD_TWIN[@]}" --max_steps "$(train_steps "$dir")"  # the distilled run's steps
   fi
 done
 

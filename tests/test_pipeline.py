@@ -109,7 +109,7 @@ def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, d
     steps = "--max_steps 2 --save_steps 2 --logging_steps 1"
     word = "--num_train_epochs 1 --save_steps 50 --hidden_size 8"  # one pass: the twin takes the distilled run's steps
     run = demo(tmp_path / "d", GLUE_DIR=demo_glue, N_TRAIN="64", N_TRANSFER="100", REPORT="0", TEACHER_ARGS=steps,
-               PRED_ARGS=steps, BASELINE_ARGS=steps, WORD_STUDENT_ARGS=word, WORD_PARALLEL="0")  # export, report: above
+               PRED_ARGS=steps, BASELINE_ARGS=steps, WORD_STUDENT_ARGS=word, TWIN_PARALLEL="0")  # export, report: above
     assert run.returncode == 0, run.stderr[-3000:]
     d = tmp_path / "d"
     assert len((d / "glue" / "SST-2" / "train.tsv").read_text().splitlines()) == 65
@@ -133,7 +133,17 @@ def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, d
     # side by side (the demo's default) needs the twin's steps as a flag
     import shutil
     shutil.rmtree(d / "students")
-    run = demo(d, GLUE_DIR=demo_glue, REPORT="0", WORD_STUDENT_ARGS=word, WORD_PARALLEL="1")
-    assert run.returncode == 2 and "WORD_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS" in run.stderr
+    run = demo(d, GLUE_DIR=demo_glue, REPORT="0", WORD_STUDENT_ARGS=word, TWIN_PARALLEL="1")
+    assert run.returncode == 2 and "TWIN_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS" in run.stderr
+    # the 3-layer student beside its twin: the rows labelled first, then both at once with PRED_ARGS' steps
+    for stage in ("pred", "baseline", "teacher_logits"):
+        shutil.rmtree(d / stage)
+    run = demo(d, GLUE_DIR=demo_glue, REPORT="0", PRED_ARGS="--max_steps 3 --save_steps 3", BASELINE_ARGS="",
+               WORD_STUDENTS="", TWIN_PARALLEL="1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "--label_part 1/1" in run.stdout and list((d / "teacher_logits").glob("*/shard-*"))
+    for stage in ("pred", "baseline"):
+        with open(d / stage / "all_results.json", encoding="utf-8") as f:
+            assert json.load(f)["train_steps"] == 3
     with open(d / "pred" / "all_results.json", encoding="utf-8") as f:
         assert json.load(f)["transfer_examples"] > 0
