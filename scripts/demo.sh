@@ -47,8 +47,8 @@ export PY GLUE_DIR="$OUT/glue" TEACHER="$MINILM" STUDENT=${STUDENT:-3l-384d} STU
 export TRANSFER=${TRANSFER-$OUT/glue/SST-2/transfer.txt} INTER=${INTER:-0} TWIN_INIT=${TWIN_INIT-$MINILM}
 export USE_AUG=${USE_AUG:-0} GLOVE BASELINE=${BASELINE:-1} WORD_STUDENTS=${WORD_STUDENTS-bilstm}
 export TEACHER_ARGS=${TEACHER_ARGS:---learning_rate 1e-4 --num_train_epochs 3 --save_steps 63 --logging_steps 21}
-export PRED_ARGS=${PRED_ARGS:---learning_rate 1e-4 --hard_label_weight 1 --max_steps 375 --save_steps 75 --logging_steps 25 --select last}
-export BASELINE_ARGS=${BASELINE_ARGS:---save_steps 75 --logging_steps 25}
+export PRED_ARGS=${PRED_ARGS:---learning_rate 1e-4 --hard_label_weight 1 --max_steps 375 --save_steps 125 --logging_steps 25 --select last}
+export BASELINE_ARGS=${BASELINE_ARGS:---save_steps 125 --logging_steps 25}
 export TWIN_PARALLEL=${TWIN_PARALLEL:-1}  # each student and its twin at once, a thread each
-export WORD_STUDENT_ARGS=${WORD_STUDENT_ARGS:---batch_size 64 --learning_rate 1e-3 --hidden_size 150 --max_steps 1720 --save_steps 200 --logging_steps 50 --select last}
+export WORD_STUDENT_ARGS=${WORD_STUDENT_ARGS:---batch_size 64 --learning_rate 1e-3 --hidden_size 150 --max_steps 1720 --save_steps 344 --logging_steps 86 --select last}
 TASK=SST-2 SEQ_LEN=64 INTER_EPOCHS=1 exec bash scripts/run_task.sh
