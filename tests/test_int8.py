@@ -75,3 +75,31 @@ def test_predict_int8_without_an_int8_file_names_the_fix(pipeline, tmp_path, cap
     with pytest.raises(SystemExit) as info:
         predict.main(argv("--model_dir", export, "--input", texts, "--int8"))
     assert info.value.code == 2 and "no model.int8.onnx; export with --quantize int8" in capsys.readouterr().err
+
+
+def test_an_lstm_node_quantized_to_int8_tracks_fp32(tmp_path):
+    """quantize_lstms on a lone ONNX LSTM (12 steps, batch 3, 8 inputs, 32 units, weights ~ N(0, 0.4)): the INT8
+    node's hidden states (in [-1, 1]) are within 0.05 of FP32's, 0.01 on average (measured 0.019 and 0.002); the
+    same weights with the gates of R in reverse order, the kind of error a wrong layout makes, are 0.81 and 0.11
+    away."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from utils.inference import quantize_lstms
+    rng = np.random.default_rng(0)
+    steps, batch, inputs, hidden = 12, 3, 8, 32
+    weights = {"W": rng.normal(0, 0.4, (1, 4 * hidden, inputs)), "R": rng.normal(0, 0.4, (1, 4 * hidden, hidden)),
+               "B": rng.normal(0, 0.1, (1, 8 * hidden))}
+    graph = helper.make_graph([helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=hidden)], "lstm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, inputs])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), str(tmp_path / "fp32.onnx"))
+    assert quantize_lstms(str(tmp_path / "fp32.onnx"), str(tmp_path / "int8.onnx")) == str(tmp_path / "int8.onnx")
+    assert [node.op_type for node in onnx.load(str(tmp_path / "int8.onnx")).graph.node] == ["DynamicQuantizeLSTM"]
+    x = {"x": rng.normal(0, 1, (steps, batch, inputs)).astype(np.float32)}
+    fp32, int8 = (onnxruntime.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+                  .run(None, x)[0] for name in ("fp32", "int8"))
+    assert fp32.shape == (steps, 1, batch, hidden) and np.abs(fp32).max() > 0.5
+    assert np.abs(int8 - fp32).max() <= 0.05 and np.abs(int8 - fp32).mean() <= 0.01
