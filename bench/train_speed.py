@@ -10,9 +10,17 @@ projection, AdamW). Each side runs in its own process (no shared thread pools), 
 runs alternate (paddle, torch, paddle, torch, ...) so a slow spell of the machine lands on both; the first
 --warmup steps of each run are not timed. Prints examples/s per run, the medians and the ratio.
 
+It also prints the work done: each side's achieved GFLOP/s (the step's matrix-product FLOPs per example,
+counted from the model shapes and the batches' padded lengths, times examples/s) against this CPU's dense fp32
+matrix-product peak, measured before and after the runs with each side's own BLAS (paddle.matmul on Paddle's
+bundled MKL, torch.matmul on PyTorch's) on 2048x2048 matrices at the same thread count; the higher is the
+reference.
+
 Paddle-side options to measure (each a flag here, so a figure can be re-measured):
-  --paddle_amp bf16   bfloat16 autocast with fp32 master weights (CPUs with AVX512-BF16 / AMX)
-  --paddle_static     paddle.jit.to_static around the model's forward
+  --paddle_amp bf16          bfloat16 autocast with fp32 master weights (CPUs with AVX512-BF16 / AMX)
+  --paddle_static dynamic    adds a third side, alternated with the other two: the step's forward and loss
+                             (the student's, when distilling) as one paddle.jit.to_static program with batch
+                             and length left dynamic; per_length traces one program per padded length
 """
 import argparse
 import json
@@ -74,9 +82,95 @@ def timed(steps, batches, warmup):
     return n / (time.perf_counter() - start)
 
 
+# ---- work done: the matrix products of a step, counted from the configs and the batches' padded lengths
+
+MINILM = (6, 384, 1536)  # layers, hidden, FFN: the pip MiniLM (teacher, and the fine-tuned model)
+STUDENT = (4, 312, 1200)  # the 4L-312d student
+MATCHED_HIDDEN = 5  # hidden-state matches (embeddings + 4 layers), each through the 312 -> 384 projection
+
+
+def forward_flops(shape, length):
+    """2 x multiply-adds of one example's forward pass at this padded length: the per-layer projections and
+    feed-forward block, the attention's score and context products, and the pooler."""
+    from utils.inference import flops_per_example
+    layers, hidden, ffn = shape
+    return flops_per_example({"num_hidden_layers": layers, "hidden_size": hidden, "intermediate_size": ffn}, length)
+
+
+def step_flops(mode, length):
+    """FLOPs of one example's training step. A trained matrix product costs 3x its forward (forward, the input's
+    gradient, the weight's gradient); the teacher runs forward only."""
+    if mode == "finetune":
+        return 3 * forward_flops(MINILM, length)
+    projection = MATCHED_HIDDEN * 2 * length * STUDENT[1] * MINILM[1]
+    return forward_flops(MINILM, length) + 3 * (forward_flops(STUDENT, length) + projection)
+
+
+def flops_per_timed_example(mode, batches, warmup):
+    """The mean step FLOPs of the examples `timed` counts (both sides run every batch at its padded length)."""
+    timed_batches = batches[warmup:]
+    total = sum(len(b["labels"]) * step_flops(mode, b["input_ids"].shape[1]) for b in timed_batches)
+    return total / sum(len(b["labels"]) for b in timed_batches)
+
+
+PEAK_SIZE = 2048  # square fp32 matrices: large enough that the BLAS runs at its best
+
+
+def best_gflops(matmul, repeats=8):
+    """The best of `repeats` timed products (after one untimed), in GFLOP/s."""
+    matmul()
+    best = min(_seconds(matmul) for _ in range(repeats))
+    return 2 * PEAK_SIZE ** 3 / best / 1e9
+
+
+def _seconds(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def paddle_peak():
+    import paddle
+    paddle.set_device("cpu")
+    a, b = (paddle.rand([PEAK_SIZE, PEAK_SIZE], dtype="float32") for _ in range(2))
+    return best_gflops(lambda: paddle.matmul(a, b))  # dygraph on CPU returns when the product is done
+
+
+def torch_peak(threads):
+    import torch
+    torch.set_num_threads(threads)
+    a, b = (torch.rand(PEAK_SIZE, PEAK_SIZE) for _ in range(2))
+    return best_gflops(lambda: torch.matmul(a, b))
+
+
 # ---- Paddle side: the suite's own adapters, losses and optimizer
 
 def paddle_run(args, batches):
+    """examples/s of the suite's step, in dygraph or (--paddle_static) through the static program."""
+    steps = paddle_steps(args, len(batches), args.paddle_static)
+    return timed(steps["static" if args.paddle_static else "dygraph"], batches, args.warmup)
+
+
+def paddle_ab(args, batches):
+    """The dygraph step and the static-program step alternated batch by batch in one process (each batch runs
+    once each way, the order flipping from batch to batch), so the VM's drift lands on both: their mean ms a
+    step over the batches after the warm-up."""
+    steps = paddle_steps(args, len(batches), args.paddle_static)
+    for b in batches[:args.warmup]:
+        for fn in steps.values():
+            fn(b)
+    spent = {name: 0.0 for name in steps}
+    for i, b in enumerate(batches[args.warmup:]):
+        for name in (("dygraph", "static") if i % 2 == 0 else ("static", "dygraph")):
+            start = time.perf_counter()
+            steps[name](b)
+            spent[name] += time.perf_counter() - start
+    return {name: 1000 * t / (len(batches) - args.warmup) for name, t in spent.items()}
+
+
+def paddle_steps(args, total, static):
+    """{"dygraph": step(batch)} and, when `static` is set, {"static": step(batch)}: one training step of the
+    suite (the same model, optimizer and losses) each way."""
     from utils.process import configure
     configure()  # this worker's process, before paddle loads
     import paddle
@@ -91,32 +185,34 @@ def paddle_run(args, batches):
     paddle.set_device("cpu")
     paddle.seed(0)
     Bert = adapter_class("bert")
-    total = len(batches)
     amp = paddle.amp.auto_cast(dtype="bfloat16", level="O1") if args.paddle_amp == "bf16" else None
+    ClassifierLoss, StudentLoss = _paddle_layers()
 
     def autocast():
         import contextlib
         return paddle.amp.auto_cast(dtype="bfloat16", level="O1") if amp else contextlib.nullcontext()
 
+    def update(loss):
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad(set_to_zero=False)
+
     if args.mode == "finetune":
         model = Bert.load(args.model, num_labels=2)
         model.train()
         optimizer, _ = build_optimizer(model, 5e-5, total, 0.1, 0.01, 1.0)
-        forward = paddle.jit.to_static(model.model, full_graph=True) if args.paddle_static else None
+        program = static_program(ClassifierLoss(model), [ids_spec(), ids_spec(), label_spec()], static)
 
-        def step(b):
+        def dygraph(b):
             t = {k: paddle.to_tensor(v) for k, v in b.items()}
             with autocast():
-                if forward is not None:
-                    out = forward(input_ids=t["input_ids"], token_type_ids=t["token_type_ids"])
-                    logits = out if isinstance(out, paddle.Tensor) else out[0]
-                else:
-                    logits = model({"input_ids": t["input_ids"], "token_type_ids": t["token_type_ids"]})["logits"]
-            loss = hard_loss(logits.astype("float32"), t["labels"])
-            loss.backward()
-            optimizer.step()
-            optimizer.clear_grad(set_to_zero=False)
-        return timed(step, batches, args.warmup)
+                logits = model({"input_ids": t["input_ids"], "token_type_ids": t["token_type_ids"]})["logits"]
+            update(hard_loss(logits.astype("float32"), t["labels"]))
+
+        def static_step(b):
+            t = {k: paddle.to_tensor(v) for k, v in b.items()}
+            update(program(t["input_ids"], t["token_type_ids"], t["labels"]))
+        return {"dygraph": dygraph, **({"static": static_step} if program else {})}
 
     teacher = Bert.load(args.model, num_labels=2)
     teacher.eval()
@@ -127,19 +223,77 @@ def paddle_run(args, batches):
     out_S = DistillOutputs(student, requests(config, "S"), logits=False)
     out_T = teacher_outputs(teacher, requests(config, "T"), False, args.teacher_engine)
     optimizer, _ = build_optimizer(out_S, 1e-4, total, 0.1, 0.01, 1.0)
+    heads, width = teacher.shape()["heads"], teacher.shape()["hidden"]
+    feature_specs = [paddle.static.InputSpec([None, heads, None, None] if f == "attention" else [None, None, width],
+                                             "float32", f"{f}_{layer}") for f, layer, _ in requests(config, "T")]
+    program = static_program(StudentLoss(out_S, config), [ids_spec(), ids_spec(), feature_specs], static)
 
-    def step(b):
+    def targets(b):
         t = {k: paddle.to_tensor(v) for k, v in b.items() if k != "labels"}
         with paddle.no_grad(), autocast():
-            f_T = out_T(t)["features"]
+            return t, out_T(t)["features"]
+
+    def dygraph(b):
+        t, f_T = targets(b)
         with autocast():
             o = out_S(t)
-        loss, _ = total_loss(match_terms(config, [x.astype("float32") for x in o["features"]],
-                                         [[x.astype("float32") for x in f_T]], o["mask"]))
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad(set_to_zero=False)
-    return timed(step, batches, args.warmup)
+        update(total_loss(match_terms(config, [x.astype("float32") for x in o["features"]],
+                                      [[x.astype("float32") for x in f_T]], o["mask"]))[0])
+
+    def static_step(b):
+        t, f_T = targets(b)
+        update(program(t["input_ids"], t["token_type_ids"], f_T))
+    return {"dygraph": dygraph, **({"static": static_step} if program else {})}
+
+
+def ids_spec():
+    import paddle
+    return paddle.static.InputSpec([None, None], "int64")
+
+
+def label_spec():
+    import paddle
+    return paddle.static.InputSpec([None], "int64")
+
+
+def static_program(layer, specs, how):
+    """--paddle_static: the step's forward and loss as one static program that dygraph's backward runs through.
+    "dynamic": batch and length left open, one program for every batch; "per_length": one program traced per
+    padded length the batches have."""
+    import paddle
+    if not how:
+        return None
+    return paddle.jit.to_static(layer, input_spec=specs if how == "dynamic" else None, full_graph=True)
+
+
+def _paddle_layers():
+    """The Layers the static programs trace (defined here so that paddle loads in the worker only)."""
+    import paddle
+    import paddle.nn.functional as F
+
+    from utils.distill import match_terms, total_loss
+
+    class ClassifierLoss(paddle.nn.Layer):
+        """Fine-tuning's forward and loss: every bench row has a gold label, so cross-entropy over the batch."""
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, token_type_ids, labels):
+            logits = self.model({"input_ids": input_ids, "token_type_ids": token_type_ids})["logits"]
+            return F.cross_entropy(logits, labels.reshape([-1]))
+
+    class StudentLoss(paddle.nn.Layer):
+        """The student's forward and its intermediate matches against the teacher's features."""
+        def __init__(self, out_S, config):
+            super().__init__()
+            self.out_S, self.config = out_S, config
+
+        def forward(self, input_ids, token_type_ids, features_T):
+            o = self.out_S({"input_ids": input_ids, "token_type_ids": token_type_ids})
+            return total_loss(match_terms(self.config, o["features"], [features_T], o["mask"]))[0]
+
+    return ClassifierLoss, StudentLoss
 
 
 # ---- PyTorch side: a straightforward transformers loop
@@ -208,24 +362,51 @@ def torch_run(args, batches):
 # ---- driver
 
 def worker(args):
+    if args.mode == "peak":
+        if args.worker == "paddle":
+            from utils.process import configure
+            configure()  # the MKL code path the Paddle side trains with
+            print(json.dumps({"result": paddle_peak()}))
+        else:
+            print(json.dumps({"result": torch_peak(args.threads)}))
+        return
     batches = read_batches(args.batches)
+    if args.ab:
+        print(json.dumps({"result": paddle_ab(args, batches)}))
+        return
     rate = (paddle_run if args.worker == "paddle" else torch_run)(args, batches)
-    print(json.dumps({"examples_per_second": rate}))
+    print(json.dumps({"result": rate}))
 
 
 def run_side(args, side, batches_path, mode):
-    python = sys.executable if side == "paddle" else args.torch_python
-    cmd = [python, os.path.abspath(__file__), "--worker", side, "--batches", batches_path, "--mode", mode,
-           "--model", args.model, "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    if side == "paddle":
-        cmd += (["--paddle_amp", args.paddle_amp] if args.paddle_amp else []) + (
-            ["--paddle_static"] if args.paddle_static else []) + ["--teacher_engine", args.teacher_engine]
+    """One worker process: side "paddle" (this suite as it trains), "static" (the same with --paddle_static) or
+    "torch"; returns its examples/s (mode "peak": its matrix-product GFLOP/s)."""
+    python = args.torch_python if side == "torch" else sys.executable
+    cmd = [python, os.path.abspath(__file__), "--worker", "torch" if side == "torch" else "paddle",
+           "--batches", batches_path, "--mode", mode, "--model", args.model, "--warmup", str(args.warmup),
+           "--threads", str(args.threads)]
+    if side != "torch":
+        cmd += (["--paddle_amp", args.paddle_amp] if args.paddle_amp else []) + ["--teacher_engine", args.teacher_engine]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    if side in ("static", "ab"):
+        cmd += ["--paddle_static", args.paddle_static] + (["--ab"] if side == "ab" else [])
+        env.update(v.split("=", 1) for v in args.static_env)  # Paddle flags for the static executor
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         raise SystemExit(f"error: the {side} run failed ({tail})")
-    return json.loads(done.stdout.strip().splitlines()[-1])["examples_per_second"]
+    return json.loads(done.stdout.strip().splitlines()[-1])["result"]
+
+
+def ab_rounds(args, path):
+    """--ab: per mode and round, the mean ms of a dygraph and a static-program step from one process."""
+    print("| mode | run | dygraph ms a step | static program ms a step | static / dygraph |\n| --- | --- | --- | --- | --- |")
+    for mode in args.modes:
+        for r in range(args.rounds):
+            ms = run_side(args, "ab", path, mode)
+            print(f"| {mode} | {r + 1} | {ms['dygraph']:.1f} | {ms['static']:.1f} | {ms['static'] / ms['dygraph']:.3f} |",
+                  flush=True)
+    return 0
 
 
 def main(argv=None):
@@ -239,11 +420,18 @@ def main(argv=None):
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--no-bucket", dest="bucket", action="store_false", help="random batches instead of bucketed")
-    p.add_argument("--rounds", type=int, default=2, help="alternating runs per side")
+    p.add_argument("--rounds", type=int, default=3, help="alternating runs per side (the goal: median of 3)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--paddle_amp", choices=("bf16",))
-    p.add_argument("--paddle_static", action="store_true")
+    p.add_argument("--paddle_static", choices=("dynamic", "per_length"),
+                   help="the step's forward and loss as a static program: one for all lengths, or one per length")
+    p.add_argument("--ab", action="store_true",
+                   help="with --paddle_static: no PyTorch; one Paddle process per round alternating the dygraph and "
+                        "static steps batch by batch (ms a step each)")
+    p.add_argument("--static_env", nargs="*", default=[], metavar="FLAGS_NAME=VALUE",
+                   help="with --paddle_static: Paddle flags for the static side only, e.g. FLAGS_use_mkldnn=1 "
+                        "(oneDNN kernels), FLAGS_new_executor_serial_run=1 (operators one at a time)")
     p.add_argument("--teacher_engine", choices=("auto", "dygraph", "inference"), default="auto",
                    help="Paddle side, distillation: the teacher's forward as task_distill.py runs it (default auto)")
     p.add_argument("--worker", choices=("paddle", "torch"), help=argparse.SUPPRESS)
@@ -251,6 +439,10 @@ def main(argv=None):
     p.add_argument("--mode", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.model = args.model or minilm_path()
+    if any("=" not in v or not v.startswith("FLAGS_") for v in args.static_env):
+        p.error(f"--static_env takes FLAGS_NAME=VALUE pairs, got {' '.join(args.static_env)}")
+    if args.ab and not args.paddle_static:
+        p.error("--ab compares the dygraph step with --paddle_static's: give --paddle_static dynamic or per_length")
     if args.worker:
         return worker(args)
     check = subprocess.run([args.torch_python, "-c", "import torch, transformers"], capture_output=True)
@@ -268,19 +460,46 @@ def main(argv=None):
         print(f"{args.rows} SST-2 rows, {steps} {'bucketed' if args.bucket else 'random'} batches of {args.batch_size}, "
               f"max length {args.max_seq_length}, {args.threads} threads; paddle options: "
               f"amp={args.paddle_amp or 'off'} static={args.paddle_static} teacher_engine={args.teacher_engine}")
-        print("| mode | run | Paddle (this suite) ex/s | PyTorch (transformers) ex/s |\n| --- | --- | --- | --- |")
+        if args.ab:
+            return ab_rounds(args, path)
+        peaks = {"paddle": [], "torch": []}
+
+        def measure_peaks():
+            for side in ("paddle", "torch"):
+                peaks[side].append(run_side(args, side, path, "peak"))
+        measure_peaks()
+        batches = read_batches(path)
+        sides = ["paddle", "torch"] + (["static"] if args.paddle_static else [])
+        names = {"paddle": "Paddle (this suite)", "torch": "PyTorch (transformers)",
+                 "static": f"Paddle, static program ({' '.join([args.paddle_static] + args.static_env)})"}
+        ours = [side for side in sides if side != "torch"]
+        print(f"| mode | run | {' | '.join(names[x] + ' ex/s' for x in sides)} | "
+              f"{' | '.join('ratio ' + x for x in ours)} |\n|{' --- |' * (2 + len(sides) + len(ours))}")
         summary = []
         for mode in args.modes:
-            rates = {"paddle": [], "torch": []}
+            rates = {side: [] for side in sides}
             for r in range(args.rounds):
-                for side in ("paddle", "torch"):
+                for side in sides:  # alternated, so that a slow spell of the VM lands on every side
                     rates[side].append(run_side(args, side, path, mode))
-                print(f"| {mode} | {r + 1} | {rates['paddle'][-1]:.1f} | {rates['torch'][-1]:.1f} |", flush=True)
-            med = {k: statistics.median(v) for k, v in rates.items()}
-            summary.append((mode, med["paddle"], med["torch"], med["paddle"] / med["torch"]))
-        print("\n| mode | Paddle median ex/s | PyTorch median ex/s | ratio (goal >= 0.8) |\n| --- | --- | --- | --- |")
-        for mode, a, b, ratio in summary:
-            print(f"| {mode} | {a:.1f} | {b:.1f} | {ratio:.2f}x |")
+                last = {side: v[-1] for side, v in rates.items()}
+                ratios = [last[x] / last["torch"] for x in ours]
+                print(f"| {mode} | {r + 1} | {' | '.join(f'{last[x]:.1f}' for x in sides)} | "
+                      f"{' | '.join(f'{x:.2f}x' for x in ratios)} |", flush=True)
+            summary.append((mode, {k: statistics.median(v) for k, v in rates.items()},
+                            flops_per_timed_example(mode, batches, args.warmup)))
+        measure_peaks()  # before and after the runs: the VM's speed drifts
+        reference = max(max(v) for v in peaks.values())
+        print(f"\nfp32 matrix-product peak ({PEAK_SIZE}x{PEAK_SIZE}, {args.threads} threads, before / after the runs): "
+              f"Paddle (its MKL) {' / '.join(f'{x:.1f}' for x in peaks['paddle'])} GFLOP/s, PyTorch "
+              f"{' / '.join(f'{x:.1f}' for x in peaks['torch'])} GFLOP/s; reference (the highest) {reference:.1f}")
+        print("\n| mode | side | GFLOP per example | median ex/s | ratio to PyTorch (goal >= 1.0) | GFLOP/s | of peak |"
+              "\n| --- | --- | --- | --- | --- | --- | --- |")
+        for mode, med, flops in summary:
+            for side in sides:
+                rate = med[side] * flops / 1e9
+                ratio = "" if side == "torch" else f"{med[side] / med['torch']:.2f}x"
+                print(f"| {mode} | {names[side]} | {flops / 1e9:.3f} | {med[side]:.1f} | {ratio} | {rate:.1f} | "
+                      f"{rate / reference:.0%} |")
     return 0
 
 

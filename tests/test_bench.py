@@ -22,3 +22,20 @@ def test_student_latency_names_two_runs_of_one_architecture_apart():
     from student_latency import student_names
     folders = ["out/a/bilstm/best_model", "demo/b/bilstm/best_model", "out/cnn/best_model", "x/teacher/best_model"]
     assert student_names(folders) == ["bilstm", "bilstm-2", "cnn", "teacher-2"]
+
+
+def test_train_speed_counts_a_steps_matrix_products_by_hand():
+    """The FLOPs behind the published GFLOP/s, at a padded length of 10 (hand-computed: 2 x multiply-adds of
+    Q/K/V/output projections 4h^2, feed-forward 2hf per token, scores and context 2 L^2 h per layer, pooler h^2)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from train_speed import flops_per_timed_example, step_flops
+    minilm_forward = 2 * (6 * (10 * (4 * 384 ** 2 + 2 * 384 * 1536) + 2 * 10 ** 2 * 384) + 384 ** 2)
+    assert minilm_forward == 213_553_152
+    assert step_flops("finetune", 10) == 3 * 213_553_152  # forward, input gradients, weight gradients
+    student_forward = 2 * (4 * (10 * (4 * 312 ** 2 + 2 * 312 * 1200) + 2 * 10 ** 2 * 312) + 312 ** 2)  # 91,747,968
+    projections = 5 * 2 * 10 * 312 * 384  # embeddings + 4 layers through the 312 -> 384 fit_dense
+    assert step_flops("distill", 10) == 213_553_152 + 3 * (student_forward + projections) == 524_739_456
+    import numpy as np
+    batches = [{"input_ids": np.zeros((b, n)), "labels": np.zeros(b)} for b, n in ((4, 99), (2, 10), (6, 20))]
+    expected = (2 * step_flops("finetune", 10) + 6 * step_flops("finetune", 20)) / 8  # the warm-up batch is left out
+    assert flops_per_timed_example("finetune", batches, warmup=1) == expected
