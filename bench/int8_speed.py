@@ -52,6 +52,30 @@ def timed_ratios(models, inputs, rounds, min_seconds):
     return np.array([interleaved_medians(calls, warmup=2, repeats=5, min_seconds=min_seconds) for _ in range(rounds)])
 
 
+def profile(folder, files, inputs, threads, runs=15):
+    """Per file, onnxruntime's profiler summed by operator type: ms per call of `inputs` (the batch of 32)."""
+    import collections
+    import json
+
+    import onnxruntime as ort
+    for name in files:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.log_severity_level, options.enable_profiling = threads, 3, True
+        session = ort.InferenceSession(os.path.join(folder, name), options, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})
+        trace = session.end_profiling()
+        with open(trace) as f:
+            events = json.load(f)
+        os.remove(trace)
+        per_op = collections.Counter()
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                per_op[e["args"]["op_name"]] += e["dur"] / 1000 / runs
+        print(f"- profile of {name}: {sum(per_op.values()):.1f} ms; "
+              + ", ".join(f"{op} {ms:.1f}" for op, ms in per_op.most_common(10)))
+
+
 def dev_metric(predictor, spec, features):
     from utils.training import batched_logits
     metrics = spec.compute_metrics(batched_logits(predictor, features, 64), features)
@@ -71,6 +95,8 @@ def main():
     p.add_argument("--min_seconds", type=float, default=6.0, help="least time spent on each model per round")
     p.add_argument("--settings", default="batch 32,batch 1")
     p.add_argument("--no_accuracy", action="store_true", help="skip the dev accuracy of each file")
+    p.add_argument("--profile", action="store_true",
+                   help="also print each file's time per operator type at batch 32 (onnxruntime's profiler)")
     args = p.parse_args()
     from utils.adapters import load_encoder
     from utils.tasks import load_task
@@ -82,8 +108,8 @@ def main():
         models = [OnnxPredictor(folder, args.threads, f) for f in [ONNX_FILE] + files]
         print(f"\n## {folder} ({args.threads} threads, {len(features)} dev sentences)")
         print("| file | size MB (share) | " + "".join(f"ms at {s} (speed-up, spread) | " for s in settings)
-              + "dev accuracy (change) |")
-        print("| --- " * (3 + len(settings)) + "|")
+              + ("" if args.no_accuracy else "dev accuracy (change) |"))
+        print("| --- " * (2 + len(settings) + (not args.no_accuracy)) + "|")
         timings = {}
         for setting in settings:
             inputs = workloads(features, args.seq_len, args.sentences)[setting]
@@ -99,6 +125,8 @@ def main():
             if scores[j] is not None:
                 cells.append(f"{scores[j]:.4f}" + (f" ({(scores[j] - scores[0]) * 100:+.2f})" if j else ""))
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+        if args.profile:
+            profile(folder, [ONNX_FILE] + files, workloads(features, args.seq_len, 1)["batch 32"][0], args.threads)
         for j, name in enumerate(files, 1):
             verdicts = [f"{s} {np.median(timings[s][:, 0] / timings[s][:, j]):.2f}x vs {GOALS[s]}x "
                         f"{'met' if np.median(timings[s][:, 0] / timings[s][:, j]) >= GOALS[s] else 'not met'}"
