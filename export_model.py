@@ -85,10 +85,9 @@ def main(argv=None):
         write_json(os.path.join(folder, EXPORT_INFO), info)
     write_folder(args.output_dir, fill)
     files = [ENGINES[name].file for name in args.engine if ENGINES[name].make]
+    methods = [f"; {ENGINES[name].file}: {ENGINES[name].method}" for name in args.engine if ENGINES[name].method]
     print(f"exported {args.model_dir} -> {args.output_dir} ({model.describe()}"
-          f"{', with ' + ' and '.join(files) if files else ''})")
-    for engine in (ENGINES[name] for name in args.engine if ENGINES[name].method):
-        print(f"{engine.file}: {engine.method}")
+          f"{', with ' + ' and '.join(files) if files else ''}{''.join(methods)})")
     return args.output_dir
 
 
