@@ -143,9 +143,10 @@ def quantize_int8(folder):
 
     Kept over static quantization (activation ranges calibrated on training rows, QDQ or QOperator, per-channel,
     with or without activation-by-activation products, symmetric or not, after an offline graph optimisation or
-    not): on this AVX2 CPU without VNNI every static variant ran slower than this at batch 32 (1.12-1.63x against
-    1.44-1.79x over FP32), see docs/BENCHMARKS.md "INT8 students". onnxruntime turns static QDQ pairs into
-    QLinearMatMul, which requantizes each product's output only to dequantize it again for the next FP32 op.
+    not): on this AVX2 CPU without VNNI, static QDQ ran 1.27-1.45x faster than FP32 at batch 32 and 1.30-1.45x at
+    batch 1 where this ran 1.51-1.60x and 1.59-1.72x (4L-312d and 3L-384d students, docs/BENCHMARKS.md "INT8
+    students"). onnxruntime turns static QDQ pairs into QLinearMatMul, which requantizes each product's output
+    only to dequantize it again for the next FP32 op.
 
     paddle2onnx writes weights as Constant nodes, which the quantizer does not touch (the "INT8" file came out as
     large and as slow as FP32); onnxruntime's pre-processing folds them into initializers first. The embedding
