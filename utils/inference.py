@@ -144,7 +144,7 @@ def quantize_int8(folder):
     Kept over static quantization (activation ranges calibrated on training rows, QDQ or QOperator, per-channel,
     with or without activation-by-activation products, symmetric or not, after an offline graph optimisation or
     not): on this AVX2 CPU without VNNI, static QDQ ran 1.27-1.45x faster than FP32 at batch 32 and 1.30-1.45x at
-    batch 1 where this ran 1.51-1.60x and 1.59-1.72x (4L-312d and 3L-384d students, docs/BENCHMARKS.md "INT8
+    batch 1 where this ran 1.51-1.65x and 1.39-1.72x (4L-312d and 3L-384d students, docs/BENCHMARKS.md "INT8
     students"). onnxruntime turns static QDQ pairs into QLinearMatMul, which requantizes each product's output
     only to dequantize it again for the next FP32 op.
 
