@@ -26,8 +26,10 @@ def parse_args(argv=None):
     p.add_argument("--output_dir", required=True, help="the export folder to write")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx through paddle2onnx")
     p.add_argument("--quantize", choices=("int8",),
-                   help="int8: also write model.int8.onnx, dynamic INT8 quantization of the matrix products through "
-                        "onnxruntime (implies --onnx; predict.py --int8 runs it)")
+                   help="int8: also write model.int8.onnx, dynamic INT8 quantization of the matrix products and the "
+                        "embeddings through onnxruntime (implies --onnx; predict.py --int8 runs it). Static "
+                        "quantization calibrated on training rows was measured and is slower on AVX2 CPUs "
+                        "(docs/BENCHMARKS.md)")
     p.add_argument("--engine", action="append", default=[], choices=[n for n, e in ENGINES.items() if e.make],
                    help="also write the file this engine runs, and those it is made from (repeatable; --onnx is "
                         "--engine onnxruntime, --quantize int8 is --engine onnxruntime_int8)")
@@ -78,11 +80,14 @@ def main(argv=None):
             except Exception as err:  # paddle2onnx and onnxruntime's quantizer raise assorted types for graphs
                 raise UserError(engine.failure.format(first_line(err))) from None
             info[engine.export_key] = engine.file
+            if engine.method:
+                info[engine.export_key + "_method"] = engine.method
         write_json(os.path.join(folder, EXPORT_INFO), info)
     write_folder(args.output_dir, fill)
     files = [ENGINES[name].file for name in args.engine if ENGINES[name].make]
+    methods = [f"; {ENGINES[name].file}: {ENGINES[name].method}" for name in args.engine if ENGINES[name].method]
     print(f"exported {args.model_dir} -> {args.output_dir} ({model.describe()}"
-          f"{', with ' + ' and '.join(files) if files else ''})")
+          f"{', with ' + ' and '.join(files) if files else ''}{''.join(methods)})")
     return args.output_dir
 
 

@@ -39,3 +39,20 @@ def test_train_speed_counts_a_steps_matrix_products_by_hand():
     batches = [{"input_ids": np.zeros((b, n)), "labels": np.zeros(b)} for b, n in ((4, 99), (2, 10), (6, 20))]
     expected = (2 * step_flops("finetune", 10) + 6 * step_flops("finetune", 20)) / 8  # the warm-up batch is left out
     assert flops_per_timed_example("finetune", batches, warmup=1) == expected
+
+
+def test_int8_speed_times_batches_of_the_stated_shapes():
+    """Batch 32 is 32 sentences cut or padded to exactly the length asked; batch 1 keeps each sentence's own
+    length (cut at the same limit)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from int8_speed import workloads
+    from utils.batches import Features
+    ids = [np.arange(1, n + 1) for n in (3, 70)] * 20  # 40 rows: 3 tokens and 70 tokens in turn
+    features = Features({"input_ids": ids, "token_type_ids": [np.zeros(len(x), np.int64) for x in ids]},
+                        np.zeros(40, np.int64), {"input_ids": 0})
+    found = workloads(features, 64, 2)
+    (batch,) = found["batch 32"]
+    assert batch["input_ids"].shape == (32, 64) and batch["token_type_ids"].shape == (32, 64)
+    assert batch["input_ids"][0].tolist() == [1, 2, 3] + [0] * 61 and batch["input_ids"][1].tolist() == list(range(1, 65))
+    assert [x["input_ids"].tolist() for x in found["batch 1"]] == [[[1, 2, 3]], [list(range(1, 65))]]

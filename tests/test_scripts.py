@@ -65,7 +65,8 @@ def test_every_script_and_bench_answers_help(capsys, monkeypatch):
     for script in ("run_glue.py", "run_ner.py", "run_qa.py", "task_distill.py", "general_distill.py",
                    "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
                    "bench/bucketing.py", "bench/augmentation.py", "bench/latency.py", "bench/logit_cache.py",
-                   "bench/student_latency.py", "bench/train_speed.py", "bench/label_speed.py"):
+                   "bench/student_latency.py", "bench/train_speed.py", "bench/label_speed.py", "bench/int8_speed.py",
+                   "bench/int8_variants.py"):
         monkeypatch.setattr(sys, "argv", [script, "--help"])
         with pytest.raises(SystemExit) as info:
             runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
@@ -78,7 +79,8 @@ def test_import_utils_and_every_help_leave_paddle_unloaded():
     paddle or scipy: paddle loads only once a script has parsed its flags."""
     scripts = ("run_glue.py", "run_ner.py", "run_qa.py", "task_distill.py", "general_distill.py",
                "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
-               "bench/latency.py", "bench/student_latency.py", "bench/label_speed.py")
+               "bench/latency.py", "bench/student_latency.py", "bench/label_speed.py", "bench/int8_speed.py",
+               "bench/int8_variants.py")
     code = ("import contextlib, io, runpy, sys\n"
             "import utils\n"
             "assert not {'paddle', 'scipy'} & set(sys.modules), 'import utils'\n"

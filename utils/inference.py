@@ -133,9 +133,20 @@ def process_threads():
     return int(os.environ.get("OMP_NUM_THREADS", "1"))
 
 
+INT8_METHOD = ("onnxruntime dynamic quantization: matrix-product weights, embedding tables and LSTM nodes INT8, "
+               "activations quantized per batch at run time")
+
+
 def quantize_int8(folder):
     """model.onnx -> model.int8.onnx: dynamic INT8 quantization through onnxruntime's tools: the matrix products'
     weights per channel (their activations quantized on the fly per batch) and the embedding tables (Gather).
+
+    Kept over static quantization (activation ranges calibrated on training rows, QDQ or QOperator, per-channel,
+    with or without activation-by-activation products, symmetric or not, after an offline graph optimisation or
+    not): on this AVX2 CPU without VNNI, static QDQ ran 1.27-1.45x faster than FP32 at batch 32 and 1.30-1.45x at
+    batch 1 where this ran 1.51-1.65x and 1.39-1.72x (4L-312d and 3L-384d students, docs/BENCHMARKS.md "INT8
+    students"). onnxruntime turns static QDQ pairs into QLinearMatMul, which requantizes each product's output
+    only to dequantize it again for the next FP32 op.
 
     paddle2onnx writes weights as Constant nodes, which the quantizer does not touch (the "INT8" file came out as
     large and as slow as FP32); onnxruntime's pre-processing folds them into initializers first. The embedding
@@ -203,6 +214,7 @@ class Engine:
     module: str  # the Python package it imports (pip install of the same name)
     made_from: Optional[str] = None  # the engine whose file `make` reads; None: made with the static graph
     make: Optional[Callable] = None  # (folder, opset) -> writes `file` (None: export_static already did)
+    method: str = ""  # how `make` writes the file, recorded in export.json and printed (e.g. which quantization)
     export_flag: str = ""  # export_model.py's shorthand for writing it ("": none, --engine NAME writes it)
     export_key: Optional[str] = None  # export.json's key naming its file
     failure: str = ""  # export_model.py's error when `make` fails, with {} for the cause
@@ -233,7 +245,7 @@ ENGINES = {
                           failure="ONNX export failed ({}); the Paddle export works without --onnx"),
     "onnxruntime_int8": Engine(label="INT8 (onnxruntime dynamic quantization)", file=INT8_FILE, module="onnxruntime",
                                load=_onnxruntime(INT8_FILE), made_from="onnxruntime",
-                               make=lambda folder, opset=14: quantize_int8(folder),
+                               make=lambda folder, opset=14: quantize_int8(folder), method=INT8_METHOD,
                                export_flag="--quantize int8", export_key="int8",
                                failure="INT8 quantization failed ({}); the FP32 exports work without --quantize",
                                exact=False, quantizes="onnxruntime"),
