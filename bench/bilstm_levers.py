@@ -26,6 +26,7 @@ from utils.batches import collate  # noqa: E402
 from utils.inference import INT8_FILE, ONNX_FILE, interleaved_medians  # noqa: E402
 from utils.models import quiet_paddlenlp  # noqa: E402
 from utils.tasks.sequence import get_task, load_split, task_dir  # noqa: E402
+from student_latency import add_timing_args  # noqa: E402  (bench/ is this script's folder)
 
 # variant -> (the LSTMs' quantization: None, "matrix" or "row"; the other ops quantized)
 VARIANTS = {"int8, LSTM scale per row": ("row", ["MatMul", "Gemm", "Gather"]),
@@ -69,12 +70,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True, help="the teacher's best_model folder")
     p.add_argument("--student", required=True, help="a BiLSTM student's best_model folder")
-    p.add_argument("--task_name", default="SST-2")
-    p.add_argument("--glue_dir", required=True)
-    p.add_argument("--examples", type=int, default=256, help="dev sentences per timed pass (default 256)")
-    p.add_argument("--max_seq_length", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", default="1,2", help="thread counts to try (default 1,2)")
+    add_timing_args(p, max_seq_length=64)
     args = p.parse_args()
 
     import logging

@@ -62,16 +62,21 @@ def batches(encoder, examples, batch_size, max_seq_length):
             for i in range(0, len(examples), batch_size)]
 
 
+def add_timing_args(p, max_seq_length):
+    """The flags every teacher-against-student latency bench shares (this one and bilstm_levers.py)."""
+    p.add_argument("--task_name", default="SST-2")
+    p.add_argument("--glue_dir", required=True)
+    p.add_argument("--examples", type=int, default=256, help="dev sentences per timed pass (default 256)")
+    p.add_argument("--max_seq_length", type=int, default=max_seq_length)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", default="1,2", help="thread counts to try (default 1,2)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True, help="the teacher's best_model folder")
     p.add_argument("--student", nargs="+", required=True, help="student best_model folders, any architecture")
-    p.add_argument("--task_name", default="SST-2")
-    p.add_argument("--glue_dir", required=True)
-    p.add_argument("--examples", type=int, default=256, help="dev sentences per timed pass (default 256)")
-    p.add_argument("--max_seq_length", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", default="1,2", help="thread counts to try (default 1,2)")
+    add_timing_args(p, max_seq_length=128)
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the students' INT8 exports (default: yes; the teacher is timed in FP32 only)")
     args = p.parse_args()
