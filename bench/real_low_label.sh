@@ -25,7 +25,8 @@ TRANSFER=(--transfer_file "$OUT/glue/SST-2/transfer.txt" --teacher_path "$OUT/te
 
 recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student kind)
   case $1 in
-    bilstm|cnn|bow) echo "--glove_embs $KUMO --batch_size 64 --learning_rate 1e-3 --num_train_epochs 3 --save_steps 200 --logging_steps 100 --select last" ;;
+    bilstm) echo "--glove_embs $KUMO --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
+    cnn|bow) echo "--glove_embs $KUMO --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
     *) echo "--student_init teacher --learning_rate 1e-4 --num_train_epochs 1 --save_steps 100 --logging_steps 50 --select last" ;;
   esac
 }
