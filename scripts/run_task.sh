@@ -77,8 +77,8 @@ stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished
   "$@"
 }
 
-side_by_side() {  # side_by_side OUTPUT_DIR COMMAND...: stage on one thread, in the background (then: wait_both)
-  OMP_NUM_THREADS=1 stage "$@" & pids+=($!)
+side_by_side() {  # side_by_side COMMAND...: the command (stage or word_run) on one thread, in the background
+  OMP_NUM_THREADS=1 "$@" & pids+=($!)  # then: wait_both
 }
 
 wait_both() {  # every background stage finishes before a failure stops the script
@@ -135,7 +135,7 @@ case $STUDENT in
           --output_dir "$OUT/pred" --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" $PRED_FLAGS)
     if [ "$PARALLEL" = 1 ] && [ "${BASELINE:-0}" = 1 ]; then
       stage "$OUT/pred" "${PRED[@]}" --label_part 1/1  # the rows labelled first, on every thread
-      side_by_side "$OUT/pred" "${PRED[@]}"
+      side_by_side stage "$OUT/pred" "${PRED[@]}"
     else
       stage "$OUT/pred" "${PRED[@]}"
     fi
@@ -155,7 +155,7 @@ if [ "${BASELINE:-0}" = 1 ]; then
         --student_model_name_or_path "$STUDENT" "${BASELINE_INIT[@]}" --pred_weight 0 --hard_label_weight 1
         --output_dir "$OUT/baseline" "${TRANSFER_ARGS[@]}" ${GLOVE:+--glove_embs "$GLOVE"}
         $(merge_flags "$PRED_FLAGS" "${steps[*]}" "${BASELINE_ARGS:-}"))
-  if [ "$PARALLEL" = 1 ]; then side_by_side "$OUT/baseline" "${TWIN[@]}"; else stage "$OUT/baseline" "${TWIN[@]}"; fi
+  if [ "$PARALLEL" = 1 ]; then side_by_side stage "$OUT/baseline" "${TWIN[@]}"; else stage "$OUT/baseline" "${TWIN[@]}"; fi
 fi
 wait_both
 
@@ -175,8 +175,8 @@ for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, ste
   if [ "$PARALLEL" = 1 ]; then
     # both at once, one thread each (small steps use a second core poorly); the step count is WORD_STUDENT_ARGS'
     # --max_steps, so the twin needs nothing from the distilled run
-    OMP_NUM_THREADS=1 word_run "$word" "$dir" "${DISTILLED[@]}" & pids+=($!)
-    OMP_NUM_THREADS=1 word_run "$word" "$dir-twin" "${WORD_TWIN[@]}" & pids+=($!)
+    side_by_side word_run "$word" "$dir" "${DISTILLED[@]}"
+    side_by_side word_run "$word" "$dir-twin" "${WORD_TWIN[@]}"
     wait_both
   else
     word_run "$word" "$dir" "${DISTILLED[@]}"

@@ -156,7 +156,7 @@ def drop_fragments(examples, texts, min_words=4):
     or more (shorter ones, such as "the film", are common to unrelated sentences); matched on word boundaries."""
     inside = "\n".join(f" {t} " for t in texts)
     holding = "\n".join(f" {e.text_a} " for e in examples)
-    found = {t for t in texts if len(t.split()) >= min_words and holding.count(f" {t} ")}
+    found = {t for t in texts if len(t.split()) >= min_words and f" {t} " in holding}
     return [e for e in examples
             if not (len(e.text_a.split()) >= min_words and f" {e.text_a} " in inside)
             and not any(f" {t} " in f" {e.text_a} " for t in found)]
