@@ -8,6 +8,7 @@
 # differences in OUT/summary.md.
 #   bash bench/real_low_label.sh                                   # OUT=out/real/lowlabel, SEEDS="1 2 3"
 #   STUDENTS="cnn bilstm" N_TRANSFER=20000 SEEDS=1 bash bench/real_low_label.sh
+#   PARALLEL_RUNS=2 ...                                            # two (seed, student) pairs at once, a thread each
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/lowlabel}
 SEEDS=${SEEDS:-1 2 3}
@@ -30,23 +31,48 @@ recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student
     *) echo "--student_init teacher --learning_rate 1e-4 --num_train_epochs 1 --save_steps 100 --logging_steps 50 --select last" ;;
   esac
 }
+pair() {  # pair SEED STUDENT: the student distilled, then its twin for the same steps
+  local seed=$1 student=$2 name=students/$2 steps twin_init=()
+  # shellcheck disable=SC2046
+  OUT=$OUT/s$seed timed "$name" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --seed "$seed" \
+    --student_model_name_or_path "$student" --output_dir "$OUT/s$seed/$name" --hard_label_weight 1 \
+    --cache_dir "$OUT/teacher_logits" $(recipe "$student")
+  steps=$(train_steps "$OUT/s$seed/$name")
+  case $student in bilstm|cnn|bow) ;; *) twin_init=(--init_from "$MINILM") ;; esac
+  # shellcheck disable=SC2046
+  OUT=$OUT/s$seed timed "$name-twin" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --seed "$seed" \
+    --student_model_name_or_path "$student" --output_dir "$OUT/s$seed/$name-twin" --pred_weight 0 \
+    --hard_label_weight 1 "${twin_init[@]}" $(recipe "$student") --max_steps "$steps"
+}
+# PARALLEL_RUNS=N: the teacher labels every row first (all threads), then the (seed, student) pairs run N at a time,
+# a thread each, the next taking the first free core (the figures are the same as one at a time: CPU kernels here
+# do not depend on the thread count; docs/BENCHMARKS.md)
+PARALLEL_RUNS=${PARALLEL_RUNS:-1}
 for seed in $SEEDS; do
   mkdir -p "$OUT/s$seed/students"
   [ -e "$OUT/s$seed/teacher" ] || ln -s "$(cd "$OUT" && pwd)/teacher" "$OUT/s$seed/teacher"
-  for student in $STUDENTS; do
-    name=students/$student
-    # shellcheck disable=SC2046
-    OUT=$OUT/s$seed timed "$name" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --seed "$seed" \
-      --student_model_name_or_path "$student" --output_dir "$OUT/s$seed/$name" --hard_label_weight 1 \
-      --cache_dir "$OUT/teacher_logits" $(recipe "$student")
-    steps=$(train_steps "$OUT/s$seed/$name")
-    twin_init=()
-    case $student in bilstm|cnn|bow) ;; *) twin_init=(--init_from "$MINILM") ;; esac
-    # shellcheck disable=SC2046
-    OUT=$OUT/s$seed timed "$name-twin" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --seed "$seed" \
-      --student_model_name_or_path "$student" --output_dir "$OUT/s$seed/$name-twin" --pred_weight 0 \
-      --hard_label_weight 1 "${twin_init[@]}" $(recipe "$student") --max_steps "$steps"
+done
+pids=()
+if [ "$PARALLEL_RUNS" -gt 1 ]; then
+  first=${STUDENTS%% *}
+  # shellcheck disable=SC2046
+  run "$OUT/labels" "$PY" task_distill.py "${COMMON[@]}" "${TRANSFER[@]}" --student_model_name_or_path "$first" \
+    --output_dir "$OUT/labels" --cache_dir "$OUT/teacher_logits" $(recipe "$first") --label_part 1/1
+fi
+for student in $STUDENTS; do  # every seed of a student before the next student: its summary is ready first
+  for seed in $SEEDS; do
+    if [ "$PARALLEL_RUNS" -gt 1 ]; then
+      while [ "$(jobs -pr | wc -l)" -ge "$PARALLEL_RUNS" ]; do sleep 1; done
+      OMP_NUM_THREADS=1 pair "$seed" "$student" & pids+=($!)
+    else
+      pair "$seed" "$student"
+    fi
   done
+done
+rc=0
+for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+[ "$rc" = 0 ] || exit "$rc"
+for seed in $SEEDS; do
   "$PY" report.py --out "$OUT/s$seed" --no-latency > "$OUT/s$seed/report.log"
 done
 

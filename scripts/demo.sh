@@ -41,7 +41,8 @@ fi
 # BiLSTM (GloVe 50-d, 150 hidden units a direction) and its twin: 1,720 steps of 64 (5 passes over the 22,000; the
 # twin the same steps over the 2,000). Recipes chosen on a validation slice of training sentences, never on dev
 # (docs/BENCHMARKS.md): 150 units are as accurate as 300 and 3x faster; more passes is what the BiLSTM gains from.
-# Each student trains beside its twin, a thread each (TWIN_PARALLEL). Every student keeps its final step's model
+# Students, twins and the teacher's export run a thread each, two at a time, the next taking the first free core
+# (TWIN_PARALLEL). Every student keeps its final step's model
 # (--select last): dev is measured once, never used to choose. Budgets fit ~10 minutes on 2 cores.
 export PY GLUE_DIR="$OUT/glue" TEACHER="$MINILM" STUDENT=${STUDENT:-3l-384d} STUDENT_INIT=${STUDENT_INIT:-teacher}
 export TRANSFER=${TRANSFER-$OUT/glue/SST-2/transfer.txt} INTER=${INTER:-0} TWIN_INIT=${TWIN_INIT-$MINILM}
@@ -49,6 +50,6 @@ export USE_AUG=${USE_AUG:-0} GLOVE BASELINE=${BASELINE:-1} WORD_STUDENTS=${WORD_
 export TEACHER_ARGS=${TEACHER_ARGS:---learning_rate 1e-4 --num_train_epochs 3 --save_steps 63 --logging_steps 21}
 export PRED_ARGS=${PRED_ARGS:---learning_rate 1e-4 --hard_label_weight 1 --max_steps 375 --save_steps 125 --logging_steps 25 --select last}
 export BASELINE_ARGS=${BASELINE_ARGS:---save_steps 125 --logging_steps 25}
-export TWIN_PARALLEL=${TWIN_PARALLEL:-1}  # each student and its twin at once, a thread each
+export TWIN_PARALLEL=${TWIN_PARALLEL:-1}  # students and twins queued on one thread each
 export WORD_STUDENT_ARGS=${WORD_STUDENT_ARGS:---batch_size 64 --learning_rate 1e-3 --hidden_size 150 --max_steps 1720 --save_steps 344 --logging_steps 86 --select last}
 TASK=SST-2 SEQ_LEN=64 INTER_EPOCHS=1 exec bash scripts/run_task.sh

@@ -24,8 +24,10 @@
 #                 the teacher's pretrained checkpoint makes a twin that knows nothing of the fine-tuning)
 #   WORD_STUDENTS more students (e.g. "cnn bilstm"), each distilled into OUT/students/NAME and trained on gold
 #                 labels into OUT/students/NAME-twin for the same steps (WORD_STUDENT_ARGS: their flags)
-#   TWIN_PARALLEL=1  each student trains beside its twin, a thread each (the teacher labels the rows first, on
-#                 every thread); the twin's steps then come from --max_steps in PRED_ARGS / WORD_STUDENT_ARGS
+#   TWIN_PARALLEL=1  students and twins train a thread each, PARALLEL_RUNS at once (default: the CPU count), the
+#                 next starting as soon as one ends, and the teacher's export joins the queue (the teacher
+#                 labels the rows first, on every thread); the twin's steps then come from --max_steps in
+#                 PRED_ARGS / WORD_STUDENT_ARGS
 #   REPORT=0      skip export and report
 #   EXPORT_ARGS   export_model.py flags (default --onnx: also model.onnx, the faster runtime at batch 1)
 #   PY            python to use (default .venv/bin/python when present)
@@ -46,6 +48,7 @@ COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" -
 DISTILL=("${COMMON[@]}")
 TRANSFER_ARGS=(${TRANSFER:+--transfer_file "$TRANSFER"})
 PARALLEL=${TWIN_PARALLEL:-0}
+PARALLEL_RUNS=${PARALLEL_RUNS:-$(nproc)}
 if [ "$PARALLEL" = 1 ] && [ -n "${WORD_STUDENTS:-}" ] && [[ " ${WORD_STUDENT_ARGS:-} " != *" --max_steps "* ]]; then
   echo "error: TWIN_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS (the twin's steps)" >&2; exit 2
 fi
@@ -77,8 +80,11 @@ stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished
   "$@"
 }
 
-side_by_side() {  # side_by_side COMMAND...: the command (stage or word_run) on one thread, in the background
-  OMP_NUM_THREADS=1 "$@" & pids+=($!)  # then: wait_both
+side_by_side() {  # side_by_side COMMAND...: the command on one thread, in the background, once fewer than
+  # PARALLEL_RUNS are running (a queue: two one-thread runs of the same length can end a minute apart on this
+  # VM, and the next run takes the freed core instead of waiting for the slower one); then: wait_both
+  while [ "$(jobs -pr | wc -l)" -ge "$PARALLEL_RUNS" ]; do sleep 0.5; done
+  OMP_NUM_THREADS=1 "$@" & pids+=($!)
 }
 
 wait_both() {  # every background stage finishes before a failure stops the script
@@ -88,6 +94,20 @@ wait_both() {  # every background stage finishes before a failure stops the scri
   [ "$rc" = 0 ] || exit "$rc"
 }
 pids=()
+
+export_role() {  # export_role ROLE MODEL_DIR: OUT/export/ROLE, unless newer than the model
+  local role=$1 src=$2
+  if [ "$OUT/export/$role/export.json" -nt "$src/config.json" ]; then
+    echo "== skip $OUT/export/$role (newer than $src)"; return
+  fi
+  # shellcheck disable=SC2086
+  "$PY" export_model.py --model_dir "$src" --output_dir "$OUT/export/$role" --max_seq_length "$SEQ_LEN" \
+    ${EXPORT_ARGS---onnx}
+}
+distil_and_export() {  # distil_and_export COMMAND...: the prediction stage, then (with the report) its export
+  stage "$OUT/pred" "$@"
+  [ "${REPORT:-1}" != 1 ] || export_role student "$OUT/pred/best_model"
+}
 
 # shellcheck disable=SC2086
 stage "$OUT/teacher" "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$TEACHER" --output_dir "$OUT/teacher" \
@@ -135,7 +155,7 @@ case $STUDENT in
           --output_dir "$OUT/pred" --cache_dir "$OUT/teacher_logits" "${TRANSFER_ARGS[@]}" $PRED_FLAGS)
     if [ "$PARALLEL" = 1 ] && [ "${BASELINE:-0}" = 1 ]; then
       stage "$OUT/pred" "${PRED[@]}" --label_part 1/1  # the rows labelled first, on every thread
-      side_by_side stage "$OUT/pred" "${PRED[@]}"
+      side_by_side distil_and_export "${PRED[@]}"  # its export in the same queued job
     else
       stage "$OUT/pred" "${PRED[@]}"
     fi
@@ -157,7 +177,6 @@ if [ "${BASELINE:-0}" = 1 ]; then
         $(merge_flags "$PRED_FLAGS" "${steps[*]}" "${BASELINE_ARGS:-}"))
   if [ "$PARALLEL" = 1 ]; then side_by_side stage "$OUT/baseline" "${TWIN[@]}"; else stage "$OUT/baseline" "${TWIN[@]}"; fi
 fi
-wait_both
 
 word_run() {  # word_run STUDENT DIR FLAGS...: one word student (distilled or twin) with WORD_STUDENT_ARGS
   local word=$1 dir=$2; shift 2
@@ -173,11 +192,10 @@ WORD_TWIN=(--pred_weight 0 --hard_label_weight 1)
 for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, steps and learning rate, gold labels only
   dir="$OUT/students/$word"
   if [ "$PARALLEL" = 1 ]; then
-    # both at once, one thread each (small steps use a second core poorly); the step count is WORD_STUDENT_ARGS'
-    # --max_steps, so the twin needs nothing from the distilled run
+    # queued beside the runs above, one thread each (small steps use a second core poorly); the step count is
+    # WORD_STUDENT_ARGS' --max_steps, so the twin needs nothing from the distilled run
     side_by_side word_run "$word" "$dir" "${DISTILLED[@]}"
     side_by_side word_run "$word" "$dir-twin" "${WORD_TWIN[@]}"
-    wait_both
   else
     word_run "$word" "$dir" "${DISTILLED[@]}"
     word_run "$word" "$dir-twin" "${WORD_TWIN[@]}" --max_steps "$(train_steps "$dir")"  # the distilled run's steps
@@ -185,16 +203,13 @@ for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, ste
 done
 
 if [ "${REPORT:-1}" = 1 ]; then
-  for pair in "teacher:$OUT/teacher/best_model" "student:$OUT/pred/best_model"; do
-    role=${pair%%:*} src=${pair#*:}
-    if [ "$OUT/export/$role/export.json" -nt "$src/config.json" ]; then
-      echo "== skip $OUT/export/$role (newer than $src)"; continue
-    fi
-    "$PY" export_model.py --model_dir "$src" --output_dir "$OUT/export/$role" --max_seq_length "$SEQ_LEN" \
-      ${EXPORT_ARGS---onnx}
-  done
+  if [ "$PARALLEL" = 1 ]; then side_by_side export_role teacher "$OUT/teacher/best_model"; fi  # the first free core
+  wait_both
+  [ "$PARALLEL" = 1 ] || export_role teacher "$OUT/teacher/best_model"
+  export_role student "$OUT/pred/best_model"
   "$PY" report.py --out "$OUT"
 else
+  wait_both
   "$PY" - "$OUT" <<'PYEOF'
 import json, os, sys
 out = sys.argv[1]

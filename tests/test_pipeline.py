@@ -139,11 +139,15 @@ def test_real_demo_runs_every_stage_with_the_pip_teacher_and_vectors(tmp_path, d
     for stage in ("pred", "baseline", "teacher_logits"):
         shutil.rmtree(d / stage)
     run = demo(d, GLUE_DIR=demo_glue, REPORT="0", PRED_ARGS="--max_steps 3 --save_steps 3", BASELINE_ARGS="",
-               WORD_STUDENTS="", TWIN_PARALLEL="1")
+               WORD_STUDENT_ARGS=word + " --max_steps 3", TWIN_PARALLEL="1", PARALLEL_RUNS="1")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "--label_part 1/1" in run.stdout and list((d / "teacher_logits").glob("*/shard-*"))
-    for stage in ("pred", "baseline"):
+    queue = ("pred", "baseline", "students/bilstm", "students/bilstm-twin")
+    for stage in queue:
         with open(d / stage / "all_results.json", encoding="utf-8") as f:
             assert json.load(f)["train_steps"] == 3
+    # one run at a time (PARALLEL_RUNS=1): each starts (args.json) after the one before it ended (all_results.json)
+    for before, after in zip(queue, queue[1:]):
+        assert (d / after / "args.json").stat().st_mtime >= (d / before / "all_results.json").stat().st_mtime
     with open(d / "pred" / "all_results.json", encoding="utf-8") as f:
         assert json.load(f)["transfer_examples"] > 0
