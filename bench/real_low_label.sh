@@ -9,6 +9,7 @@
 #   bash bench/real_low_label.sh                                   # OUT=out/real/lowlabel, SEEDS="1 2 3"
 #   STUDENTS="cnn bilstm" N_TRANSFER=20000 SEEDS=1 bash bench/real_low_label.sh
 #   PARALLEL_RUNS=2 ...                                            # two (seed, student) pairs at once, a thread each
+#   STUDENTS=3l-384d STUDENT_ARGS="--max_steps 1000" ...            # flags after the recipe's (the twin's steps follow)
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/lowlabel}
 SEEDS=${SEEDS:-1 2 3}
@@ -24,7 +25,10 @@ timed teacher "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" --
   ${TEACHER_ARGS:---learning_rate 1e-4 --num_train_epochs 3 --save_steps 63 --logging_steps 21}
 TRANSFER=(--transfer_file "$OUT/glue/SST-2/transfer.txt" --teacher_path "$OUT/teacher/best_model")
 
-recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student kind)
+recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student kind), then STUDENT_ARGS
+  echo "$(recipe_of "$1") ${STUDENT_ARGS:-}"
+}
+recipe_of() {
   case $1 in
     bilstm) echo "--glove_embs $KUMO --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
     cnn|bow) echo "--glove_embs $KUMO --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
