@@ -52,11 +52,11 @@ pair() {  # pair SEED STUDENT: the student distilled, then its twin for the same
 # a thread each, the next taking the first free core (the figures are the same as one at a time: CPU kernels here
 # do not depend on the thread count; docs/BENCHMARKS.md)
 PARALLEL_RUNS=${PARALLEL_RUNS:-1}
+source scripts/queue.sh  # side_by_side, wait_all
 for seed in $SEEDS; do
   mkdir -p "$OUT/s$seed/students"
   [ -e "$OUT/s$seed/teacher" ] || ln -s "$(cd "$OUT" && pwd)/teacher" "$OUT/s$seed/teacher"
 done
-pids=()
 if [ "$PARALLEL_RUNS" -gt 1 ]; then
   first=${STUDENTS%% *}
   # shellcheck disable=SC2046
@@ -66,16 +66,13 @@ fi
 for student in $STUDENTS; do  # every seed of a student before the next student: its summary is ready first
   for seed in $SEEDS; do
     if [ "$PARALLEL_RUNS" -gt 1 ]; then
-      while [ "$(jobs -pr | wc -l)" -ge "$PARALLEL_RUNS" ]; do sleep 1; done
-      OMP_NUM_THREADS=1 pair "$seed" "$student" & pids+=($!)
+      side_by_side pair "$seed" "$student"
     else
       pair "$seed" "$student"
     fi
   done
 done
-rc=0
-for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
-[ "$rc" = 0 ] || exit "$rc"
+wait_all
 for seed in $SEEDS; do
   "$PY" report.py --out "$OUT/s$seed" --no-latency > "$OUT/s$seed/report.log"
 done

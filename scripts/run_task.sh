@@ -48,7 +48,6 @@ COMMON=(--task_name "$TASK" --glue_dir "$GLUE_DIR" --max_seq_length "$SEQ_LEN" -
 DISTILL=("${COMMON[@]}")
 TRANSFER_ARGS=(${TRANSFER:+--transfer_file "$TRANSFER"})
 PARALLEL=${TWIN_PARALLEL:-0}
-PARALLEL_RUNS=${PARALLEL_RUNS:-$(nproc)}
 if [ "$PARALLEL" = 1 ] && [ -n "${WORD_STUDENTS:-}" ] && [[ " ${WORD_STUDENT_ARGS:-} " != *" --max_steps "* ]]; then
   echo "error: TWIN_PARALLEL=1 needs --max_steps in WORD_STUDENT_ARGS (the twin's steps)" >&2; exit 2
 fi
@@ -80,20 +79,7 @@ stage() {  # stage OUTPUT_DIR COMMAND...: run unless OUTPUT_DIR holds a finished
   "$@"
 }
 
-side_by_side() {  # side_by_side COMMAND...: the command on one thread, in the background, once fewer than
-  # PARALLEL_RUNS are running (a queue: two one-thread runs of the same length can end a minute apart on this
-  # VM, and the next run takes the freed core instead of waiting for the slower one); then: wait_both
-  while [ "$(jobs -pr | wc -l)" -ge "$PARALLEL_RUNS" ]; do sleep 0.5; done
-  OMP_NUM_THREADS=1 "$@" & pids+=($!)
-}
-
-wait_both() {  # every background stage finishes before a failure stops the script
-  local rc=0 pid
-  for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
-  pids=()
-  [ "$rc" = 0 ] || exit "$rc"
-}
-pids=()
+source scripts/queue.sh  # side_by_side, wait_all: the TWIN_PARALLEL queue
 
 export_role() {  # export_role ROLE MODEL_DIR: OUT/export/ROLE, unless newer than the model
   local role=$1 src=$2
@@ -203,13 +189,13 @@ for word in ${WORD_STUDENTS:-}; do  # each beside its twin: same vocabulary, ste
 done
 
 if [ "${REPORT:-1}" = 1 ]; then
-  if [ "$PARALLEL" = 1 ]; then side_by_side export_role teacher "$OUT/teacher/best_model"; fi  # the first free core
-  wait_both
-  [ "$PARALLEL" = 1 ] || export_role teacher "$OUT/teacher/best_model"
-  export_role student "$OUT/pred/best_model"
+  if [ "$PARALLEL" = 1 ]; then side_by_side export_role teacher "$OUT/teacher/best_model"  # the first free core
+  else export_role teacher "$OUT/teacher/best_model"; fi
+  wait_all
+  export_role student "$OUT/pred/best_model"  # skipped when its queued job exported it
   "$PY" report.py --out "$OUT"
 else
-  wait_both
+  wait_all
   "$PY" - "$OUT" <<'PYEOF'
 import json, os, sys
 out = sys.argv[1]
