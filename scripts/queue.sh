@@ -3,17 +3,41 @@
 #                             the CPU count) are running; two one-thread runs of the same length can end a minute
 #                             apart on a shared VM, and the next run takes the freed core instead of waiting
 #   wait_all                  every queued run finishes; then the first failure's status stops the script
+# Each run writes its exit status to a file as it ends. Statuses are never asked of bash by pid: over an hour-long
+# queue the pids of runs that ended early are reused ("wait: pid N is not a child of this shell"), and `wait -n`
+# does not see runs that ended while the script was waiting on something else.
 PARALLEL_RUNS=${PARALLEL_RUNS:-$(nproc)}
-queued_pids=()
+queue_dir=""  # made by the first side_by_side, removed by wait_all
+queue_started=0
+
+queue_run() {  # queue_run STATUS_FILE COMMAND...: the command (with the caller's errexit), then its status
+  local file=$1 errexit=${-//[^e]/}; shift
+  set +e
+  (if [ -n "$errexit" ]; then set -e; fi; OMP_NUM_THREADS=1 "$@")
+  echo $? > "$file.tmp" && mv "$file.tmp" "$file"
+}
+
+queue_ended() {  # how many queued runs have ended
+  local n=0 f
+  for f in "$queue_dir"/*.status; do if [ -e "$f" ]; then n=$((n + 1)); fi; done
+  echo "$n"
+}
 
 side_by_side() {
-  while [ "$(jobs -pr | wc -l)" -ge "$PARALLEL_RUNS" ]; do sleep 0.5; done
-  OMP_NUM_THREADS=1 "$@" & queued_pids+=($!)
+  if [ -z "$queue_dir" ]; then queue_dir=$(mktemp -d "${TMPDIR:-/tmp}/queue.XXXXXX"); fi
+  while [ $((queue_started - $(queue_ended))) -ge "$PARALLEL_RUNS" ]; do sleep 0.5; done
+  queue_started=$((queue_started + 1))
+  queue_run "$(printf '%s/%06d.status' "$queue_dir" "$queue_started")" "$@" &
 }
 
 wait_all() {
-  local rc=0 pid
-  for pid in "${queued_pids[@]}"; do wait "$pid" || rc=$?; done
-  queued_pids=()
-  [ "$rc" = 0 ] || exit "$rc"
+  wait  # every run; their statuses are in the files
+  local status=0 f
+  if [ -z "$queue_dir" ]; then return; fi
+  for f in "$queue_dir"/*.status; do
+    if [ -e "$f" ] && [ "$status" = 0 ]; then status=$(<"$f"); fi
+  done
+  rm -rf "$queue_dir"
+  queue_dir="" queue_started=0
+  if [ "$status" != 0 ]; then exit "$status"; fi
 }

@@ -95,3 +95,39 @@ def test_import_utils_and_every_help_leave_paddle_unloaded():
             "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+QUEUE_SCRIPT = """set -euo pipefail
+PARALLEL_RUNS=2
+source scripts/queue.sh
+job() {  # job I DIR: counts the runs under way as it starts; job FAIL fails, and errexit stops it there
+  local under_way
+  mkdir "$2/run.$1"; under_way=("$2"/run.*); echo "${#under_way[@]}" >> "$2/concurrent"
+  sleep 0.2; rmdir "$2/run.$1"; echo "$1" >> "$2/done"
+  if [ "$1" = "$FAIL" ]; then false; echo "ran on" >> "$2/after_failure"; fi
+}
+for i in 1 2 3 4 5; do side_by_side job "$i" "$D"; done
+sleep 0.5  # every run has ended before wait_all: their statuses were collected as they ended
+wait_all
+echo "after the queue"
+"""
+
+
+def run_queue(tmp_path, fail):
+    return subprocess.run(["bash", "-c", QUEUE_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, D=str(tmp_path), FAIL=fail))
+
+
+def test_queue_runs_at_most_parallel_runs_at_once_and_stops_on_a_failure_after_all_end(tmp_path):
+    run = run_queue(tmp_path, fail="1")  # the first run fails, long before wait_all
+    assert run.returncode == 1, run.stderr
+    assert not (tmp_path / "after_failure").exists()  # the queued function kept the script's errexit
+    assert "after the queue" not in run.stdout and "not a child" not in run.stderr
+    assert sorted((tmp_path / "done").read_text().split()) == ["1", "2", "3", "4", "5"]  # the others still ran
+    assert max(int(n) for n in (tmp_path / "concurrent").read_text().split()) == 2
+
+
+def test_queue_ends_cleanly_when_every_run_succeeds(tmp_path):
+    run = run_queue(tmp_path, fail="none")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "after the queue"
