@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Full SST-2 with augmented transfer text (docs/BENCHMARKS.md, "Full SST-2 with augmented transfer text"): every
-# training sentence labelled, the texts of data_augmentation.py's rows (those not already training sentences) as
-# unlabeled transfer text, a teacher fine-tuned on all of SST-2; each word student distilled on the teacher's
-# outputs over both plus the gold labels, beside its gold-only twin (same vocabulary and steps). It is
-# bench/real_low_label.sh on other rows: that script's recipes, queue, per-seed reports and summary.
+# training sentence labelled, data_augmentation.py's rows as unlabeled transfer text, a teacher fine-tuned on all
+# of SST-2; each word student distilled on the teacher's outputs over both plus the gold labels, beside its
+# gold-only twin (same vocabulary and steps). It is bench/real_low_label.sh on other rows: that script's recipes,
+# queue, per-seed reports and summary.
 #   AUG=out/real/full_aug/train_aug.tsv TEACHER_RUN=out/real/sst2_99/teacher PARALLEL_RUNS=2 bash bench/real_full_transfer.sh
 #   STUDENT_ARGS="--num_train_epochs 2" ...   # passes over labelled + transfer rows (the recipe's default is 5)
 source "$(dirname "$0")/real_env.sh"
@@ -19,20 +19,9 @@ done
 if [ ! -e "$OUT/teacher_logits" ] && [ -d "$TEACHER_RUN/../teacher_logits" ]; then
   ln -s "$(cd "$TEACHER_RUN/../teacher_logits" && pwd)" "$OUT/teacher_logits"
 fi
-if [ ! -f "$OUT/glue/SST-2/transfer.txt" ]; then
-  "$PY" - "$GLUE_DIR/SST-2/train.tsv" "$AUG" "$OUT/glue/SST-2/transfer.txt" <<'PYEOF'
-import csv, os, sys
-def texts(path):  # the sentence column of a GLUE SST-2 file (header: sentence, label)
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        col = next(rows).index("sentence")
-        return [r[col] for r in rows]
-train = set(texts(sys.argv[1]))
-new = list(dict.fromkeys(t for t in texts(sys.argv[2]) if t not in train))
-with open(sys.argv[3] + ".tmp", "w", encoding="utf-8") as f:
-    f.writelines(t + "\n" for t in new)
-os.replace(sys.argv[3] + ".tmp", sys.argv[3])
-print(f"{len(new):,} augmented texts that are not training sentences -> {sys.argv[3]}")
-PYEOF
+# the augmented TSV itself is the transfer file: task_distill.py reads it in the task's format, ignores its labels and
+# drops its rows equal to a training sentence (the originals it holds), to a dev row, or to an earlier row
+if [ ! -e "$OUT/glue/SST-2/transfer.txt" ]; then
+  ln -s "$(cd "$(dirname "$AUG")" && pwd)/$(basename "$AUG")" "$OUT/glue/SST-2/transfer.txt"
 fi
 OUT=$OUT STUDENTS=${STUDENTS:-bilstm cnn} bash bench/real_low_label.sh
