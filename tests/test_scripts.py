@@ -66,7 +66,7 @@ def test_every_script_and_bench_answers_help(capsys, monkeypatch):
                    "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
                    "bench/bucketing.py", "bench/augmentation.py", "bench/latency.py", "bench/logit_cache.py",
                    "bench/student_latency.py", "bench/train_speed.py", "bench/label_speed.py", "bench/int8_speed.py",
-                   "bench/int8_variants.py"):
+                   "bench/int8_variants.py", "bench/tokenize_speed.py"):
         monkeypatch.setattr(sys, "argv", [script, "--help"])
         with pytest.raises(SystemExit) as info:
             runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
@@ -80,7 +80,7 @@ def test_import_utils_and_every_help_leave_paddle_unloaded():
     scripts = ("run_glue.py", "run_ner.py", "run_qa.py", "task_distill.py", "general_distill.py",
                "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
                "bench/latency.py", "bench/student_latency.py", "bench/label_speed.py", "bench/int8_speed.py",
-               "bench/int8_variants.py")
+               "bench/int8_variants.py", "bench/tokenize_speed.py")
     code = ("import contextlib, io, runpy, sys\n"
             "import utils\n"
             "assert not {'paddle', 'scipy'} & set(sys.modules), 'import utils'\n"

@@ -16,6 +16,7 @@ import numpy as np
 from utils.batches import Features, Plan, train_batches
 from utils.errors import UserError
 from utils.tasks.sequence import GLUE_TASKS, _key
+from utils.wordpiece import FastWordPiece
 
 TEXT_COLUMNS = ("sentence", "sentence1", "sentence2", "question", "question1", "question2", "#1 String",
                 "#2 String", "text", "text_a", "text_b")
@@ -87,7 +88,10 @@ def windows(tokenizer, texts, max_seq_length):
     """[CLS] + at most max_seq_length - 2 word pieces + [SEP] per window; a long text becomes several windows."""
     width = max_seq_length - 2
     out = []
-    for ids in tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]:
+    fast = FastWordPiece.of(tokenizer)  # the tokenizer's own ids, faster
+    pieces = map(fast.ids, texts) if fast is not None else tokenizer(
+        texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    for ids in pieces:
         for start in range(0, max(len(ids), 1), width):
             out.append(np.asarray([tokenizer.cls_token_id] + ids[start:start + width] + [tokenizer.sep_token_id],
                                   dtype=np.int64))

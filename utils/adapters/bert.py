@@ -12,6 +12,7 @@ from utils.batches import Features, labels_array
 from utils.errors import UserError
 from utils.files import load_model_state, read_json
 from utils.inference import flops_per_example
+from utils.wordpiece import FastWordPiece
 from utils.models import HEAD_KEY, PROJECTION_LAYOUTS, load_model, load_tokenizer, model_kind
 
 # (layers, hidden, FFN, heads); the -v2 and -zh checkpoints share their base shape.
@@ -35,12 +36,19 @@ class BertEncoder(Encoder):
         if kind.encode is not None:  # the task type's own pieces: words' first pieces, question + context windows
             return kind.encode(examples, self.tokenizer, max_seq_length)
         ids, types = [], []
+        fast = FastWordPiece.of(self.tokenizer) if max_seq_length >= 4 else None  # same ids, plain-ASCII rows
         for start in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", leave=False,
                           disable=len(examples) < 4 * chunk):
             part = examples[start:start + chunk]
+            text_a = [e.text_a for e in part]
             text_b = [e.text_b for e in part] if part[0].text_b is not None else None
-            enc = self.tokenizer([e.text_a for e in part], text_pair=text_b, max_length=max_seq_length,
-                                 truncation=True, return_attention_mask=False)
+            if fast is not None:
+                part_ids, part_types = fast.encode(text_a, text_b, max_seq_length)
+                ids.extend(part_ids)
+                types.extend(part_types)
+                continue
+            enc = self.tokenizer(text_a, text_pair=text_b, max_length=max_seq_length, truncation=True,
+                                 return_attention_mask=False)
             ids.extend(np.asarray(x, dtype=np.int64) for x in enc["input_ids"])
             types.extend(np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"])
         return Features({"input_ids": ids, "token_type_ids": types}, labels_array(examples, regression), self.pads)

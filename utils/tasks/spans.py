@@ -19,6 +19,7 @@ import numpy as np
 from utils.batches import LABEL_PAD as IGNORE
 from utils.batches import Features
 from utils.errors import UserError
+from utils.wordpiece import piece_ids
 
 # the task type's protocol (utils/tasks/__init__.py)
 HEAD = "span"  # start and end logits per token [batch, length, 2]
@@ -190,15 +191,16 @@ def encode(questions, tokenizer, max_seq_length):
     extra = {"word_index": each row's context word per position (-1 elsewhere), "questions"}."""
     task = questions[0].task
     ids, types, labels, groups, word_index = [], [], [], [], []
+    text_ids = piece_ids(tokenizer)
     for qi, q in enumerate(questions):
-        query = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(q.question))[:task.max_query_length]
+        query = text_ids(q.question)[:task.max_query_length]
         room = max_seq_length - len(query) - 3
         if room < 1:
             raise UserError(f"--max_seq_length {max_seq_length} leaves no room for the context after a "
                             f"{len(query)}-piece question; raise it or lower --max_query_length")
         pieces, piece_word = [], []
         for wi, (s, e) in enumerate(q.words):
-            word = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(q.context[s:e])) or [tokenizer.unk_token_id]
+            word = text_ids(q.context[s:e]) or [tokenizer.unk_token_id]
             pieces += word
             piece_word += [wi] * len(word)
         span = None

@@ -16,6 +16,7 @@ import numpy as np
 from utils.batches import LABEL_PAD as IGNORE  # label of positions that are not a word's first piece
 from utils.batches import Features
 from utils.errors import UserError
+from utils.wordpiece import piece_ids
 
 DOCSTART = "-DOCSTART-"
 SPLIT_FILE = "{}.txt"
@@ -187,9 +188,9 @@ def encode(sentences, tokenizer, max_seq_length):
     features.groups holds each row's sentence."""
     width = max_seq_length - 2
     ids, tags, groups = [], [], []
+    word_ids = piece_ids(tokenizer)
     for si, s in enumerate(sentences):
-        pieces = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w)) or [tokenizer.unk_token_id]
-                  for w in s.words]
+        pieces = [word_ids(w) or [tokenizer.unk_token_id] for w in s.words]
         start = 0
         while start < len(s.words):
             row, row_tags, end = [tokenizer.cls_token_id], [IGNORE], start
