@@ -15,13 +15,22 @@ EDGE_TEXTS = [
     "", " ", "the film is unforgettable .", "The  Film\tIS\nunforgettable!!", "it's a good-movie ($50)",
     "x" * 100, "x" * 101, "unforgettablezz", "zzz qqq", "a [SEP] b", "a [sep] b", "[MASK]", "café", "the 🎬 film",
     "the\u00a0film", "a\x0bgood", "10000 1000", "(the)-(film)", "good,good.good!", "\r\n the \r\n",
-    "The Good Film", "電影 good", "Ünforgettable", "a\u2028film",
+    "The Good Film", "電影 good", "Ünforgettable", "a\u2028film", "[MASK][MASK]x", "hide [MASK] units [MASKED] ",
+    "[CLS]the[SEP] [sep] [Mask]", "x [UNK] [PAD]",
 ]
 
 
-def bert_tokenizer(tmp_path, lower=True):
+def bert_tokenizer(tmp_path, lower=True, saved=False):
+    """A BertTokenizer over VOCAB; saved: written and loaded back, as a model folder's tokenizer is, which cuts
+    its special tokens out of the text wherever they occur (a fresh one keeps them only as whole words)."""
     from paddlenlp.transformers import BertTokenizer
-    return BertTokenizer(write(str(tmp_path / "vocab.txt"), "\n".join(VOCAB) + "\n"), do_lower_case=lower)
+
+    from utils.models import load_tokenizer
+    tokenizer = BertTokenizer(write(str(tmp_path / "vocab.txt"), "\n".join(VOCAB) + "\n"), do_lower_case=lower)
+    if not saved:
+        return tokenizer
+    tokenizer.save_pretrained(str(tmp_path / "saved"))
+    return load_tokenizer(str(tmp_path / "saved"))
 
 
 def slow(tokenizer, a, b, max_length):
@@ -34,10 +43,11 @@ def fast(tokenizer, a, b, max_length):
     return [x.tolist() for x in ids], [x.tolist() for x in types]
 
 
+@pytest.mark.parametrize("saved", [False, True])
 @pytest.mark.parametrize("lower", [True, False])
 @pytest.mark.parametrize("max_length", [64, 6, 4])
-def test_edge_cases_match_the_tokenizer(tmp_path, lower, max_length):
-    tokenizer = bert_tokenizer(tmp_path, lower)
+def test_edge_cases_match_the_tokenizer(tmp_path, lower, max_length, saved):
+    tokenizer = bert_tokenizer(tmp_path, lower, saved)
     assert fast(tokenizer, EDGE_TEXTS, None, max_length) == slow(tokenizer, EDGE_TEXTS, None, max_length)
     pairs_b = EDGE_TEXTS[::-1]  # long against short, ties, empty sides
     assert fast(tokenizer, EDGE_TEXTS, pairs_b, max_length) == slow(tokenizer, EDGE_TEXTS, pairs_b, max_length)
@@ -55,7 +65,13 @@ def test_hand_computed_ids_and_what_takes_the_slow_path(tmp_path):
     ids, _ = wp.encode(["the film is good"], ["a good movie !"], 8)
     assert ids[0].tolist() == [v["[CLS]"], v["the"], v["film"], v["is"], v["[SEP]"], v["a"], v["good"], v["[SEP]"]]
     assert wp.plain("the film, 10 $") and wp.plain("a\tb\r\n")
-    assert not wp.plain("café") and not wp.plain("a [SEP] b") and not wp.plain("a\x0bb")
+    assert not wp.plain("café") and not wp.plain("a\x0bb")
+    masked = ["the [MASK] film[MASK]"]  # Tang et al.'s masked words; inside a word only a saved tokenizer cuts them
+    assert wp.encode(masked, None, 64)[0][0].tolist() == [v["[CLS]"], v["the"], v["[MASK]"], v["film"], v["["],
+                                                          v["[UNK]"], v["]"], v["[SEP]"]]
+    saved = FastWordPiece.of(bert_tokenizer(tmp_path, saved=True))
+    assert saved.encode(masked, None, 64)[0][0].tolist() == [v["[CLS]"], v["the"], v["[MASK]"], v["film"],
+                                                             v["[MASK]"], v["[SEP]"]]
 
 
 def test_only_tokenizers_that_behave_like_bert_get_the_fast_path(tmp_path):
@@ -89,11 +105,12 @@ def test_real_sst2_and_mrpc_rows_get_the_same_ids():
     assert fast(tokenizer, a, b, 48) == slow(tokenizer, a, b, 48)
 
 
+@pytest.mark.parametrize("saved", [False, True])
 @pytest.mark.parametrize("lower", [True, False])
-def test_word_piece_ids_match_tokenize(tmp_path, lower):
+def test_word_piece_ids_match_tokenize(tmp_path, lower, saved):
     """What the NER, QA and corpus encoders read per word or text."""
     from utils.wordpiece import piece_ids
-    tokenizer = bert_tokenizer(tmp_path, lower)
+    tokenizer = bert_tokenizer(tmp_path, lower, saved)
     text_ids = piece_ids(tokenizer)
     assert [text_ids(t) for t in EDGE_TEXTS] == [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(t))
                                                  for t in EDGE_TEXTS]

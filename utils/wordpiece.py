@@ -8,8 +8,8 @@ For text made only of printable ASCII, tabs and newlines, every one of those pas
 nothing to clean or strip, no Chinese characters, and the punctuation and symbol characters are exactly the
 printable characters that are neither letters, digits nor spaces. So basic tokenisation is one regular expression
 (runs of letters and digits, or one punctuation character), and the greedy longest-match WordPiece of each word is
-cached, since words repeat. Any other row (accents, emoji, a special token's text such as "[SEP]") goes through
-the tokenizer itself, so the ids are the tokenizer's own for every row; tests compare the two on real SST-2 and on
+cached, since words repeat; a special token written in the text ("[MASK]") is kept whole where the tokenizer
+keeps it. Any other row (accents, emoji, control characters) goes through the tokenizer itself, so the ids are the tokenizer's own for every row; tests compare the two on real SST-2 and on
 edge cases.
 """
 import re
@@ -34,7 +34,14 @@ class FastWordPiece:
         self.unk = self.vocab[tokenizer.unk_token]
         self.cls, self.sep = self.vocab[tokenizer.cls_token], self.vocab[tokenizer.sep_token]
         self.max_chars = tokenizer.wordpiece_tokenizer.max_input_chars_per_word
-        self.no_split = [t for t in set(tokenizer.unique_no_split_tokens) | set(tokenizer.all_special_tokens) if t]
+        # Special tokens written in the text ("[MASK]" from Tang et al.'s augmentation) take the tokenizer's two
+        # routes: its no-split tokens are cut out of the text wherever they occur (longest first, case as written);
+        # any special token that is a whole whitespace-separated word skips lowercasing and punctuation splitting
+        no_split = sorted({t for t in tokenizer.unique_no_split_tokens if t}, key=len, reverse=True)
+        self.no_split_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in no_split}
+        self.no_split = re.compile("(" + "|".join(map(re.escape, no_split)) + ")") if no_split else None
+        self.never_split = {t for t in tokenizer.all_special_tokens if t}
+        self.any_special = re.compile("|".join(map(re.escape, sorted(self.never_split, key=len, reverse=True))))
         self.words = {}
 
     @classmethod
@@ -51,11 +58,13 @@ class FastWordPiece:
             return None
         if getattr(tokenizer, "truncation_side", "right") != "right" or tokenizer.basic_tokenizer.never_split:
             return None
+        if not set(tokenizer.unique_no_split_tokens) <= set(tokenizer.all_special_tokens):
+            return None  # added tokens matched in lowercased text: left to the tokenizer
         return cls(tokenizer)
 
     def plain(self, text):
         """Whether the fast path's ids are the tokenizer's for this text."""
-        return PLAIN.fullmatch(text) is not None and not any(t in text for t in self.no_split)
+        return PLAIN.fullmatch(text) is not None
 
     def pieces(self, word):
         """Greedy longest-match WordPiece ids of one word (a run of letters and digits, or one punctuation mark)."""
@@ -83,12 +92,24 @@ class FastWordPiece:
         return out
 
     def text_ids(self, text):
-        if self.lower:
-            text = text.lower()
+        parts = self.no_split.split(text) if self.no_split is not None else [text]
         ids = []
-        for word in WORD.findall(text):
-            ids.extend(self.pieces(word))
+        for i, part in enumerate(parts):  # text, no-split token, text, ...
+            if i % 2:
+                ids.append(self.no_split_ids[part])
+            elif self.any_special.search(part) is None:
+                self.add_words(ids, part)
+            else:
+                for token in part.split():
+                    if token in self.never_split:
+                        ids.extend(self.pieces(token))  # as written, looked up whole
+                    else:
+                        self.add_words(ids, token)
         return ids
+
+    def add_words(self, ids, text):
+        for word in WORD.findall(text.lower() if self.lower else text):
+            ids.extend(self.pieces(word))
 
     def ids(self, text):
         """tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)): the word pieces' ids, no special tokens."""
