@@ -24,9 +24,10 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def read_column(path, column, skip_header=True):
+def read_column(path, column):
+    """One column of a GLUE TSV, header skipped."""
     with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")[1 if skip_header else 0:]
+        lines = f.read().split("\n")[1:]
     return [line.split("\t")[column] for line in lines if line]
 
 

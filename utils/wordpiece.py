@@ -1,16 +1,16 @@
-"""The same WordPiece ids as PaddleNLP's BertTokenizer, for plain-ASCII text, 20-50x faster.
+"""The same WordPiece ids as PaddleNLP's BertTokenizer, for plain-ASCII text, 11-22x faster (docs/BENCHMARKS.md).
 
 PaddleNLP's BertTokenizer is pure Python and walks every character several times (cleaning, accents, punctuation,
-Chinese characters): on this 2-core CPU it tokenises about 1,500 SST-2 sentences a second, so each student process
+Chinese characters): on this 2-core CPU it tokenises about 2,000 SST-2 sentences a second, so each student process
 of the demo spent ~15 s encoding 22,000 rows and a 200k-row transfer set cost minutes per process.
 
 For text made only of printable ASCII, tabs and newlines, every one of those passes has a fixed, simple answer:
 nothing to clean or strip, no Chinese characters, and the punctuation and symbol characters are exactly the
 printable characters that are neither letters, digits nor spaces. So basic tokenisation is one regular expression
 (runs of letters and digits, or one punctuation character), and the greedy longest-match WordPiece of each word is
-cached, since words repeat; a special token written in the text ("[MASK]") is kept whole where the tokenizer
-keeps it. Any other row (accents, emoji, control characters) goes through the tokenizer itself, so the ids are the tokenizer's own for every row; tests compare the two on real SST-2 and on
-edge cases.
+cached, since words repeat; a special token written in the text ("[MASK]") is kept whole where the tokenizer keeps
+it. Any other row (accents, emoji, control characters) goes through the tokenizer itself, so the ids are the
+tokenizer's own for every row; tests compare the two on real SST-2 and on edge cases.
 """
 import re
 
@@ -41,7 +41,8 @@ class FastWordPiece:
         self.no_split_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in no_split}
         self.no_split = re.compile("(" + "|".join(map(re.escape, no_split)) + ")") if no_split else None
         self.never_split = {t for t in tokenizer.all_special_tokens if t}
-        self.any_special = re.compile("|".join(map(re.escape, sorted(self.never_split, key=len, reverse=True))))
+        self.any_special = re.compile("|".join(map(re.escape, sorted(self.never_split, key=len, reverse=True)))) \
+            if self.never_split else None
         self.words = {}
 
     @classmethod
@@ -97,7 +98,7 @@ class FastWordPiece:
         for i, part in enumerate(parts):  # text, no-split token, text, ...
             if i % 2:
                 ids.append(self.no_split_ids[part])
-            elif self.any_special.search(part) is None:
+            elif self.any_special is None or self.any_special.search(part) is None:
                 self.add_words(ids, part)
             else:
                 for token in part.split():
@@ -119,13 +120,14 @@ class FastWordPiece:
 
     def encode(self, texts_a, texts_b, max_length):
         """(input_ids, token_type_ids) lists of int64 arrays, one per row; rows that are not plain ASCII are
-        encoded by the tokenizer itself."""
+        encoded by the tokenizer itself, and so is every row when max_length leaves no room to truncate into
+        (below [CLS] a [SEP] b [SEP] with a token each)."""
         n = len(texts_a)
         ids, types = [None] * n, [None] * n
         slow = []
         for i in range(n):
             a, b = texts_a[i], None if texts_b is None else texts_b[i]
-            if not (self.plain(a) and (b is None or self.plain(b))):
+            if max_length < 4 or not (self.plain(a) and (b is None or self.plain(b))):
                 slow.append(i)
                 continue
             ids[i], types[i] = self.join(self.text_ids(a), None if b is None else self.text_ids(b), max_length)

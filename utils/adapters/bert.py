@@ -12,8 +12,8 @@ from utils.batches import Features, labels_array
 from utils.errors import UserError
 from utils.files import load_model_state, read_json
 from utils.inference import flops_per_example
-from utils.wordpiece import FastWordPiece
 from utils.models import HEAD_KEY, PROJECTION_LAYOUTS, load_model, load_tokenizer, model_kind
+from utils.wordpiece import FastWordPiece
 
 # (layers, hidden, FFN, heads); the -v2 and -zh checkpoints share their base shape.
 TINYBERT_SHAPES = {"tinybert-4l-312d": (4, 312, 1200, 12), "tinybert-6l-768d": (6, 768, 3072, 12)}
@@ -36,7 +36,7 @@ class BertEncoder(Encoder):
         if kind.encode is not None:  # the task type's own pieces: words' first pieces, question + context windows
             return kind.encode(examples, self.tokenizer, max_seq_length)
         ids, types = [], []
-        fast = FastWordPiece.of(self.tokenizer) if max_seq_length >= 4 else None  # same ids, plain-ASCII rows
+        fast = FastWordPiece.of(self.tokenizer)  # the tokenizer's own ids, faster
         for start in tqdm(range(0, len(examples), chunk), desc=desc, unit="chunk", leave=False,
                           disable=len(examples) < 4 * chunk):
             part = examples[start:start + chunk]
