@@ -10,12 +10,14 @@
 #   STUDENTS="cnn bilstm" N_TRANSFER=20000 SEEDS=1 bash bench/real_low_label.sh
 #   PARALLEL_RUNS=2 ...                                            # two (seed, student) pairs at once, a thread each
 #   STUDENTS=3l-384d STUDENT_ARGS="--max_steps 1000" ...            # flags after the recipe's (the twin's steps follow)
+#   WORD_VECTORS=FILE STUDENTS=cnn ...                               # the word students' vectors (default: 50-d GloVe),
+#                                                                    # e.g. word_vectors.py's from the pretrained MiniLM
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/lowlabel}
 SEEDS=${SEEDS:-1 2 3}
 STUDENTS=${STUDENTS:-cnn bilstm 3l-384d}
 N_TRANSFER=${N_TRANSFER:-20000}
-KUMO=$(glove_path)
+WORD_VECTORS=${WORD_VECTORS:-$(glove_path)}  # student and twin start from the same vectors
 mkdir -p "$OUT"
 [ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train 2000 \
   --n_transfer "$N_TRANSFER"
@@ -30,8 +32,8 @@ recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student
 }
 recipe_of() {
   case $1 in
-    bilstm) echo "--glove_embs $KUMO --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
-    cnn|bow) echo "--glove_embs $KUMO --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
+    bilstm) echo "--glove_embs $WORD_VECTORS --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
+    cnn|bow) echo "--glove_embs $WORD_VECTORS --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
     *) echo "--student_init teacher --learning_rate 1e-4 --num_train_epochs 1 --save_steps 100 --logging_steps 50 --select last" ;;
   esac
 }

@@ -64,7 +64,7 @@ def test_every_script_and_bench_answers_help(capsys, monkeypatch):
     import pytest
     for script in ("run_glue.py", "run_ner.py", "run_qa.py", "task_distill.py", "general_distill.py",
                    "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
-                   "bench/bucketing.py", "bench/augmentation.py", "bench/latency.py", "bench/logit_cache.py",
+                   "word_vectors.py", "bench/bucketing.py", "bench/augmentation.py", "bench/latency.py", "bench/logit_cache.py",
                    "bench/student_latency.py", "bench/train_speed.py", "bench/label_speed.py", "bench/int8_speed.py",
                    "bench/int8_variants.py", "bench/tokenize_speed.py"):
         monkeypatch.setattr(sys, "argv", [script, "--help"])
@@ -79,7 +79,7 @@ def test_import_utils_and_every_help_leave_paddle_unloaded():
     paddle or scipy: paddle loads only once a script has parsed its flags."""
     scripts = ("run_glue.py", "run_ner.py", "run_qa.py", "task_distill.py", "general_distill.py",
                "multitask_distill.py", "data_augmentation.py", "export_model.py", "predict.py", "report.py",
-               "bench/latency.py", "bench/student_latency.py", "bench/label_speed.py", "bench/int8_speed.py",
+               "word_vectors.py", "bench/latency.py", "bench/student_latency.py", "bench/label_speed.py", "bench/int8_speed.py",
                "bench/int8_variants.py", "bench/tokenize_speed.py")
     code = ("import contextlib, io, runpy, sys\n"
             "import utils\n"
