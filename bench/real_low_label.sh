@@ -10,17 +10,34 @@
 #   STUDENTS="cnn bilstm" N_TRANSFER=20000 SEEDS=1 bash bench/real_low_label.sh
 #   PARALLEL_RUNS=2 ...                                            # two (seed, student) pairs at once, a thread each
 #   STUDENTS=3l-384d STUDENT_ARGS="--max_steps 1000" ...            # flags after the recipe's (the twin's steps follow)
-#   WORD_VECTORS=FILE STUDENTS=cnn ...                               # the word students' vectors (default: 50-d GloVe),
-#                                                                    # e.g. word_vectors.py's from the pretrained MiniLM
+#   CNN_VECTORS=glove ...                                          # a word student's vectors (below)
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/lowlabel}
 SEEDS=${SEEDS:-1 2 3}
 STUDENTS=${STUDENTS:-cnn bilstm 3l-384d}
 N_TRANSFER=${N_TRANSFER:-20000}
-WORD_VECTORS=${WORD_VECTORS:-$(glove_path)}  # student and twin start from the same vectors
+# Word vectors per word student, chosen on the validation slice (docs/BENCHMARKS.md, "Word vectors from the
+# pretrained teacher"): glove (50-d GloVe), minilm (384-d, word_vectors.py over OUT's labelled + transfer text from
+# the pretrained MiniLM, built once into OUT/vectors/minilm.txt) or a file. A twin starts from its student's vectors.
+BILSTM_VECTORS=${BILSTM_VECTORS:-glove}
+CNN_VECTORS=${CNN_VECTORS:-minilm}
+vectors_file() {  # vectors_file CHOICE: the file a choice names
+  case $1 in
+    glove) glove_path ;;
+    minilm) echo "$OUT/vectors/minilm.txt" ;;
+    *) echo "$1" ;;
+  esac
+}
 mkdir -p "$OUT"
 [ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train 2000 \
   --n_transfer "$N_TRANSFER"
+for student in $STUDENTS; do
+  case $student in bilstm) choice=$BILSTM_VECTORS ;; cnn) choice=$CNN_VECTORS ;; *) continue ;; esac
+  if [ "$choice" = minilm ] && [ ! -f "$OUT/vectors/minilm.txt" ]; then
+    "$PY" word_vectors.py --model_name_or_path "$MINILM" --text_file "$OUT/glue/SST-2/train.tsv" \
+      --text_file "$OUT/glue/SST-2/transfer.txt" --output_file "$OUT/vectors/minilm.txt"
+  fi
+done
 COMMON=(--task_name SST-2 --glue_dir "$OUT/glue" --max_seq_length 64 --batch_size 32)
 # shellcheck disable=SC2086
 timed teacher "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
@@ -32,8 +49,8 @@ recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student
 }
 recipe_of() {
   case $1 in
-    bilstm) echo "--glove_embs $WORD_VECTORS --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
-    cnn|bow) echo "--glove_embs $WORD_VECTORS --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
+    bilstm) echo "--glove_embs $(vectors_file "$BILSTM_VECTORS") --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
+    cnn|bow) echo "--glove_embs $(vectors_file "$([ "$1" = cnn ] && echo "$CNN_VECTORS" || echo glove)") --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
     *) echo "--student_init teacher --learning_rate 1e-4 --num_train_epochs 1 --save_steps 100 --logging_steps 50 --select last" ;;
   esac
 }
