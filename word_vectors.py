@@ -3,7 +3,7 @@ alone, through the model, its last layer mean-pooled (the way sentence-transform
 
     python word_vectors.py --model_name_or_path MINILM --text_file glue/SST-2/train.tsv \\
         --text_file glue/SST-2/transfer.txt --output_file out/minilm_words.txt
-    python task_distill.py ... --student_model_name_or_path bilstm --glove_embs out/minilm_words.txt
+    python task_distill.py ... --student_model_name_or_path cnn --glove_embs out/minilm_words.txt
 
 Only 50-d GloVe installs here; the teacher's *pretrained* checkpoint (before fine-tuning, so a gold-only twin
 may use the same vectors without learning from the fine-tuned teacher) gives 384-d vectors for exactly the words
@@ -11,7 +11,6 @@ the student's vocabulary will hold. Words come from the word students' own token
 Writes word2vec text (a "count width" header, then "word v1 v2 ..."), under a temporary name renamed when done.
 """
 import argparse
-import os
 from collections import Counter
 
 from utils.process import configure  # first: settings paddle reads when it loads
@@ -50,7 +49,7 @@ def word_counts(paths):
             for field in line.split("\t"):
                 counts.update(tokenize(field))
     if not counts:
-        raise UserError("no words in the text files; expected UTF-8 text", paths[0])
+        raise UserError("no words in the text files; expected UTF-8 text", ", ".join(paths))
     return counts
 
 
