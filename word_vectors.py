@@ -11,7 +11,6 @@ the student's vocabulary will hold. Words come from the word students' own token
 Writes word2vec text (a "count width" header, then "word v1 v2 ..."), under a temporary name renamed when done.
 """
 import argparse
-from collections import Counter
 
 from utils.process import configure  # first: settings paddle reads when it loads
 configure()
@@ -40,22 +39,21 @@ def parse_args(argv=None):
     return args
 
 
-def word_counts(paths):
-    """How often each word (the word students' tokenizer) occurs in the files, every tab-separated field read."""
-    from utils.adapters.words import tokenize
-    counts = Counter()
+def text_fields(paths):
+    """Every tab-separated field of every line of the files."""
     for path in paths:
         for _, line in text_lines(path, "UTF-8 text, one example per line"):
-            for field in line.split("\t"):
-                counts.update(tokenize(field))
-    if not counts:
+            yield from line.split("\t")
+
+
+def frequent_words(paths, limit):
+    """The `limit` most frequent words of the files, ties alphabetical: the word students' own vocabulary (their
+    tokenizer and order), so every key matches and the same texts in any order give the same file."""
+    from utils.adapters.words import WordEncoder
+    words = WordEncoder.build(text_fields(paths), pair=False, max_vocab_size=limit + 2).tokens[2:]  # no [PAD], [UNK]
+    if not words:
         raise UserError("no words in the text files; expected UTF-8 text", ", ".join(paths))
-    return counts
-
-
-def frequent_words(counts, limit):
-    """The `limit` most frequent words, ties alphabetical (the same texts in any order give the same file)."""
-    return sorted(counts, key=lambda w: (-counts[w], w))[:limit]
+    return words
 
 
 def pooled_vectors(model, piece_ids, cls_id, sep_id, pad_id, words, batch_size):
@@ -78,11 +76,11 @@ def pooled_vectors(model, piece_ids, cls_id, sep_id, pad_id, words, batch_size):
 
 
 def principal_components(vectors, dim):
-    """vectors centred and projected onto their top `dim` principal directions (all of them when dim is 0 or
-    not below the width, then only centred)."""
+    """vectors centred and projected onto their top `dim` principal directions (only centred when dim is not
+    below the width)."""
     import numpy as np
     centred = vectors - vectors.mean(axis=0, keepdims=True)
-    if not dim or dim >= vectors.shape[1]:
+    if dim >= vectors.shape[1]:
         return centred
     _, _, directions = np.linalg.svd(centred, full_matrices=False)
     return (centred @ directions[:dim].T).astype(np.float32)
@@ -103,7 +101,7 @@ def main(argv=None):
     from utils.models import load_model, load_tokenizer, quiet_paddlenlp
     from utils.wordpiece import piece_ids
     quiet_paddlenlp()
-    words = frequent_words(word_counts(args.text_file), args.max_words)
+    words = frequent_words(args.text_file, args.max_words)
     tokenizer = load_tokenizer(args.model_name_or_path)
     model = load_model(AutoModel, args.model_name_or_path)
     vectors = pooled_vectors(model, piece_ids(tokenizer), tokenizer.cls_token_id, tokenizer.sep_token_id,

@@ -21,9 +21,13 @@ N_TRANSFER=${N_TRANSFER:-20000}
 # the pretrained MiniLM, built once into OUT/vectors/minilm.txt) or a file. A twin starts from its student's vectors.
 BILSTM_VECTORS=${BILSTM_VECTORS:-glove}
 CNN_VECTORS=${CNN_VECTORS:-minilm}
+GLOVE=$(glove_path)
+vectors_of() {  # vectors_of STUDENT: its vectors' choice (bow reads none: glove, ignored)
+  case $1 in bilstm) echo "$BILSTM_VECTORS" ;; cnn) echo "$CNN_VECTORS" ;; *) echo glove ;; esac
+}
 vectors_file() {  # vectors_file CHOICE: the file a choice names
   case $1 in
-    glove) glove_path ;;
+    glove) echo "$GLOVE" ;;
     minilm) echo "$OUT/vectors/minilm.txt" ;;
     *) echo "$1" ;;
   esac
@@ -32,8 +36,7 @@ mkdir -p "$OUT"
 [ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train 2000 \
   --n_transfer "$N_TRANSFER"
 for student in $STUDENTS; do
-  case $student in bilstm) choice=$BILSTM_VECTORS ;; cnn) choice=$CNN_VECTORS ;; *) continue ;; esac
-  if [ "$choice" = minilm ] && [ ! -f "$OUT/vectors/minilm.txt" ]; then
+  if [ "$(vectors_of "$student")" = minilm ] && [ ! -f "$OUT/vectors/minilm.txt" ]; then
     "$PY" word_vectors.py --model_name_or_path "$MINILM" --text_file "$OUT/glue/SST-2/train.tsv" \
       --text_file "$OUT/glue/SST-2/transfer.txt" --output_file "$OUT/vectors/minilm.txt"
   fi
@@ -49,8 +52,8 @@ recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student
 }
 recipe_of() {
   case $1 in
-    bilstm) echo "--glove_embs $(vectors_file "$BILSTM_VECTORS") --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
-    cnn|bow) echo "--glove_embs $(vectors_file "$([ "$1" = cnn ] && echo "$CNN_VECTORS" || echo glove)") --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
+    bilstm) echo "--glove_embs $(vectors_file "$(vectors_of "$1")") --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --hidden_size 150 --save_steps 344 --logging_steps 86 --select last" ;;
+    cnn|bow) echo "--glove_embs $(vectors_file "$(vectors_of "$1")") --batch_size 64 --learning_rate 1e-3 --num_train_epochs 5 --save_steps 344 --logging_steps 86 --select last" ;;
     *) echo "--student_init teacher --learning_rate 1e-4 --num_train_epochs 1 --save_steps 100 --logging_steps 50 --select last" ;;
   esac
 }
