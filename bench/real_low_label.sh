@@ -11,6 +11,8 @@
 #   PARALLEL_RUNS=2 ...                                            # two (seed, student) pairs at once, a thread each
 #   STUDENTS=3l-384d STUDENT_ARGS="--max_steps 1000" ...            # flags after the recipe's (the twin's steps follow)
 #   CNN_VECTORS=glove ...                                          # a word student's vectors (below)
+#   MORE_TRANSFER=FILE ...                                         # more transfer text (e.g. augmented rows of the
+#                                                                  # training sentences: bench/augmented_rows.py)
 source "$(dirname "$0")/real_env.sh"
 OUT=${OUT:-out/real/lowlabel}
 SEEDS=${SEEDS:-1 2 3}
@@ -38,14 +40,16 @@ mkdir -p "$OUT"
 for student in $STUDENTS; do
   if [ "$(vectors_of "$student")" = minilm ] && [ ! -f "$OUT/vectors/minilm.txt" ]; then
     "$PY" word_vectors.py --model_name_or_path "$MINILM" --text_file "$OUT/glue/SST-2/train.tsv" \
-      --text_file "$OUT/glue/SST-2/transfer.txt" --output_file "$OUT/vectors/minilm.txt"
+      --text_file "$OUT/glue/SST-2/transfer.txt" ${MORE_TRANSFER:+--text_file "$MORE_TRANSFER"} \
+      --output_file "$OUT/vectors/minilm.txt"
   fi
 done
 COMMON=(--task_name SST-2 --glue_dir "$OUT/glue" --max_seq_length 64 --batch_size 32)
 # shellcheck disable=SC2086
 timed teacher "$PY" run_glue.py "${COMMON[@]}" --model_name_or_path "$MINILM" --output_dir "$OUT/teacher" \
   ${TEACHER_ARGS:---learning_rate 1e-4 --num_train_epochs 3 --save_steps 63 --logging_steps 21}
-TRANSFER=(--transfer_file "$OUT/glue/SST-2/transfer.txt" --teacher_path "$OUT/teacher/best_model")
+TRANSFER=(--transfer_file "$OUT/glue/SST-2/transfer.txt" ${MORE_TRANSFER:+--transfer_file "$MORE_TRANSFER"}
+          --teacher_path "$OUT/teacher/best_model")
 
 recipe() {  # recipe STUDENT: its flags (the demo's recipes, written per student kind), then STUDENT_ARGS
   echo "$(recipe_of "$1") ${STUDENT_ARGS:-}"

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -56,3 +58,32 @@ def test_int8_speed_times_batches_of_the_stated_shapes():
     assert batch["input_ids"].shape == (32, 64) and batch["token_type_ids"].shape == (32, 64)
     assert batch["input_ids"][0].tolist() == [1, 2, 3] + [0] * 61 and batch["input_ids"][1].tolist() == list(range(1, 65))
     assert [x["input_ids"].tolist() for x in found["batch 1"]] == [[[1, 2, 3]], [list(range(1, 65))]]
+
+
+def test_augmented_rows_keeps_whole_groups_in_source_order(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import augmented_rows
+    source, augmented = tmp_path / "train.tsv", tmp_path / "aug.tsv"
+    source.write_text("sentence\tlabel\na good film\t1\ngood\t1\na dull plot\t0\n", encoding="utf-8")
+    # "good" is an n-gram of the first sentence and also the second original: only order tells them apart
+    augmented.write_text("sentence\tlabel\na good film\t1\ngood\t1\na [MASK] film\t1\ngood\t1\ngreat\t1\n"
+                         "a dull plot\t0\na dull story here\t0\n", encoding="utf-8")
+    wanted = tmp_path / "wanted.txt"
+    wanted.write_text("a good film\na dull plot\n", encoding="utf-8")
+    out = tmp_path / "rows.txt"
+    n = augmented_rows.main(["--augmented", str(augmented), "--source", str(source), "--of", str(wanted),
+                             "--output", str(out)])
+    assert n == 3 and out.read_text(encoding="utf-8") == "good\na [MASK] film\na dull story here\n"
+    # the first group's n-gram "good" stayed in it; the second original's group ("great") was dropped
+    held_out = tmp_path / "dev.tsv"
+    held_out.write_text("sentence\tlabel\nsurely a dull story here of sorts\t0\n", encoding="utf-8")
+    augmented_rows.main(["--augmented", str(augmented), "--source", str(source), "--of", str(wanted),
+                         "--output", str(out), "--drop_fragments_of", str(held_out)])
+    assert out.read_text(encoding="utf-8") == "good\na [MASK] film\n"  # "a dull story" is inside a held-out one
+    reversed_source = tmp_path / "reversed.tsv"
+    reversed_source.write_text("sentence\tlabel\na dull plot\t0\ngood\t1\na good film\t1\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        augmented_rows.main(["--augmented", str(augmented), "--source", str(reversed_source), "--of", str(wanted),
+                             "--output", str(tmp_path / "other.txt")])
+    assert stop.value.code == 2 and "is --source the file it was made from" in capsys.readouterr().err
+    assert not (tmp_path / "other.txt").exists()

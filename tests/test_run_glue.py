@@ -243,3 +243,16 @@ def test_a_rerun_replaces_the_earlier_runs_curves(tmp_path, demo_glue, tiny_bert
     from visualdl import LogReader
     steps = [r.id for r in LogReader(file_path=files[0]).get_data("scalar", "train/loss")]
     assert steps == [1, 2]
+
+
+def test_freeze_embeddings_keeps_the_pretrained_ones_bit_for_bit(tmp_path, demo_glue, tiny_bert):
+    import paddle
+    run(quick_args(demo_glue, tiny_bert, tmp_path / "out", "--freeze_embeddings"))
+    def by_inner_name(state):  # "bert.embeddings.x" and "model.bert.embeddings.x" -> "embeddings.x"
+        return {n[n.index(k):]: p.numpy() for n, p in state.items() for k in ("embeddings.", "encoder.") if k in n}
+    start = by_inner_name(paddle.load(os.path.join(tiny_bert, "model_state.pdparams")))
+    final = by_inner_name(paddle.load(str(tmp_path / "out" / "checkpoint" / "trainable.pdparams")))
+    embeddings = {n for n in final if n.startswith("embeddings.")}
+    assert embeddings and all(np.array_equal(start[n], final[n]) for n in embeddings)
+    layers = {n for n in final if n.startswith("encoder.")}
+    assert layers and not any(np.array_equal(start[n], final[n]) for n in layers)

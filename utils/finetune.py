@@ -31,6 +31,10 @@ class Script:
                        help="PaddleNLP model name (downloaded when online), PaddleNLP folder, or Hugging Face BERT "
                             "folder (config.json + model.safetensors or pytorch_model.bin; converted in a copy)")
         m.add_argument("--output_dir", required=True, help="where best_model, all_results.json and runs/ go")
+        m.add_argument("--freeze_embeddings", action="store_true",
+                       help="keep the pretrained embeddings (word, position, type) as they are: no gradient and no "
+                            "update for the 30k-row word matrix, half a MiniLM's weights (less time a step; the "
+                            "teacher usually loses some accuracy: docs/BENCHMARKS.md)")
         add_training_args(p, learning_rate=self.learning_rate)
         args = p.parse_args(argv)
         validate_args(args)
@@ -69,6 +73,11 @@ def loss(model, spec, batch, index, progress):
     return hard_loss(logits, labels, spec.is_regression), {}, {}
 
 
+def frozen_embeddings(model):
+    """{parameter name: 0} for the model's embeddings: the loop then computes no gradient for them."""
+    return {name: 0.0 for name, _ in model.named_parameters() if model.part_of(name) == "embeddings"}
+
+
 def batch_at(plan, train, step):
     from utils.batches import to_tensors
     index = plan.index(step)
@@ -95,7 +104,8 @@ def fine_tune(args, script, argv=None):
         name="fine-tune", steps=plan.total_steps(args.num_train_epochs, args.max_steps),
         loss=functools.partial(loss, model, spec), key=f"eval_{spec.main_metric}",
         evaluate=functools.partial(evaluate, spec, model, dev, args.eval_batch_size),
-        save_best=functools.partial(save_adapter, model, os.path.join(args.output_dir, "best_model")))
+        save_best=functools.partial(save_adapter, model, os.path.join(args.output_dir, "best_model")),
+        multipliers=frozen_embeddings(model) if args.freeze_embeddings else {})
     job = run.job(f"fine-tune {spec.name}", settings, model, [phase], functools.partial(batch_at, plan, train),
                   loop.fingerprint(vars(args), train_examples))
     results = run.train(job, run.start(job, settings), run.Record(script, argv, vars(args)))

@@ -158,6 +158,9 @@ class WordAdapter(Adapter):
         logits = self.model(ids_a, inputs["ids_b"]) if self.encoder.pair else self.model(ids_a)
         return {"logits": logits, "mask": real_mask(ids_a), "features": []}
 
+    def part_of(self, name):
+        return "embeddings" if name.split(".")[-2:-1] == ["embedding"] else "head"
+
     def text_lengths(self, seq_len):
         """The words of each text in a flops() example: seq_len in all, split between the texts of a pair (as a
         BERT's seq_len holds both)."""

@@ -1,0 +1,86 @@
+"""The augmented rows of some sentences, read from an augmentation file of a larger set (a validation slice's
+transfer text from the full training set's Tang rows, without augmenting again).
+
+    python bench/augmented_rows.py --augmented out/real/full_aug/train_aug_tang3.tsv \
+        --of out/real/recipes_clean/glue/SST-2/train.tsv --of out/real/recipes_clean/glue/SST-2/transfer.txt \
+        --output out/real/recipes_clean/transfer_aug.txt
+
+data_augmentation.py writes each original row followed by its augmented rows, in the source's order. The group of
+a sentence of the --of files is kept, any other group dropped (so the augmented rows of a validation sentence never
+reach the transfer text). The first line of a TSV is its header. Writes the kept
+groups' augmented rows, sentence column only, one per line, under a temporary name renamed when complete.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from utils.errors import UserError, exits_cleanly  # noqa: E402
+from utils.files import atomic_file  # noqa: E402
+
+
+def sentences(path):
+    """The first column of every row (a .tsv's header skipped), stripped."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if path.endswith(".tsv"):
+        lines = lines[1:]
+    return [line.split("\t")[0].strip() for line in lines]
+
+
+def kept_rows(augmented, originals, wanted):
+    """The augmented rows (in file order) of the groups whose original is in `wanted`. `originals`: the augmented
+    file's source sentences in order. The row equal to the next one starts its group; but an n-gram sample of one
+    sentence can equal the next, shorter training phrase, so when a group's own original turns up inside it (an
+    augmented row never equals its own original), the rows since that early start go back to the group before."""
+    groups, following = [], 0  # [original index, rows]
+    for row in augmented:
+        if following < len(originals) and row == originals[following]:
+            groups.append([following, []])
+            following += 1
+        elif groups and len(groups) > 1 and row == originals[groups[-1][0]]:
+            early = groups.pop()
+            groups[-1][1] += [originals[early[0]]] + early[1]
+            groups.append([early[0], []])
+        elif groups and row:
+            groups[-1][1].append(row)
+    if following != len(originals):
+        raise UserError(f"the augmented file holds {following} of its source's {len(originals)} sentences in "
+                        "order: is --source the file it was made from?")
+    return [row for index, rows in groups if originals[index] in wanted for row in rows]
+
+
+@exits_cleanly
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--augmented", required=True, help="data_augmentation.py's output (originals included)")
+    p.add_argument("--source", default="../shared/data/glue/SST-2/train.tsv",
+                   help="the file that was augmented: its sentences start the groups (default SST-2's train.tsv)")
+    p.add_argument("--of", action="append", required=True, help="keep the augmented rows of these sentences")
+    p.add_argument("--drop_fragments_of", action="append", default=[],
+                   help="a validation slice's dev.tsv: rows of 4 words or more inside one of its sentences, or "
+                        "holding one, are dropped, as utils.demo drops them from the slice's transfer text")
+    p.add_argument("--output", required=True)
+    args = p.parse_args(argv)
+    for path in [args.augmented, args.source, *args.of, *args.drop_fragments_of]:
+        if not os.path.isfile(path):
+            raise UserError("no such file", path)
+    wanted = {s for path in args.of for s in sentences(path)}
+    rows = kept_rows(sentences(args.augmented), sentences(args.source), wanted)
+    if args.drop_fragments_of:
+        from types import SimpleNamespace
+
+        from utils.demo import drop_fragments
+        held_out = [s for path in args.drop_fragments_of for s in sentences(path)]
+        kept = drop_fragments([SimpleNamespace(text_a=row) for row in rows], held_out)
+        print(f"{len(rows) - len(kept)} rows inside or holding a sentence of {', '.join(args.drop_fragments_of)} "
+              "dropped")
+        rows = [e.text_a for e in kept]
+    with atomic_file(args.output) as f:
+        f.write("".join(row + "\n" for row in rows))
+    print(f"wrote {args.output}: {len(rows)} augmented rows of {len(wanted)} sentences")
+    return len(rows)
+
+
+if __name__ == "__main__":
+    main()
