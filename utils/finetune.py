@@ -34,7 +34,7 @@ class Script:
         m.add_argument("--freeze_embeddings", action="store_true",
                        help="keep the pretrained embeddings (word, position, type) as they are: no gradient and no "
                             "update for the 30k-row word matrix, half a MiniLM's weights (less time a step; the "
-                            "teacher usually loses some accuracy: docs/BENCHMARKS.md)")
+                            "demo's MiniLM teacher lost 1.2 points with it: docs/BENCHMARKS.md)")
         add_training_args(p, learning_rate=self.learning_rate)
         args = p.parse_args(argv)
         validate_args(args)

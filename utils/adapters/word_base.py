@@ -159,6 +159,7 @@ class WordAdapter(Adapter):
         return {"logits": logits, "mask": real_mask(ids_a), "features": []}
 
     def part_of(self, name):
+        """The word vectors are the embeddings (what --freeze_embeddings keeps); the rest is the head."""
         return "embeddings" if name.split(".")[-2:-1] == ["embedding"] else "head"
 
     def text_lengths(self, seq_len):
