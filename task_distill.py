@@ -195,6 +195,10 @@ def build_models(args, spec, train_examples):
         if not any(student.part_of(name) == "embeddings" for name, _ in student.named_parameters()):
             raise UserError(f"--freeze_embeddings: the {student.arch} student has no embeddings to keep (a bow "
                             "student's hashed table is the whole model)")
+        from utils.adapters.word_base import WordAdapter
+        if not args.glove_embs if isinstance(student, WordAdapter) else args.student_init == "random":
+            raise UserError("--freeze_embeddings would keep random embeddings: give the student its embeddings "
+                            "(--glove_embs for a word student; --student_init pretrained or teacher)")
         for phase in config["phases"]:
             phase["lr"] = dict(phase["lr"], embeddings=0.0)
     return teachers, student, config

@@ -3,12 +3,13 @@ transfer text from the full training set's Tang rows, without augmenting again).
 
     python bench/augmented_rows.py --augmented out/real/full_aug/train_aug_tang3.tsv \
         --of out/real/recipes_clean/glue/SST-2/train.tsv --of out/real/recipes_clean/glue/SST-2/transfer.txt \
-        --output out/real/recipes_clean/transfer_aug.txt
+        --drop_fragments_of out/real/recipes_clean/glue/SST-2/dev.tsv --output out/real/recipes_clean/aug_rows.txt
 
 data_augmentation.py writes each original row followed by its augmented rows, in the source's order. The group of
 a sentence of the --of files is kept, any other group dropped (so the augmented rows of a validation sentence never
-reach the transfer text). The first line of a TSV is its header. Writes the kept
-groups' augmented rows, sentence column only, one per line, under a temporary name renamed when complete.
+reach the transfer text). Rows are matched as written (SST-2's sentences end in a space; an n-gram sample of a whole
+short sentence does not). The first line of a TSV is its header. Writes the kept groups' augmented rows, sentence
+column only and stripped, one per line, under a temporary name renamed when complete.
 """
 import argparse
 import os
@@ -20,34 +21,36 @@ from utils.files import atomic_file  # noqa: E402
 
 
 def sentences(path):
-    """The first column of every row (a .tsv's header skipped), stripped."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    """The first column of every row (a .tsv's header skipped), as written."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise UserError(f"not UTF-8 text (byte {err.start}); expected one sentence per line or a TSV", path) from None
     if path.endswith(".tsv"):
         lines = lines[1:]
-    return [line.split("\t")[0].strip() for line in lines]
+    return [line.split("\t")[0] for line in lines]
 
 
 def kept_rows(augmented, originals, wanted):
-    """The augmented rows (in file order) of the groups whose original is in `wanted`. `originals`: the augmented
-    file's source sentences in order. The row equal to the next one starts its group; but an n-gram sample of one
-    sentence can equal the next, shorter training phrase, so when a group's own original turns up inside it (an
-    augmented row never equals its own original), the rows since that early start go back to the group before."""
+    """The augmented rows (in file order, stripped) of the groups whose original is in `wanted` (stripped texts).
+    `originals`: the augmented file's source sentences in order. The row equal to the next one starts its group;
+    but an n-gram sample of one sentence can equal the next, shorter training phrase, so when a group's own
+    original turns up inside it (augmentation never repeats a row's own original), the rows since that early start
+    go back to the group before. Returns (rows, how many source sentences were found in order)."""
     groups, following = [], 0  # [original index, rows]
     for row in augmented:
         if following < len(originals) and row == originals[following]:
             groups.append([following, []])
             following += 1
-        elif groups and len(groups) > 1 and row == originals[groups[-1][0]]:
+        elif len(groups) > 1 and row == originals[groups[-1][0]]:
             early = groups.pop()
             groups[-1][1] += [originals[early[0]]] + early[1]
             groups.append([early[0], []])
-        elif groups and row:
+        elif groups and row.strip():
             groups[-1][1].append(row)
-    if following != len(originals):
-        raise UserError(f"the augmented file holds {following} of its source's {len(originals)} sentences in "
-                        "order: is --source the file it was made from?")
-    return [row for index, rows in groups if originals[index] in wanted for row in rows]
+    rows = [row.strip() for index, rows in groups if originals[index].strip() in wanted for row in rows]
+    return rows, following
 
 
 @exits_cleanly
@@ -65,13 +68,17 @@ def main(argv=None):
     for path in [args.augmented, args.source, *args.of, *args.drop_fragments_of]:
         if not os.path.isfile(path):
             raise UserError("no such file", path)
-    wanted = {s for path in args.of for s in sentences(path)}
-    rows = kept_rows(sentences(args.augmented), sentences(args.source), wanted)
+    wanted = {s.strip() for path in args.of for s in sentences(path)}
+    originals = sentences(args.source)
+    rows, found = kept_rows(sentences(args.augmented), originals, wanted)
+    if found != len(originals):
+        raise UserError(f"holds only the first {found} of the {len(originals)} sentences of {args.source} in their "
+                        "order: is --source the file it was augmented from?", args.augmented)
     if args.drop_fragments_of:
         from types import SimpleNamespace
 
         from utils.demo import drop_fragments
-        held_out = [s for path in args.drop_fragments_of for s in sentences(path)]
+        held_out = [s.strip() for path in args.drop_fragments_of for s in sentences(path)]
         kept = drop_fragments([SimpleNamespace(text_a=row) for row in rows], held_out)
         print(f"{len(rows) - len(kept)} rows inside or holding a sentence of {', '.join(args.drop_fragments_of)} "
               "dropped")

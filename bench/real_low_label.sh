@@ -37,11 +37,18 @@ vectors_file() {  # vectors_file CHOICE: the file a choice names
 mkdir -p "$OUT"
 [ -f "$OUT/glue/SST-2/transfer.txt" ] || "$PY" -m utils.demo --sample_sst2 "$GLUE_DIR" --out "$OUT" --n_train 2000 \
   --n_transfer "$N_TRANSFER"
+TEXTS="$OUT/glue/SST-2/train.tsv $OUT/glue/SST-2/transfer.txt${MORE_TRANSFER:+ $MORE_TRANSFER}"
 for student in $STUDENTS; do
-  if [ "$(vectors_of "$student")" = minilm ] && [ ! -f "$OUT/vectors/minilm.txt" ]; then
-    "$PY" word_vectors.py --model_name_or_path "$MINILM" --text_file "$OUT/glue/SST-2/train.tsv" \
-      --text_file "$OUT/glue/SST-2/transfer.txt" ${MORE_TRANSFER:+--text_file "$MORE_TRANSFER"} \
+  [ "$(vectors_of "$student")" = minilm ] || continue
+  if [ -f "$OUT/vectors/minilm.txt" ]; then  # built by an earlier call: from the same text (a file beside it says)
+    built=$(cat "$OUT/vectors/minilm.txt.text" 2>/dev/null || echo "$OUT/glue/SST-2/train.tsv $OUT/glue/SST-2/transfer.txt")
+    [ "$built" = "$TEXTS" ] || { echo "error: $OUT/vectors/minilm.txt was built from $built, not $TEXTS: remove" \
+      "it, or use another OUT" >&2; exit 2; }
+  else
+    # shellcheck disable=SC2046
+    "$PY" word_vectors.py --model_name_or_path "$MINILM" $(printf -- '--text_file %s ' $TEXTS) \
       --output_file "$OUT/vectors/minilm.txt"
+    echo "$TEXTS" > "$OUT/vectors/minilm.txt.text"
   fi
 done
 COMMON=(--task_name SST-2 --glue_dir "$OUT/glue" --max_seq_length 64 --batch_size 32)

@@ -85,5 +85,29 @@ def test_augmented_rows_keeps_whole_groups_in_source_order(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         augmented_rows.main(["--augmented", str(augmented), "--source", str(reversed_source), "--of", str(wanted),
                              "--output", str(tmp_path / "other.txt")])
-    assert stop.value.code == 2 and "is --source the file it was made from" in capsys.readouterr().err
+    assert stop.value.code == 2 and "is --source the file it was augmented from" in capsys.readouterr().err
+    assert not (tmp_path / "other.txt").exists()
+
+
+def test_augmented_rows_match_as_written_and_refuse_binary_input(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import augmented_rows
+    # SST-2's rows end in a space; an n-gram of the whole short sentence does not, and stays an augmented row of
+    # that sentence instead of reading as its original turning up again
+    source = tmp_path / "train.tsv"
+    source.write_text("sentence\tlabel\ndull \t0\nfine film \t1\n", encoding="utf-8")
+    augmented = tmp_path / "aug.tsv"
+    augmented.write_text("sentence\tlabel\ndull \t0\n[MASK] \t0\ndull\t0\nfine film \t1\nfine\t1\n",
+                         encoding="utf-8")
+    wanted = tmp_path / "wanted.txt"
+    wanted.write_text("dull\n", encoding="utf-8")
+    out = tmp_path / "rows.txt"
+    augmented_rows.main(["--augmented", str(augmented), "--source", str(source), "--of", str(wanted),
+                         "--output", str(out)])
+    assert out.read_text(encoding="utf-8") == "[MASK]\ndull\n"
+    augmented.write_bytes(b"sentence\tlabel\n\xff\xfe\t0\n")
+    with pytest.raises(SystemExit) as stop:
+        augmented_rows.main(["--augmented", str(augmented), "--source", str(source), "--of", str(wanted),
+                             "--output", str(tmp_path / "other.txt")])
+    assert stop.value.code == 2 and f"{augmented}: not UTF-8 text" in capsys.readouterr().err
     assert not (tmp_path / "other.txt").exists()

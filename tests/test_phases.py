@@ -278,24 +278,47 @@ def test_fewer_steps_than_phases_is_refused_before_anything_is_written(tmp_path,
     assert not os.path.exists(tmp_path / "out")
 
 
-@pytest.mark.parametrize("student", ["2l-32d", "cnn"])
+TWO_PHASES = {"phases": [{"name": "soft", "kd_weight": 1.0, "share": 0.5},
+                         {"name": "prediction", "kd_weight": 1.0, "hard_label_weight": 1.0}]}
+
+
+@pytest.mark.parametrize("student,phases", [("2l-32d", False), ("2l-32d", True), ("cnn", False)])
 def test_freeze_embeddings_keeps_them_bit_for_bit_and_trains_the_rest(tmp_path, demo_glue, tiny_teacher, student,
-                                                                      monkeypatch):
+                                                                      phases, monkeypatch):
+    from utils.demo import vocabulary, write_vectors
     shots = snapshots_at_phase_starts(monkeypatch)
     args = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--teacher_path", tiny_teacher, "--output_dir",
             tmp_path / "out", "--max_steps", 6, "--save_steps", 3, "--logging_steps", 3, "--batch_size", 16,
             "--learning_rate", 1e-3, "--max_seq_length", 32, "--student_model_name_or_path", student,
-            "--student_init", "random", "--hard_label_weight", 1, "--freeze_embeddings"]
+            "--student_init", "teacher", "--freeze_embeddings"]
+    if phases:
+        args += ["--distill_config", write(tmp_path / "two.json", json.dumps(TWO_PHASES))]
+    else:
+        args += ["--hard_label_weight", 1]
+    if student == "cnn":
+        write_vectors(str(tmp_path / "vectors.txt"), vocabulary())
+        args += ["--glove_embs", tmp_path / "vectors.txt"]
     task_distill.main([str(a) for a in args])
-    final = final_weights(tmp_path / "out" / "checkpoint-prediction")
-    (_, start), = shots
+    final = final_weights(tmp_path / "out" / ("checkpoint" if phases else "checkpoint-prediction"))
+    start = shots[0][1]
     embeddings = {n for n in start if (".embeddings." in n if student != "cnn" else ".embedding." in n)}
     changed = {n for n in start if not np.array_equal(start[n], final[n])}
     assert embeddings and not embeddings & changed  # word (and position, type) embeddings untouched
     unused = {n for n in start if ".fit_dense" in n}  # TinyBERT's projections serve intermediate matches only
     assert changed == set(start) - embeddings - unused
     with open(tmp_path / "out" / "distill_config.json") as f:
-        assert json.load(f)["phases"][0]["lr"] == {"embeddings": 0.0}
+        assert [p["lr"] for p in json.load(f)["phases"]] == [{"embeddings": 0.0}] * (2 if phases else 1)
+
+
+def test_freeze_embeddings_refuses_random_embeddings(tmp_path, demo_glue, tiny_teacher, capsys):
+    for student, init in (("2l-32d", "random"), ("cnn", "pretrained")):  # the cnn without --glove_embs
+        args = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--teacher_path", tiny_teacher, "--output_dir",
+                tmp_path / student, "--max_steps", 2, "--student_model_name_or_path", student, "--student_init", init,
+                "--hard_label_weight", 1, "--freeze_embeddings"]
+        with pytest.raises(SystemExit) as stop:
+            task_distill.main([str(a) for a in args])
+        assert stop.value.code == 2 and "would keep random embeddings" in capsys.readouterr().err
+        assert not os.path.exists(tmp_path / student)
 
 
 def test_freeze_embeddings_refuses_a_student_without_embeddings(tmp_path, demo_glue, tiny_teacher, capsys):
