@@ -17,19 +17,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.errors import UserError, exits_cleanly  # noqa: E402
-from utils.files import atomic_file  # noqa: E402
+from utils.files import atomic_file, text_lines  # noqa: E402
 
 
 def sentences(path):
-    """The first column of every row (a .tsv's header skipped), as written."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except UnicodeDecodeError as err:
-        raise UserError(f"not UTF-8 text (byte {err.start}); expected one sentence per line or a TSV", path) from None
-    if path.endswith(".tsv"):
-        lines = lines[1:]
-    return [line.split("\t")[0] for line in lines]
+    """The first column of every line, as written (a .tsv's header skipped); utils.files.text_lines names a
+    missing file or a line that is not UTF-8."""
+    lines = [line for _, line in text_lines(path, "UTF-8 text, one sentence per line or a TSV")]
+    return [line.split("\t")[0] for line in (lines[1:] if path.endswith(".tsv") else lines)]
 
 
 def kept_rows(augmented, originals, wanted):
@@ -65,9 +60,7 @@ def main(argv=None):
                         "holding one, are dropped, as utils.demo drops them from the slice's transfer text")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
-    for path in [args.augmented, args.source, *args.of, *args.drop_fragments_of]:
-        if not os.path.isfile(path):
-            raise UserError("no such file", path)
+    held_out = [s.strip() for path in args.drop_fragments_of for s in sentences(path)]  # every file read first
     wanted = {s.strip() for path in args.of for s in sentences(path)}
     originals = sentences(args.source)
     rows, found = kept_rows(sentences(args.augmented), originals, wanted)
@@ -78,7 +71,6 @@ def main(argv=None):
         from types import SimpleNamespace
 
         from utils.demo import drop_fragments
-        held_out = [s.strip() for path in args.drop_fragments_of for s in sentences(path)]
         kept = drop_fragments([SimpleNamespace(text_a=row) for row in rows], held_out)
         print(f"{len(rows) - len(kept)} rows inside or holding a sentence of {', '.join(args.drop_fragments_of)} "
               "dropped")

@@ -109,5 +109,5 @@ def test_augmented_rows_match_as_written_and_refuse_binary_input(tmp_path, capsy
     with pytest.raises(SystemExit) as stop:
         augmented_rows.main(["--augmented", str(augmented), "--source", str(source), "--of", str(wanted),
                              "--output", str(tmp_path / "other.txt")])
-    assert stop.value.code == 2 and f"{augmented}: not UTF-8 text" in capsys.readouterr().err
+    assert stop.value.code == 2 and f"{augmented}:2: not UTF-8 text" in capsys.readouterr().err
     assert not (tmp_path / "other.txt").exists()

@@ -310,21 +310,16 @@ def test_freeze_embeddings_keeps_them_bit_for_bit_and_trains_the_rest(tmp_path, 
         assert [p["lr"] for p in json.load(f)["phases"]] == [{"embeddings": 0.0}] * (2 if phases else 1)
 
 
-def test_freeze_embeddings_refuses_random_embeddings(tmp_path, demo_glue, tiny_teacher, capsys):
-    for student, init in (("2l-32d", "random"), ("cnn", "pretrained")):  # the cnn without --glove_embs
-        args = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--teacher_path", tiny_teacher, "--output_dir",
-                tmp_path / student, "--max_steps", 2, "--student_model_name_or_path", student, "--student_init", init,
-                "--hard_label_weight", 1, "--freeze_embeddings"]
-        with pytest.raises(SystemExit) as stop:
-            task_distill.main([str(a) for a in args])
-        assert stop.value.code == 2 and "would keep random embeddings" in capsys.readouterr().err
-        assert not os.path.exists(tmp_path / student)
-
-
-def test_freeze_embeddings_refuses_a_student_without_embeddings(tmp_path, demo_glue, tiny_teacher, capsys):
+@pytest.mark.parametrize("student,init,message", [
+    ("2l-32d", "random", "would keep random embeddings"),
+    ("cnn", "pretrained", "would keep random embeddings"),  # a word student without --glove_embs
+    ("bow", "pretrained", "the bow student has no embeddings to keep")])
+def test_freeze_embeddings_refuses_what_it_cannot_keep(tmp_path, demo_glue, tiny_teacher, capsys, student, init,
+                                                       message):
     args = ["--task_name", "SST-2", "--glue_dir", demo_glue, "--teacher_path", tiny_teacher, "--output_dir",
-            tmp_path / "out", "--max_steps", 2, "--student_model_name_or_path", "bow", "--freeze_embeddings"]
+            tmp_path / "out", "--max_steps", 2, "--student_model_name_or_path", student, "--student_init", init,
+            "--hard_label_weight", 1, "--freeze_embeddings"]
     with pytest.raises(SystemExit) as stop:
         task_distill.main([str(a) for a in args])
-    assert stop.value.code == 2 and "the bow student has no embeddings to keep" in capsys.readouterr().err
+    assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
