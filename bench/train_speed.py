@@ -471,7 +471,7 @@ def main(argv=None):
         batches = read_batches(path)
         sides = ["paddle", "torch"] + (["static"] if args.paddle_static else [])
         names = {"paddle": "Paddle (this suite)", "torch": "PyTorch (transformers)",
-                 "static": f"Paddle, static program ({' '.join([args.paddle_static] + args.static_env)})"}
+                 "static": f"Paddle, static program ({' '.join(filter(None, [args.paddle_static, *args.static_env]))})"}
         ours = [side for side in sides if side != "torch"]
         print(f"| mode | run | {' | '.join(names[x] + ' ex/s' for x in sides)} | "
               f"{' | '.join('ratio ' + x for x in ours)} |\n|{' --- |' * (2 + len(sides) + len(ours))}")

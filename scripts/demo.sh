@@ -41,9 +41,11 @@ fi
 # BiLSTM (GloVe 50-d, 150 hidden units a direction) and its twin: 1,720 steps of 64 (5 passes over the 22,000; the
 # twin the same steps over the 2,000). Recipes chosen on a validation slice of training sentences, never on dev
 # (docs/BENCHMARKS.md): 150 units are as accurate as 300 and 3x faster; more passes is what the BiLSTM gains from.
-# Students, twins and the teacher's export run a thread each, two at a time, the next taking the first free core
-# (TWIN_PARALLEL). Every student keeps its final step's model
-# (--select last): dev is measured once, never used to choose. Budgets fit ~10 minutes on 2 cores.
+# Every run takes one thread, two at a time, the next taking the first free core (TWIN_PARALLEL): the twins read
+# nothing of the fine-tuned teacher (TWIN_INIT, the pretrained MiniLM, gives them its tokenizer and the 3-layer twin
+# its layers), so they start at once beside the teacher's side (fine-tuning, then labelling); the distilled students
+# and the exports follow. Every student keeps its final step's model (--select last): dev is measured once, never
+# used to choose. Budgets fit ~10 minutes on 2 cores.
 export PY GLUE_DIR="$OUT/glue" TEACHER="$MINILM" STUDENT=${STUDENT:-3l-384d} STUDENT_INIT=${STUDENT_INIT:-teacher}
 export TRANSFER=${TRANSFER-$OUT/glue/SST-2/transfer.txt} INTER=${INTER:-0} TWIN_INIT=${TWIN_INIT-$MINILM}
 export USE_AUG=${USE_AUG:-0} GLOVE BASELINE=${BASELINE:-1} WORD_STUDENTS=${WORD_STUDENTS-bilstm}

@@ -2,6 +2,8 @@
 #   side_by_side COMMAND...   the command on one thread, in the background, once fewer than PARALLEL_RUNS (default:
 #                             the CPU count) are running; two one-thread runs of the same length can end a minute
 #                             apart on a shared VM, and the next run takes the freed core instead of waiting
+#   queue_wait N              the Nth queued run has ended; if it failed, the other queued runs are stopped and
+#                             its status stops the script
 #   wait_all                  every queued run finishes; then the first failure's status stops the script
 # Each run writes its exit status to a file as it ends. Statuses are never asked of bash by pid: over an hour-long
 # queue the pids of runs that ended early are reused ("wait: pid N is not a child of this shell"), and `wait -n`
@@ -28,6 +30,27 @@ side_by_side() {
   while [ $((queue_started - $(queue_ended))) -ge "$PARALLEL_RUNS" ]; do sleep 0.5; done
   queue_started=$((queue_started + 1))
   queue_run "$(printf '%s/%06d.status' "$queue_dir" "$queue_started")" "$@" &
+}
+
+stop_tree() {  # stop_tree PID: the process and everything it started (a queued run's subshells and its python)
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do stop_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+
+queue_wait() {
+  local file status
+  file=$(printf '%s/%06d.status' "$queue_dir" "$1")
+  while [ ! -e "$file" ]; do sleep 0.5; done
+  status=$(<"$file")
+  if [ "$status" != 0 ]; then
+    echo "error: queued run $1 failed (exit $status); stopping the other queued runs" >&2
+    local pid
+    for pid in $(jobs -p); do stop_tree "$pid"; done
+    wait || true
+    rm -rf "$queue_dir"
+    exit "$status"
+  fi
 }
 
 wait_all() {
