@@ -28,8 +28,8 @@ def parse_args(argv=None):
     p.add_argument("--quantize", choices=("int8",),
                    help="int8: also write model.int8.onnx, dynamic INT8 quantization of the matrix products and the "
                         "embeddings through onnxruntime (implies --onnx; predict.py --int8 runs it). Static "
-                        "quantization calibrated on training rows was measured and is slower on AVX2 CPUs "
-                        "(docs/BENCHMARKS.md)")
+                        "quantization calibrated on training rows was measured and is slower, with or "
+                        "without VNNI (docs/BENCHMARKS.md)")
     p.add_argument("--engine", action="append", default=[], choices=[n for n, e in ENGINES.items() if e.make],
                    help="also write the file this engine runs, and those it is made from (repeatable; --onnx is "
                         "--engine onnxruntime, --quantize int8 is --engine onnxruntime_int8)")

@@ -76,7 +76,8 @@ def parse_args(argv=None):
                    help="multiply the soft cross-entropy by T^2 (default on)")
     d.add_argument("--pred_weight", type=float, default=1.0,
                    help="weight of the distillation loss (default 1); 0 with --hard_label_weight 1 trains the "
-                        "student on gold labels only, the baseline distillation should beat")
+                        "student on gold labels only, the baseline distillation should beat (its --teacher_path then "
+                        "only lends a tokenizer: the teacher's pretrained checkpoint serves)")
     d.add_argument("--hard_label_weight", type=float, default=0.0, help="weight of the gold-label loss (default 0)")
     d.add_argument("--select", choices=("metric", "last"), default="metric",
                    help="which model the final phase keeps in best_model/: metric (default), the evaluation with the "
@@ -136,6 +137,11 @@ def parse_part(text):
     return int(k) - 1, int(n)
 
 
+def gold_only(args):
+    """A gold-only twin: no loss reads a teacher output, so its --teacher_path only lends a tokenizer."""
+    return not (args.pred_weight or args.intermediate_distill or args.distill_config)
+
+
 def raw_config(args, regression, student, teacher):
     """The config before resolution: --distill_config's file, or TinyBERT's stage from the loss flags."""
     from utils.presets import load_config_file
@@ -165,7 +171,7 @@ def build_models(args, spec, train_examples):
     from utils.adapters import build_student, load_teachers
     from utils.models import WORD_OPTIONS as OPTIONS
     from utils.training import set_seed
-    teachers = load_teachers(args.teacher_path, label_config(spec))
+    teachers = load_teachers(args.teacher_path, label_config(spec), outputs_read=not gold_only(args))
     source = teachers[0]
     if args.init_from:
         from utils.adapters import load_adapter

@@ -11,6 +11,7 @@
 PARALLEL_RUNS=${PARALLEL_RUNS:-$(nproc)}
 queue_dir=""  # made by the first side_by_side, removed by wait_all
 queue_started=0
+queue_pids=()  # queue_pids[N]: the Nth queued run's process
 
 queue_run() {  # queue_run STATUS_FILE COMMAND...: the command (with the caller's errexit), then its status
   local file=$1 errexit=${-//[^e]/}; shift
@@ -30,9 +31,11 @@ side_by_side() {
   while [ $((queue_started - $(queue_ended))) -ge "$PARALLEL_RUNS" ]; do sleep 0.5; done
   queue_started=$((queue_started + 1))
   queue_run "$(printf '%s/%06d.status' "$queue_dir" "$queue_started")" "$@" &
+  queue_pids[queue_started]=$!
 }
 
-stop_tree() {  # stop_tree PID: the process and everything it started (a queued run's subshells and its python)
+stop_tree() {  # stop_tree PID: the process and everything it started (a queued run's subshells and its python;
+  # pgrep is procps', as on every Linux this runs on)
   local child
   for child in $(pgrep -P "$1" 2>/dev/null); do stop_tree "$child"; done
   kill "$1" 2>/dev/null || true
@@ -41,8 +44,8 @@ stop_tree() {  # stop_tree PID: the process and everything it started (a queued 
 queue_wait() {
   local file status
   file=$(printf '%s/%06d.status' "$queue_dir" "$1")
-  while [ ! -e "$file" ]; do sleep 0.5; done
-  status=$(<"$file")
+  while [ ! -e "$file" ] && kill -0 "${queue_pids[$1]}" 2>/dev/null; do sleep 0.5; done
+  if [ -e "$file" ]; then status=$(<"$file"); else status=1; fi  # gone without its status: killed from outside
   if [ "$status" != 0 ]; then
     echo "error: queued run $1 failed (exit $status); stopping the other queued runs" >&2
     local pid
@@ -61,6 +64,6 @@ wait_all() {
     if [ -e "$f" ] && [ "$status" = 0 ]; then status=$(<"$f"); fi
   done
   rm -rf "$queue_dir"
-  queue_dir="" queue_started=0
+  queue_dir="" queue_started=0 queue_pids=()
   if [ "$status" != 0 ]; then exit "$status"; fi
 }

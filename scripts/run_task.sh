@@ -92,10 +92,6 @@ export_role() {  # export_role ROLE MODEL_DIR: OUT/export/ROLE, unless newer tha
   "$PY" export_model.py --model_dir "$src" --output_dir "$OUT/export/$role" --max_seq_length "$SEQ_LEN" \
     ${EXPORT_ARGS---onnx}
 }
-distil_and_export() {  # distil_and_export COMMAND...: the prediction stage, then (with the report) its export
-  stage "$OUT/pred" "$@"
-  [ "${REPORT:-1}" != 1 ] || export_role student "$OUT/pred/best_model"
-}
 
 # The commands first (they depend on the settings only), then the schedule below.
 # shellcheck disable=SC2086
@@ -153,7 +149,10 @@ case $STUDENT in
     if [ "$PARALLEL" = 1 ] && [ "${BASELINE:-0}" = 1 ]; then LABEL_FIRST=1; fi ;;
 esac
 EARLY_TWINS=0  # the twins queued first, the teacher's side (fine-tuning, stage 1, labelling) one queued run beside them
-if [ "$LABEL_FIRST" = 1 ] && [ -n "${TWIN_INIT:-}" ]; then EARLY_TWINS=1; fi
+# (not with USE_AUG: a word twin reads the augmented folder, which the teacher's side writes)
+if [ "$LABEL_FIRST" = 1 ] && [ -n "${TWIN_INIT:-}" ] && [ "${USE_AUG:-0}" != 1 ] && [ "$PARALLEL_RUNS" -ge 2 ]; then
+  EARLY_TWINS=1
+fi
 
 train_steps() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['train_steps'])" "$1/all_results.json"; }
 twin_run() {  # twin_run: the gold-only twin of the student in OUT/pred, from the student's own flags and the

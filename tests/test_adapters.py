@@ -292,6 +292,10 @@ def test_a_teacher_with_another_label_count_is_refused(tmp_path, capsys, tiny_be
     write_sst2(str(tmp_path / "glue" / "SST-2"), n_train=40, n_dev=10)
     expect_error(capsys, distill_argv(str(tmp_path / "glue"), three, tmp_path / "out", "bilstm"),
                  "three: the teacher has 3 outputs; the task needs 2", tmp_path / "out")
+    # a gold-only twin reads no teacher output: the same folder only lends its tokenizer, and the twin trains
+    task_distill.main(distill_argv(str(tmp_path / "glue"), three, tmp_path / "twin", "bilstm", "--pred_weight", "0",
+                                   "--hard_label_weight", "1", steps=2))
+    assert os.path.isfile(tmp_path / "twin" / "all_results.json")
 
 
 def test_predict_refuses_pairs_for_a_single_text_word_student(tmp_path, capsys, students):

@@ -149,15 +149,16 @@ def split_steps(total, shares):
     return steps + [max(1, total - sum(steps))]
 
 
-def lr_multipliers(phase, trainable, adapter):
+def lr_multipliers(phase, trainable, adapter, prefix="adapter."):
     """{parameter name in `trainable`: multiplier} from a phase's lr spec ({"embeddings", "layers", "head",
-    "other"}); parameters outside the adapter (the distiller's projections) are "other". Empty: all at 1."""
+    "other"}); the adapter's parameters are those named `prefix` + its own name (prefix "": `trainable` is the
+    adapter), the rest (the distiller's projections) are "other". Empty: all at 1."""
     lr = phase.get("lr") or {}
     if not lr:
         return {}
     found = {}
     for name, _ in trainable.named_parameters():
-        part = adapter.part_of(name[len("adapter."):]) if name.startswith("adapter.") else "other"
+        part = adapter.part_of(name[len(prefix):]) if name.startswith(prefix) else "other"
         if isinstance(part, int):
             layers = lr.get("layers", 1.0)
             found[name] = float(layers[part - 1] if isinstance(layers, list) else layers)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from utils.errors import FROM_CHECKPOINT, UserError, exits_cleanly
 from utils.tasks import task_type
 
+FROZEN_EMBEDDINGS = {"lr": {"embeddings": 0.0}}  # --freeze_embeddings as a phase's lr spec: no gradient, no update
+
 
 @dataclass(frozen=True)
 class Script:
@@ -73,11 +75,6 @@ def loss(model, spec, batch, index, progress):
     return hard_loss(logits, labels, spec.is_regression), {}, {}
 
 
-def frozen_embeddings(model):
-    """{parameter name: 0} for the model's embeddings: the loop then computes no gradient for them."""
-    return {name: 0.0 for name, _ in model.named_parameters() if model.part_of(name) == "embeddings"}
-
-
 def batch_at(plan, train, step):
     from utils.batches import to_tensors
     index = plan.index(step)
@@ -90,6 +87,7 @@ def fine_tune(args, script, argv=None):
     from utils.adapters import save_adapter
     from utils.batches import Plan, Sides
     from utils.cli import task_values
+    from utils.distill import lr_multipliers
     from utils.tasks import load_task
     from utils.training import evaluate
     spec, train_examples, dev_examples = load_task(**task_values(args))
@@ -105,7 +103,7 @@ def fine_tune(args, script, argv=None):
         loss=functools.partial(loss, model, spec), key=f"eval_{spec.main_metric}",
         evaluate=functools.partial(evaluate, spec, model, dev, args.eval_batch_size),
         save_best=functools.partial(save_adapter, model, os.path.join(args.output_dir, "best_model")),
-        multipliers=frozen_embeddings(model) if args.freeze_embeddings else {})
+        multipliers=lr_multipliers(FROZEN_EMBEDDINGS, model, model, prefix="") if args.freeze_embeddings else {})
     job = run.job(f"fine-tune {spec.name}", settings, model, [phase], functools.partial(batch_at, plan, train),
                   loop.fingerprint(vars(args), train_examples))
     results = run.train(job, run.start(job, settings), run.Record(script, argv, vars(args)))

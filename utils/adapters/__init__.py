@@ -127,20 +127,28 @@ def build_student(source, teacher, num_labels, *, init="pretrained", examples=()
     return tinybert_student(source, init, teacher, num_labels, layer_map_fn, projection, intermediate)
 
 
-def load_teachers(paths, label_info):
+def check_head(teacher, label_info, path):
+    """A teacher whose outputs are read must have the task's head and output count."""
+    head = label_info.get(HEAD_KEY, "sequence")
+    if teacher.head != head:
+        from utils.tasks import by_head
+        raise UserError(f"the teacher has a {teacher.head} head; this task needs a {head} head (fine-tune it "
+                        f"with {by_head(head).SCRIPT})", path)
+    if teacher.num_labels != label_info["num_labels"]:
+        raise UserError(f"the teacher has {teacher.num_labels} outputs; the task needs {label_info['num_labels']}",
+                        path)
+
+
+def load_teachers(paths, label_info, outputs_read=True):
     """Every teacher in eval mode (dropout off: targets must not be noisy); all must tokenise alike, since the
-    batch carries one teacher-side encoding."""
+    batch carries one teacher-side encoding. outputs_read False: no loss reads a teacher's output (a gold-only
+    twin), so a teacher only lends its tokenizer, and any checkpoint with that tokenizer serves, whatever its head
+    (a twin given the pretrained checkpoint then knows nothing of the fine-tuned teacher)."""
     teachers = []
     for path in paths:
         teacher = load_adapter(path)  # its own classifier: a wrong size is refused, never silently replaced
-        head = label_info.get(HEAD_KEY, "sequence")
-        if teacher.head != head:
-            from utils.tasks import by_head
-            raise UserError(f"the teacher has a {teacher.head} head; this task needs a {head} head (fine-tune it "
-                            f"with {by_head(head).SCRIPT})", path)
-        if teacher.num_labels != label_info["num_labels"]:
-            raise UserError(f"the teacher has {teacher.num_labels} outputs; the task needs "
-                            f"{label_info['num_labels']}", path)
+        if outputs_read:
+            check_head(teacher, label_info, path)
         if teachers and teacher.encoder.signature() != teachers[0].encoder.signature():
             raise UserError("this teacher's vocabulary differs from the first teacher's; all must share one "
                             "tokenizer", path)
