@@ -16,6 +16,9 @@ matrix-product peak, measured before and after the runs with each side's own BLA
 bundled MKL, torch.matmul on PyTorch's) on 2048x2048 matrices at the same thread count; the higher is the
 reference.
 
+--parts prints, instead of examples/s, each side's ms a step in the teacher's forward (distillation), the forward,
+the loss, the backward and clipping + AdamW: where the two frameworks differ.
+
 Paddle-side options to measure (each a flag here, so a figure can be re-measured):
   --paddle_amp bf16          bfloat16 autocast with fp32 master weights (CPUs with AVX512-BF16 / AMX)
   --paddle_static dynamic    adds a third side, alternated with the other two: the step's forward and loss
@@ -69,6 +72,38 @@ def read_batches(path):
     data = np.load(path)
     return [{k: data[f"{s}_{k}"] for k in ("input_ids", "token_type_ids", "labels")}
             for s in range(1, int(data["steps"]) + 1)]
+
+
+def no_mark(part):
+    """A step's `mark` when its parts are not timed."""
+
+
+class PartClock:
+    """mark(part) at the end of each part of a step: the time since the previous mark is added to that part."""
+
+    def __init__(self):
+        self.spent, self.last = {}, 0.0
+
+    def start(self):
+        self.last = time.perf_counter()
+
+    def __call__(self, part):
+        now = time.perf_counter()
+        self.spent[part] = self.spent.get(part, 0.0) + now - self.last
+        self.last = now
+
+
+def timed_parts(step, batches, warmup):
+    """--parts: {part: ms a step} over the steps after the first `warmup`; step(batch, mark) marks its parts. The
+    first part of a step also holds turning the batch into tensors (a copy in Paddle, a view in PyTorch), and in
+    Paddle's distillation copying the teacher program's outputs."""
+    for b in batches[:warmup]:
+        step(b)
+    clock = PartClock()
+    for b in batches[warmup:]:
+        clock.start()
+        step(b, clock)
+    return {part: 1000 * s / (len(batches) - warmup) for part, s in clock.spent.items()}
 
 
 def timed(steps, batches, warmup):
@@ -146,9 +181,11 @@ def torch_peak(threads):
 # ---- Paddle side: the suite's own adapters, losses and optimizer
 
 def paddle_run(args, batches):
-    """examples/s of the suite's step, in dygraph or (--paddle_static) through the static program."""
+    """examples/s of the suite's step, in dygraph or (--paddle_static) through the static program; with --parts,
+    the ms a step of each part instead."""
     steps = paddle_steps(args, len(batches), args.paddle_static)
-    return timed(steps["static" if args.paddle_static else "dygraph"], batches, args.warmup)
+    step = steps["static" if args.paddle_static else "dygraph"]
+    return timed_parts(step, batches, args.warmup) if args.parts else timed(step, batches, args.warmup)
 
 
 def paddle_ab(args, batches):
@@ -192,10 +229,12 @@ def paddle_steps(args, total, static):
         import contextlib
         return paddle.amp.auto_cast(dtype="bfloat16", level="O1") if amp else contextlib.nullcontext()
 
-    def update(loss):
+    def update(loss, mark):
         loss.backward()
-        optimizer.step()
+        mark("backward")
+        optimizer.step()  # clipping included
         optimizer.clear_grad(set_to_zero=False)
+        mark("clip + AdamW")
 
     if args.mode == "finetune":
         model = Bert.load(args.model, num_labels=2)
@@ -203,15 +242,20 @@ def paddle_steps(args, total, static):
         optimizer, _ = build_optimizer(model, 5e-5, total, 0.1, 0.01, 1.0)
         program = static_program(ClassifierLoss(model), [ids_spec(), ids_spec(), label_spec()], static)
 
-        def dygraph(b):
+        def dygraph(b, mark=no_mark):
             t = {k: paddle.to_tensor(v) for k, v in b.items()}
             with autocast():
                 logits = model({"input_ids": t["input_ids"], "token_type_ids": t["token_type_ids"]})["logits"]
-            update(hard_loss(logits.astype("float32"), t["labels"]))
+            mark("forward")
+            loss = hard_loss(logits.astype("float32"), t["labels"])
+            mark("loss")
+            update(loss, mark)
 
-        def static_step(b):
+        def static_step(b, mark=no_mark):
             t = {k: paddle.to_tensor(v) for k, v in b.items()}
-            update(program(t["input_ids"], t["token_type_ids"], t["labels"]))
+            loss = program(t["input_ids"], t["token_type_ids"], t["labels"])
+            mark("forward")
+            update(loss, mark)
         return {"dygraph": dygraph, **({"static": static_step} if program else {})}
 
     teacher = Bert.load(args.model, num_labels=2)
@@ -233,16 +277,23 @@ def paddle_steps(args, total, static):
         with paddle.no_grad(), autocast():
             return t, out_T(t)["features"]
 
-    def dygraph(b):
+    def dygraph(b, mark=no_mark):
         t, f_T = targets(b)
+        mark("teacher forward")
         with autocast():
             o = out_S(t)
-        update(total_loss(match_terms(config, [x.astype("float32") for x in o["features"]],
-                                      [[x.astype("float32") for x in f_T]], o["mask"]))[0])
+        mark("forward")
+        loss = total_loss(match_terms(config, [x.astype("float32") for x in o["features"]],
+                                      [[x.astype("float32") for x in f_T]], o["mask"]))[0]
+        mark("loss")
+        update(loss, mark)
 
-    def static_step(b):
+    def static_step(b, mark=no_mark):
         t, f_T = targets(b)
-        update(program(t["input_ids"], t["token_type_ids"], f_T))
+        mark("teacher forward")
+        loss = program(t["input_ids"], t["token_type_ids"], f_T)
+        mark("forward")
+        update(loss, mark)
     return {"dygraph": dygraph, **({"static": static_step} if program else {})}
 
 
@@ -308,6 +359,14 @@ def torch_run(args, batches):
     def tensors(b):
         return {k: torch.from_numpy(v) for k, v in b.items()}
 
+    def update(loss, params, optimizer, mark):
+        loss.backward()
+        mark("backward")
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        mark("clip + AdamW")
+
     def adamw(params, lr):
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
@@ -317,17 +376,18 @@ def torch_run(args, batches):
     if args.mode == "finetune":
         model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
         model.train()
-        optimizer = adamw(list(model.parameters()), 5e-5)
+        params = list(model.parameters())
+        optimizer = adamw(params, 5e-5)
 
-        def step(b):
+        def step(b, mark=no_mark):
             t = tensors(b)
             logits = model(input_ids=t["input_ids"], token_type_ids=t["token_type_ids"],
                            attention_mask=(t["input_ids"] != 0).long()).logits
-            F.cross_entropy(logits, t["labels"]).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        return timed(step, batches, args.warmup)
+            mark("forward")
+            loss = F.cross_entropy(logits, t["labels"])
+            mark("loss")
+            update(loss, params, optimizer, mark)
+        return timed_parts(step, batches, args.warmup) if args.parts else timed(step, batches, args.warmup)
 
     teacher = AutoModel.from_pretrained(args.model, attn_implementation="eager").eval()
     t_cfg = teacher.config
@@ -340,23 +400,23 @@ def torch_run(args, batches):
     optimizer = adamw(params, 1e-4)
     ratio = t_cfg.num_hidden_layers // 4 or 1
 
-    def step(b):
+    def step(b, mark=no_mark):
         t = tensors(b)
         mask = (t["input_ids"] != 0).long()
         inputs = dict(input_ids=t["input_ids"], token_type_ids=t["token_type_ids"], attention_mask=mask,
                       output_hidden_states=True, output_attentions=True)
         with torch.no_grad():
             o_T = teacher(**inputs)
+        mark("teacher forward")
         o_S = student(**inputs)
+        mark("forward")
         loss = sum(F.mse_loss(fit(o_S.hidden_states[m]), o_T.hidden_states[min(m * ratio, len(o_T.hidden_states) - 1)])
                    for m in range(5))
         loss = loss + sum(F.mse_loss(o_S.attentions[m], o_T.attentions[min((m + 1) * ratio, len(o_T.attentions)) - 1])
                           for m in range(4))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return timed(step, batches, args.warmup)
+        mark("loss")
+        update(loss, params, optimizer, mark)
+    return timed_parts(step, batches, args.warmup) if args.parts else timed(step, batches, args.warmup)
 
 
 # ---- driver
@@ -380,11 +440,11 @@ def worker(args):
 
 def run_side(args, side, batches_path, mode):
     """One worker process: side "paddle" (this suite as it trains), "static" (the same with --paddle_static) or
-    "torch"; returns its examples/s (mode "peak": its matrix-product GFLOP/s)."""
+    "torch"; returns its examples/s (mode "peak": its matrix-product GFLOP/s; --parts: {part: ms a step})."""
     python = args.torch_python if side == "torch" else sys.executable
     cmd = [python, os.path.abspath(__file__), "--worker", "torch" if side == "torch" else "paddle",
            "--batches", batches_path, "--mode", mode, "--model", args.model, "--warmup", str(args.warmup),
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads)] + (["--parts"] if args.parts and mode != "peak" else [])
     if side != "torch":
         cmd += (["--paddle_amp", args.paddle_amp] if args.paddle_amp else []) + ["--teacher_engine", args.teacher_engine]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
@@ -396,6 +456,22 @@ def run_side(args, side, batches_path, mode):
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         raise SystemExit(f"error: the {side} run failed ({tail})")
     return json.loads(done.stdout.strip().splitlines()[-1])["result"]
+
+
+def parts_rounds(args, path):
+    """--parts: per mode, each side's ms a step in each part of the step (median over the alternated rounds)."""
+    print("| mode | part | Paddle (this suite) ms a step | PyTorch ms a step | Paddle - PyTorch |\n| --- | --- | --- | --- | --- |")
+    for mode in args.modes:
+        runs = {"paddle": [], "torch": []}
+        for _ in range(args.rounds):
+            for side in runs:  # alternated, as in the throughput rounds
+                runs[side].append(run_side(args, side, path, mode))
+        med = {side: {part: statistics.median(r[part] for r in rs) for part in rs[0]} for side, rs in runs.items()}
+        for part in list(dict.fromkeys([*med["paddle"], *med["torch"]])) + ["whole step"]:
+            ours, theirs = (sum(m.values()) if part == "whole step" else m.get(part, 0.0)
+                            for m in (med["paddle"], med["torch"]))
+            print(f"| {mode} | {part} | {ours:.1f} | {theirs:.1f} | {ours - theirs:+.1f} |", flush=True)
+    return 0
 
 
 def ab_rounds(args, path):
@@ -434,6 +510,9 @@ def main(argv=None):
                         "(oneDNN kernels), FLAGS_new_executor_serial_run=1 (operators one at a time)")
     p.add_argument("--teacher_engine", choices=("auto", "dygraph", "inference"), default="auto",
                    help="Paddle side, distillation: the teacher's forward as task_distill.py runs it (default auto)")
+    p.add_argument("--parts", action="store_true",
+                   help="instead of examples/s: each side's ms a step in the teacher's forward, the forward, the loss, "
+                        "the backward and clipping + AdamW (medians of the alternated rounds)")
     p.add_argument("--worker", choices=("paddle", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--batches", help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
@@ -443,6 +522,8 @@ def main(argv=None):
         p.error(f"--static_env takes FLAGS_NAME=VALUE pairs, got {' '.join(args.static_env)}")
     if args.ab and not args.paddle_static:
         p.error("--ab compares the dygraph step with --paddle_static's: give --paddle_static dynamic or per_length")
+    if args.parts and (args.paddle_static or args.ab):
+        p.error("--parts times the dygraph step against PyTorch's: it does not take --paddle_static or --ab")
     if args.worker:
         return worker(args)
     check = subprocess.run([args.torch_python, "-c", "import torch, transformers"], capture_output=True)
@@ -462,6 +543,8 @@ def main(argv=None):
               f"amp={args.paddle_amp or 'off'} static={args.paddle_static} teacher_engine={args.teacher_engine}")
         if args.ab:
             return ab_rounds(args, path)
+        if args.parts:
+            return parts_rounds(args, path)
         peaks = {"paddle": [], "torch": []}
 
         def measure_peaks():

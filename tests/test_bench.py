@@ -111,3 +111,30 @@ def test_augmented_rows_match_as_written_and_refuse_binary_input(tmp_path, capsy
                              "--output", str(tmp_path / "other.txt")])
     assert stop.value.code == 2 and f"{augmented}:2: not UTF-8 text" in capsys.readouterr().err
     assert not (tmp_path / "other.txt").exists()
+
+
+def test_train_speed_parts_add_each_interval_to_the_part_it_ends(monkeypatch):
+    """--parts: the time between marks goes to the part marked; warm-up steps are not timed; ms a timed step."""
+    import types
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "bench"))
+    import train_speed
+    ticks = iter([0.0, 1.0, 3.0, 10.0, 12.0, 15.0])  # step 1: start, "a", "b"; step 2: the same
+    monkeypatch.setattr(train_speed, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    seen = []
+
+    def step(batch, mark=train_speed.no_mark):
+        seen.append(batch)
+        mark("a")
+        mark("b")
+    parts = train_speed.timed_parts(step, ["warm", "x", "y"], warmup=1)
+    assert seen == ["warm", "x", "y"]
+    assert parts == {"a": 1500.0, "b": 2500.0}  # a: 1 + 2 s, b: 2 + 3 s, over 2 steps
+
+
+@pytest.mark.parametrize("extra", [["--paddle_static", "dynamic"], ["--paddle_static", "dynamic", "--ab"]])
+def test_train_speed_parts_refuses_the_static_program(tmp_path, extra):
+    """--parts times the dygraph step only: asking for the static program with it is one error, exit 2."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "train_speed.py"), "--parts", *extra,
+                           "--model", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert "--parts times the dygraph step" in done.stderr and "Traceback" not in done.stderr
