@@ -106,6 +106,11 @@ def timed_parts(step, batches, warmup):
     return {part: 1000 * s / (len(batches) - warmup) for part, s in clock.spent.items()}
 
 
+def measure(step, batches, warmup, parts):
+    """What a worker reports for its step: examples/s, or with --parts {part: ms a step}."""
+    return timed_parts(step, batches, warmup) if parts else timed(step, batches, warmup)
+
+
 def timed(steps, batches, warmup):
     """examples/s over the steps after the first `warmup`; step(batch) runs one training step."""
     for b in batches[:warmup]:
@@ -185,7 +190,7 @@ def paddle_run(args, batches):
     the ms a step of each part instead."""
     steps = paddle_steps(args, len(batches), args.paddle_static)
     step = steps["static" if args.paddle_static else "dygraph"]
-    return timed_parts(step, batches, args.warmup) if args.parts else timed(step, batches, args.warmup)
+    return measure(step, batches, args.warmup, args.parts)
 
 
 def paddle_ab(args, batches):
@@ -387,7 +392,7 @@ def torch_run(args, batches):
             loss = F.cross_entropy(logits, t["labels"])
             mark("loss")
             update(loss, params, optimizer, mark)
-        return timed_parts(step, batches, args.warmup) if args.parts else timed(step, batches, args.warmup)
+        return measure(step, batches, args.warmup, args.parts)
 
     teacher = AutoModel.from_pretrained(args.model, attn_implementation="eager").eval()
     t_cfg = teacher.config
@@ -416,7 +421,7 @@ def torch_run(args, batches):
                           for m in range(4))
         mark("loss")
         update(loss, params, optimizer, mark)
-    return timed_parts(step, batches, args.warmup) if args.parts else timed(step, batches, args.warmup)
+    return measure(step, batches, args.warmup, args.parts)
 
 
 # ---- driver
