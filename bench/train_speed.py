@@ -21,6 +21,8 @@ the loss, the backward and clipping + AdamW: where the two frameworks differ.
 
 Paddle-side options to measure (each a flag here, so a figure can be re-measured):
   --paddle_amp bf16          bfloat16 autocast with fp32 master weights (CPUs with AVX512-BF16 / AMX)
+  --cpu_kernels compiled     the trained model's LayerNorms and feed-forward bias + GELU as the suite's compiled
+                             C++ operators (the training scripts' --cpu_kernels compiled; utils/kernels.py)
   --paddle_static dynamic    adds a third side, alternated with the other two: the step's forward and loss
                              (the student's, when distilling) as one paddle.jit.to_static program with batch
                              and length left dynamic; per_length traces one program per padded length
@@ -217,6 +219,7 @@ def paddle_steps(args, total, static):
     configure()  # this worker's process, before paddle loads
     import paddle
 
+    from utils import kernels
     from utils.adapters import adapter_class, build_student
     from utils.distill import DistillOutputs, match_terms, requests, teacher_outputs, total_loss
     from utils.losses import hard_loss
@@ -244,6 +247,7 @@ def paddle_steps(args, total, static):
     if args.mode == "finetune":
         model = Bert.load(args.model, num_labels=2)
         model.train()
+        kernels.use(model, args.cpu_kernels, "cpu")
         optimizer, _ = build_optimizer(model, 5e-5, total, 0.1, 0.01, 1.0)
         program = static_program(ClassifierLoss(model), [ids_spec(), ids_spec(), label_spec()], static)
 
@@ -271,6 +275,7 @@ def paddle_steps(args, total, static):
                           [teacher.shape()])
     out_S = DistillOutputs(student, requests(config, "S"), logits=False)
     out_T = teacher_outputs(teacher, requests(config, "T"), False, args.teacher_engine)
+    kernels.use(out_S, args.cpu_kernels, "cpu")  # after the teacher's program is traced, as in task_distill.py
     optimizer, _ = build_optimizer(out_S, 1e-4, total, 0.1, 0.01, 1.0)
     heads, width = teacher.shape()["heads"], teacher.shape()["hidden"]
     feature_specs = [paddle.static.InputSpec([None, heads, None, None] if f == "attention" else [None, None, width],
@@ -451,7 +456,8 @@ def run_side(args, side, batches_path, mode):
            "--batches", batches_path, "--mode", mode, "--model", args.model, "--warmup", str(args.warmup),
            "--threads", str(args.threads)] + (["--parts"] if args.parts and mode != "peak" else [])
     if side != "torch":
-        cmd += (["--paddle_amp", args.paddle_amp] if args.paddle_amp else []) + ["--teacher_engine", args.teacher_engine]
+        cmd += (["--paddle_amp", args.paddle_amp] if args.paddle_amp else []) + ["--teacher_engine", args.teacher_engine,
+                                                                              "--cpu_kernels", args.cpu_kernels]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     if side in ("static", "ab"):
         cmd += ["--paddle_static", args.paddle_static] + (["--ab"] if side == "ab" else [])
@@ -505,6 +511,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--paddle_amp", choices=("bf16",))
+    p.add_argument("--cpu_kernels", choices=("paddle", "compiled"), default="paddle",
+                   help="Paddle side: the training scripts' --cpu_kernels (compiled: utils/kernels.cc)")
     p.add_argument("--paddle_static", choices=("dynamic", "per_length"),
                    help="the step's forward and loss as a static program: one for all lengths, or one per length")
     p.add_argument("--ab", action="store_true",
@@ -545,7 +553,8 @@ def main(argv=None):
                               args.bucket, 42)
         print(f"{args.rows} SST-2 rows, {steps} {'bucketed' if args.bucket else 'random'} batches of {args.batch_size}, "
               f"max length {args.max_seq_length}, {args.threads} threads; paddle options: "
-              f"amp={args.paddle_amp or 'off'} static={args.paddle_static} teacher_engine={args.teacher_engine}")
+              f"amp={args.paddle_amp or 'off'} static={args.paddle_static} teacher_engine={args.teacher_engine} "
+              f"cpu_kernels={args.cpu_kernels}")
         if args.ab:
             return ab_rounds(args, path)
         if args.parts:

@@ -23,6 +23,7 @@ class Settings:
     folder."""
     output_dir: str
     device: str
+    cpu_kernels: str
     seed: int
     resume: bool
     learning_rate: float
@@ -72,7 +73,10 @@ def digest(value):
 
 def job(name, settings, trainable, phases, batch_at, fingerprint, checkpoint="checkpoint", world=1, rank=0):
     """The loop's Job with its optimizer: AdamW over `trainable`, warmup and decay within each phase."""
+    from utils import kernels
     from utils.training import build_optimizer
+    if kernels.use(trainable, settings.cpu_kernels, settings.device):
+        print(f"cpu kernels: compiled ({kernels.SOURCE})")
     steps = [p.steps for p in phases]
     optimizer, scheduler = build_optimizer(trainable, settings.learning_rate, sum(steps), settings.warmup_proportion,
                                            settings.weight_decay, settings.max_grad_norm, steps)

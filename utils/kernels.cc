@@ -1,0 +1,198 @@
+// CPU operators for training with --cpu_kernels compiled (utils/kernels.py builds this file on first use).
+// Paddle 3.3's CPU kernels for LayerNorm's backward and for a bias added before GELU are generic element-wise and
+// reduction code; these are one pass per row, written so the compiler vectorizes the inner loops.
+// float32 only, contiguous inputs, the normalised / biased axis last. Single-threaded: the matrix products around
+// them hold the cores.
+#include "paddle/extension.h"
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+int64_t Width(const paddle::Tensor& x) { return x.shape().back(); }
+
+void CheckFloat(const paddle::Tensor& x, const char* what) {
+  PD_CHECK(x.dtype() == paddle::DataType::FLOAT32, what, " must be float32");
+  PD_CHECK(x.is_cpu(), what, " must be on the CPU");
+}
+
+}  // namespace
+
+// y = (x - mean) * rstd * w + b over the last axis; mean and rstd per row are kept for the backward.
+std::vector<paddle::Tensor> LayerNormForward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                             const paddle::Tensor& b, float eps) {
+  CheckFloat(x, "x");
+  const int64_t d = Width(x), rows = x.numel() / d;
+  auto y = paddle::empty_like(x);
+  auto mean = paddle::empty({rows}, paddle::DataType::FLOAT32, x.place());
+  auto rstd = paddle::empty({rows}, paddle::DataType::FLOAT32, x.place());
+  const float *px = x.data<float>(), *pw = w.data<float>(), *pb = b.data<float>();
+  float *py = y.data<float>(), *pm = mean.data<float>(), *pr = rstd.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = px + r * d;
+    float* yr = py + r * d;
+    float sum = 0.f;
+    for (int64_t i = 0; i < d; ++i) sum += xr[i];
+    const float m = sum / d;
+    float var = 0.f;  // two passes: the variance of centred values, as Paddle's kernel computes it
+    for (int64_t i = 0; i < d; ++i) var += (xr[i] - m) * (xr[i] - m);
+    const float rs = 1.f / std::sqrt(var / d + eps);
+    for (int64_t i = 0; i < d; ++i) yr[i] = (xr[i] - m) * rs * pw[i] + pb[i];
+    pm[r] = m;
+    pr[r] = rs;
+  }
+  return {y, mean, rstd};
+}
+
+// With g = dy * w and xhat = (x - mean) * rstd: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) per row;
+// dw = sum over rows of dy * xhat, db = sum over rows of dy.
+std::vector<paddle::Tensor> LayerNormBackward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                              const paddle::Tensor& mean, const paddle::Tensor& rstd,
+                                              const paddle::Tensor& dy) {
+  const int64_t d = Width(x), rows = x.numel() / d;
+  auto dx = paddle::empty_like(x);
+  auto dw = paddle::empty_like(w);
+  auto db = paddle::empty_like(w);
+  std::vector<float> sum_w(d, 0.f), sum_b(d, 0.f), xhat(d), g(d);
+  const float *px = x.data<float>(), *pw = w.data<float>(), *pm = mean.data<float>(), *pr = rstd.data<float>(),
+              *pdy = dy.data<float>();
+  float* pdx = dx.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = px + r * d, *dyr = pdy + r * d;
+    float* dxr = pdx + r * d;
+    const float m = pm[r], rs = pr[r];
+    float mean_g = 0.f, mean_gx = 0.f;
+    for (int64_t i = 0; i < d; ++i) {
+      xhat[i] = (xr[i] - m) * rs;
+      g[i] = dyr[i] * pw[i];
+      mean_g += g[i];
+      mean_gx += g[i] * xhat[i];
+      sum_w[i] += dyr[i] * xhat[i];
+      sum_b[i] += dyr[i];
+    }
+    mean_g /= d;
+    mean_gx /= d;
+    for (int64_t i = 0; i < d; ++i) dxr[i] = rs * (g[i] - mean_g - xhat[i] * mean_gx);
+  }
+  std::copy(sum_w.begin(), sum_w.end(), dw.data<float>());
+  std::copy(sum_b.begin(), sum_b.end(), db.data<float>());
+  return {dx, dw, db};
+}
+
+// y = gelu(h + b), the erf form, with b added over the last axis (a Linear's bias after its matrix product).
+std::vector<paddle::Tensor> BiasGeluForward(const paddle::Tensor& h, const paddle::Tensor& b) {
+  CheckFloat(h, "h");
+  const int64_t d = Width(h), rows = h.numel() / d;
+  auto y = paddle::empty_like(h);
+  const float *ph = h.data<float>(), *pb = b.data<float>();
+  float* py = y.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* hr = ph + r * d;
+    float* yr = py + r * d;
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) {
+      const float x = hr[i] + pb[i];
+      yr[i] = 0.5f * x * (1.f + erff(x * 0.70710678f));
+    }
+  }
+  return {y};
+}
+
+// d/dx gelu(x) = Phi(x) + x * phi(x); dh = dy * that, db = its sum over rows.
+std::vector<paddle::Tensor> BiasGeluBackward(const paddle::Tensor& h, const paddle::Tensor& b,
+                                             const paddle::Tensor& dy) {
+  const int64_t d = Width(h), rows = h.numel() / d;
+  auto dh = paddle::empty_like(h);
+  auto db = paddle::empty_like(b);
+  std::vector<float> sum_b(d, 0.f);
+  const float *ph = h.data<float>(), *pb = b.data<float>(), *pdy = dy.data<float>();
+  float* pdh = dh.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *hr = ph + r * d, *dyr = pdy + r * d;
+    float* dhr = pdh + r * d;
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) {
+      const float x = hr[i] + pb[i];
+      const float cdf = 0.5f * (1.f + erff(x * 0.70710678f));
+      const float pdf = 0.39894228f * expf(-0.5f * x * x);
+      const float grad = dyr[i] * (cdf + x * pdf);
+      dhr[i] = grad;
+      sum_b[i] += grad;
+    }
+  }
+  std::copy(sum_b.begin(), sum_b.end(), db.data<float>());
+  return {dh, db};
+}
+
+namespace {
+
+// Dropout's keep/drop decision for element i of a call with this seed: a 32-bit mix of (seed, i), recomputed in the
+// backward instead of storing a mask. Integer-only, so the loops vectorise.
+inline uint32_t Mix(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+// out[i] = keep(i) ? in[i] * scale : 0, where keep(i) holds with probability 1 - p
+void MaskedScale(const float* in, float* out, int64_t n, int seed, float p) {
+  const uint32_t key = Mix(static_cast<uint32_t>(seed) ^ 0x9e3779b9u);
+  const uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 16777216.0);  // p in 24-bit steps
+  const float scale = 1.f / (1.f - p);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t h = Mix(static_cast<uint32_t>(i) * 0x9e3779b1u ^ key) >> 8;
+    out[i] = h >= threshold ? in[i] * scale : 0.f;
+  }
+}
+
+}  // namespace
+
+// Dropout in Paddle's upscale_in_train mode: y = x * keep / (1 - p), the mask a function of (seed, position).
+std::vector<paddle::Tensor> DropoutForward(const paddle::Tensor& x, int seed, float p) {
+  CheckFloat(x, "x");
+  auto y = paddle::empty_like(x);
+  MaskedScale(x.data<float>(), y.data<float>(), x.numel(), seed, p);
+  return {y};
+}
+
+std::vector<paddle::Tensor> DropoutBackward(const paddle::Tensor& dy, int seed, float p) {
+  auto dx = paddle::empty_like(dy);
+  MaskedScale(dy.data<float>(), dx.data<float>(), dy.numel(), seed, p);
+  return {dx};
+}
+
+PD_BUILD_OP(compiled_dropout)
+    .Inputs({"X"})
+    .Outputs({"Y"})
+    .Attrs({"seed: int", "p: float"})
+    .SetKernelFn(PD_KERNEL(DropoutForward));
+PD_BUILD_GRAD_OP(compiled_dropout)
+    .Inputs({paddle::Grad("Y")})
+    .Outputs({paddle::Grad("X")})
+    .Attrs({"seed: int", "p: float"})
+    .SetKernelFn(PD_KERNEL(DropoutBackward));
+
+PD_BUILD_OP(compiled_layer_norm)
+    .Inputs({"X", "W", "B"})
+    .Outputs({"Y", "Mean", "Rstd"})
+    .Attrs({"eps: float"})
+    .SetKernelFn(PD_KERNEL(LayerNormForward));
+PD_BUILD_GRAD_OP(compiled_layer_norm)
+    .Inputs({"X", "W", "Mean", "Rstd", paddle::Grad("Y")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")})
+    .SetKernelFn(PD_KERNEL(LayerNormBackward));
+
+PD_BUILD_OP(compiled_bias_gelu)
+    .Inputs({"H", "B"})
+    .Outputs({"Y"})
+    .SetKernelFn(PD_KERNEL(BiasGeluForward));
+PD_BUILD_GRAD_OP(compiled_bias_gelu)
+    .Inputs({"H", "B", paddle::Grad("Y")})
+    .Outputs({paddle::Grad("H"), paddle::Grad("B")})
+    .SetKernelFn(PD_KERNEL(BiasGeluBackward));
