@@ -42,6 +42,23 @@ def test_layer_norm_matches_paddle_and_hand_values():
     assert not np.allclose(got[1], 0)
 
 
+def test_linear_bias_matches_paddle():
+    import paddle
+
+    from utils import kernels
+    rng = np.random.default_rng(2)
+    paddle.seed(2)
+    linear = paddle.nn.Linear(24, 7)
+    x0 = rng.normal(size=(3, 5, 24)).astype("float32")
+    upstream = rng.normal(size=(3, 5, 7)).astype("float32")
+    want = forward_backward(linear, x0, upstream, linear.parameters())
+    linear.__class__ = kernels.CompiledLinear
+    got = forward_backward(linear, x0, upstream, linear.parameters())
+    for w, g in zip(want, got):  # y, dx, dw, db (db: dy summed over the 15 rows)
+        np.testing.assert_allclose(g, w, atol=1e-5)
+    np.testing.assert_allclose(got[3], upstream.reshape(15, 7).sum(0), atol=1e-5)
+
+
 def test_bias_gelu_matches_linear_then_gelu():
     import paddle
     import paddle.nn.functional as F
@@ -74,18 +91,19 @@ def test_swap_keeps_logits_and_parameter_names_and_undoes(tiny_teacher):
     before = model(batch)["logits"].numpy()
     names = [n for n, _ in model.named_parameters()]
     # 2 layers: the embeddings' LayerNorm and two per layer (5); each layer's attention (2) and feed-forward block
-    # (2); the Dropouts of the embeddings, three per layer and the classifier's (8)
-    assert kernels.use(model, "compiled", "cpu") == 17
+    # (2); the Dropouts of the embeddings, three per layer and the classifier's (8); the other Linears: q, k, v,
+    # out and the second feed-forward one per layer, the pooler's and the classifier (12)
+    assert kernels.use(model, "compiled", "cpu") == 29
     assert kernels.use(model, "paddle", "cpu") == 0 and kernels.use(model, "compiled", "gpu:0") == 0
     kinds = {type(layer).__name__ for layer in model.sublayers()}
-    assert {"CompiledLayerNorm", "LinearGelu", "CompiledDropout", "CompiledAttention"} <= kinds
-    assert not {"LayerNorm", "Dropout", "MultiHeadAttention"} & kinds
+    assert {"CompiledLayerNorm", "LinearGelu", "CompiledDropout", "CompiledAttention", "CompiledLinear"} <= kinds
+    assert not {"LayerNorm", "Dropout", "MultiHeadAttention", "Linear"} & kinds
     np.testing.assert_allclose(model(batch)["logits"].numpy(), before, atol=1e-5)
     assert [n for n, _ in model.named_parameters()] == names
     kernels.restore(model)
     kinds = {type(layer).__name__ for layer in model.sublayers()}
-    assert not {"CompiledLayerNorm", "LinearGelu", "CompiledDropout", "CompiledAttention"} & kinds
-    assert {"LayerNorm", "Dropout", "MultiHeadAttention"} <= kinds
+    assert not {"CompiledLayerNorm", "LinearGelu", "CompiledDropout", "CompiledAttention", "CompiledLinear"} & kinds
+    assert {"LayerNorm", "Dropout", "MultiHeadAttention", "Linear"} <= kinds
     np.testing.assert_array_equal(model(batch)["logits"].numpy(), before)
 
 

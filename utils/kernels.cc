@@ -1,6 +1,7 @@
 // CPU operators for training with --cpu_kernels compiled (utils/kernels.py builds this file on first use).
-// Paddle 3.3's CPU kernels for LayerNorm's backward and for a bias added before GELU are generic element-wise and
-// reduction code; these are one pass per row, written so the compiler vectorizes the inner loops.
+// Paddle 3.3's CPU kernels for LayerNorm's backward, dropout's masks, and a Linear's bias (its gradient a reduction)
+// are generic element-wise and reduction code; these are one pass per row, written so the compiler vectorizes the
+// inner loops.
 // float32 only, contiguous inputs, the normalised / biased axis last. Single-threaded: the matrix products around
 // them hold the cores.
 #include "paddle/extension.h"
@@ -79,6 +80,34 @@ std::vector<paddle::Tensor> LayerNormBackward(const paddle::Tensor& x, const pad
   std::copy(sum_w.begin(), sum_w.end(), dw.data<float>());
   std::copy(sum_b.begin(), sum_b.end(), db.data<float>());
   return {dx, dw, db};
+}
+
+// y = h + b over the last axis (a Linear's bias after its matrix product). The backward hands dy on as dh (the same
+// buffer: nothing is copied) and sums it over rows for db.
+std::vector<paddle::Tensor> BiasAddForward(const paddle::Tensor& h, const paddle::Tensor& b) {
+  CheckFloat(h, "h");
+  const int64_t d = Width(h), rows = h.numel() / d;
+  auto y = paddle::empty_like(h);
+  const float *ph = h.data<float>(), *pb = b.data<float>();
+  float* py = y.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) py[r * d + i] = ph[r * d + i] + pb[i];
+  }
+  return {y};
+}
+
+std::vector<paddle::Tensor> BiasAddBackward(const paddle::Tensor& b, paddle::Tensor& dy) {
+  const int64_t d = Width(dy), rows = dy.numel() / d;
+  auto db = paddle::empty_like(b);
+  std::vector<float> sum_b(d, 0.f);
+  const float* pdy = dy.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) sum_b[i] += pdy[r * d + i];
+  }
+  std::copy(sum_b.begin(), sum_b.end(), db.data<float>());
+  return {db};
 }
 
 // y = gelu(h + b), the erf form, with b added over the last axis (a Linear's bias after its matrix product).
@@ -187,6 +216,16 @@ PD_BUILD_GRAD_OP(compiled_layer_norm)
     .Inputs({"X", "W", "Mean", "Rstd", paddle::Grad("Y")})
     .Outputs({paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")})
     .SetKernelFn(PD_KERNEL(LayerNormBackward));
+
+PD_BUILD_OP(compiled_bias_add)
+    .Inputs({"H", "B"})
+    .Outputs({"Y"})
+    .SetKernelFn(PD_KERNEL(BiasAddForward));
+PD_BUILD_GRAD_OP(compiled_bias_add)
+    .Inputs({"B", paddle::Grad("Y")})
+    .Outputs({paddle::Grad("H"), paddle::Grad("B")})
+    .SetInplaceMap({{paddle::Grad("Y"), paddle::Grad("H")}})
+    .SetKernelFn(PD_KERNEL(BiasAddBackward));
 
 PD_BUILD_OP(compiled_bias_gelu)
     .Inputs({"H", "B"})

@@ -1,5 +1,5 @@
 """--cpu_kernels compiled: the trained model's LayerNorms, its dropouts (Dropout layers and the attention weights'),
-and each feed-forward block's bias + GELU run as C++ CPU operators (utils/kernels.cc), built by paddle.utils.cpp_extension on first use (a C++ compiler
+its Linears' bias (and, in each feed-forward block, bias + GELU) run as C++ CPU operators (utils/kernels.cc), built by paddle.utils.cpp_extension on first use (a C++ compiler
 is needed; about 10 s once, then cached) instead of Paddle's generic kernels, the slowest part of a CPU training
 step after the matrix products (docs/BENCHMARKS.md, "Compiled CPU kernels").
 
@@ -54,6 +54,15 @@ class CompiledLayerNorm(paddle.nn.LayerNorm):
     def forward(self, x):
         if _compiled(x) and len(self._normalized_shape) == 1 and self.weight is not None and self.bias is not None:
             return ops().compiled_layer_norm(x, self.weight, self.bias, self._epsilon)[0]
+        return super().forward(x)
+
+
+class CompiledLinear(paddle.nn.Linear):
+    """paddle.nn.Linear with its bias added (and its bias's gradient summed) by a C++ pass; the product is Paddle's."""
+
+    def forward(self, x):
+        if _compiled(x) and self.bias is not None:
+            return ops().compiled_bias_add(paddle.matmul(x, self.weight), self.bias)
         return super().forward(x)
 
 
@@ -123,27 +132,28 @@ def _is_exact_gelu(fn):
 
 
 SWAPS = {paddle.nn.LayerNorm: CompiledLayerNorm, paddle.nn.Dropout: CompiledDropout,
-         paddle.nn.MultiHeadAttention: CompiledAttention}
+         paddle.nn.MultiHeadAttention: CompiledAttention, paddle.nn.Linear: CompiledLinear}
 UNDO = {compiled: paddle_layer for paddle_layer, compiled in SWAPS.items()}
 
 
 def use(model, cpu_kernels, device):
-    """Swap `model`'s LayerNorms and exact-GELU feed-forward blocks to the compiled operators when cpu_kernels is
-    "compiled" and the run is on the CPU. -> how many layers were swapped."""
+    """Swap `model`'s layers to the compiled operators (the feed-forward blocks' first Linear + exact GELU, then every
+    class in SWAPS) when cpu_kernels is "compiled" and the run is on the CPU. -> how many layers were swapped."""
     if cpu_kernels != "compiled" or not str(device).startswith("cpu"):
         return 0
     ops()  # build (or load) first, so a missing compiler fails before training starts
     swapped = 0
     for layer in model.sublayers(include_self=True):
-        if type(layer) in SWAPS:
-            layer.__class__ = SWAPS[type(layer)]
-            swapped += 1
-        elif isinstance(layer, paddle.nn.TransformerEncoderLayer) and type(layer.linear1) is paddle.nn.Linear \
+        if isinstance(layer, paddle.nn.TransformerEncoderLayer) and type(layer.linear1) is paddle.nn.Linear \
                 and _is_exact_gelu(layer.activation):
             # the encoder computes linear2(dropout(activation(linear1(x)))): GELU moves into linear1 and the
             # activation becomes the identity
             layer.linear1.__class__ = LinearGelu
             layer._paddle_activation, layer.activation = layer.activation, _identity
+            swapped += 1
+    for layer in model.sublayers(include_self=True):
+        if type(layer) in SWAPS:
+            layer.__class__ = SWAPS[type(layer)]
             swapped += 1
     return swapped
 
