@@ -98,13 +98,22 @@ def test_swap_keeps_logits_and_parameter_names_and_undoes(tiny_teacher):
     kinds = {type(layer).__name__ for layer in model.sublayers()}
     assert {"CompiledLayerNorm", "LinearGelu", "CompiledDropout", "CompiledAttention", "CompiledLinear"} <= kinds
     assert not {"LayerNorm", "Dropout", "MultiHeadAttention", "Linear"} & kinds
+    from utils.adapters.bert import Capture
+    capture = Capture(model.model)
     np.testing.assert_allclose(model(batch)["logits"].numpy(), before, atol=1e-5)
     assert [n for n, _ in model.named_parameters()] == names
+    kept = [capture.scores(i).numpy() for i in (1, 2)]  # the attention layers' own scores, not recomputed
+    assert all(capture.scores(i) is capture.attention[i].scores for i in (1, 2))
+    assert not any(layer._buffers for layer in model.sublayers())  # nothing kept becomes a buffer or is saved
     kernels.restore(model)
     kinds = {type(layer).__name__ for layer in model.sublayers()}
     assert not {"CompiledLayerNorm", "LinearGelu", "CompiledDropout", "CompiledAttention", "CompiledLinear"} & kinds
     assert {"LayerNorm", "Dropout", "MultiHeadAttention", "Linear"} <= kinds
     np.testing.assert_array_equal(model(batch)["logits"].numpy(), before)
+    for i, scores in zip((1, 2), kept):  # recomputed from the q/k projections after the undo: the same scores
+        np.testing.assert_allclose(capture.scores(i).numpy(), scores, atol=1e-5)
+        assert getattr(capture.attention[i], "scores", None) is None
+    capture.remove()
 
 
 def attention_case(dropout):

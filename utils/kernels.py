@@ -104,11 +104,16 @@ class CompiledAttention(paddle.nn.MultiHeadAttention):
     measured and was no faster: docs/BENCHMARKS.md.)"""
 
     def forward(self, query, key=None, value=None, attn_mask=None, cache=None):
+        # kept in __dict__: a Tensor set as a Layer attribute would become one of its buffers
+        self.__dict__["scores"] = None
         if cache is not None or not _compiled(query):
             return super().forward(query, key, value, attn_mask, cache)
         from paddle.nn.layer.transformer import _convert_attention_mask
         q, k, v = self._prepare_qkv(query, query if key is None else key, query if value is None else value, None)
         product = paddle.matmul(q * (self.head_dim**-0.5), k, transpose_y=True)
+        # the pre-mask scores of this forward: an attention match reads them instead of recomputing them from the
+        # q/k projections (utils/adapters/bert.py Capture)
+        self.__dict__["scores"] = product
         if attn_mask is not None:
             product = product + _convert_attention_mask(attn_mask, product.dtype)
         weights = _dropout(self, F.softmax(product), self.dropout)
@@ -161,6 +166,8 @@ def use(model, cpu_kernels, device):
 def restore(model):
     """Undo `use`: Paddle's own layers again (for tracing and export)."""
     for layer in model.sublayers(include_self=True):
+        if type(layer) is CompiledAttention:
+            layer.__dict__.pop("scores", None)  # Paddle's forward would leave a stale one for Capture to read
         if type(layer) in UNDO:
             layer.__class__ = UNDO[type(layer)]
         elif isinstance(layer, paddle.nn.TransformerEncoderLayer) and type(layer.linear1) is LinearGelu:

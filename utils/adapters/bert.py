@@ -77,12 +77,13 @@ class Capture:
         base = model.base_model
         parts = parts or (lambda layer: (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.num_heads))
         self.layers = list(base.encoder.layers)
-        self.hidden, self.q, self.k, self.heads = {}, {}, {}, {}
+        self.hidden, self.q, self.k, self.heads, self.attention = {}, {}, {}, {}, {}
         self.handles = [base.embeddings.register_forward_post_hook(self._keep(self.hidden, 0))]
         for i, layer in enumerate(self.layers, 1):
             self.handles.append(layer.register_forward_post_hook(self._keep(self.hidden, i)))
             if attention:
                 query, key, self.heads[i] = parts(layer)
+                self.attention[i] = getattr(layer, "self_attn", None)
                 self.handles.append(query.register_forward_post_hook(self._keep(self.q, i)))
                 self.handles.append(key.register_forward_post_hook(self._keep(self.k, i)))
 
@@ -94,7 +95,11 @@ class Capture:
 
     def scores(self, i):
         """Pre-softmax attention scores of layer i (1-based): [batch, heads, seq, seq]. Shapes are written so that
-        the same code traces into a static graph (batch and length unknown there: 0 keeps an input dimension)."""
+        the same code traces into a static graph (batch and length unknown there: 0 keeps an input dimension).
+        An attention layer that kept this forward's scores (kernels.CompiledAttention) serves them as they are."""
+        kept = getattr(self.attention[i], "scores", None) if i in self.attention else None
+        if kept is not None:
+            return kept
         heads = self.heads[i]
         size = self.q[i].shape[-1] // heads
         q, k = (x.reshape([0, 0, heads, size]).transpose([0, 2, 1, 3]) for x in (self.q[i], self.k[i]))
