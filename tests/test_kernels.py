@@ -141,6 +141,26 @@ def test_attention_matches_paddle_with_a_key_mask():
     assert np.abs(got[1]).max() > 1e-2
 
 
+def test_attention_with_a_full_mask_or_weights_asked_for_follows_paddle():
+    import paddle
+
+    from utils import kernels
+    attention, x0, _, _ = attention_case(0.0)
+    attention.eval()
+    x = paddle.to_tensor(x0)
+    causal = paddle.to_tensor(np.triu(np.full((5, 5), -1e4, dtype="float32"), 1)[None, None])  # [1, 1, 5, 5]
+    want = attention(x, x, x, causal).numpy()
+    attention.need_weights = True
+    want_out, want_weights = (t.numpy() for t in attention(x, x, x, None))
+    attention.__class__ = kernels.CompiledAttention
+    np.testing.assert_array_equal(attention(x, x, x, causal)[0].numpy(), want)  # Paddle's own forward: exact
+    assert attention.scores is None  # nothing kept from the fallback
+    out, weights = attention(x, x, x, None)  # compiled, and the weights returned as Paddle returns them
+    np.testing.assert_allclose(out.numpy(), want_out, atol=2e-5)
+    np.testing.assert_allclose(weights.numpy(), want_weights, atol=1e-6)
+    np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, atol=1e-6)
+
+
 def test_attention_dropout_gradient_matches_finite_differences():
     import paddle
 

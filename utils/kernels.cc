@@ -6,6 +6,7 @@
 // them hold the cores.
 #include "paddle/extension.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -195,6 +196,132 @@ std::vector<paddle::Tensor> DropoutBackward(const paddle::Tensor& dy, int seed, 
   MaskedScale(dy.data<float>(), dx.data<float>(), dy.numel(), seed, p);
   return {dx};
 }
+
+// Attention weights: w = dropout(softmax(z + mask)) over the last axis of z [batch, heads, queries, keys], the
+// additive mask [batch, keys] the same for every head and query; the softmax s is kept for the backward.
+std::vector<paddle::Tensor> SoftmaxDropoutForward(const paddle::Tensor& z, const paddle::Tensor& mask, int seed,
+                                                  float p) {
+  CheckFloat(z, "z");
+  const int64_t keys = Width(z), rows = z.numel() / keys, per_batch = rows / z.shape()[0];
+  auto w = paddle::empty_like(z);
+  auto s = paddle::empty_like(z);
+  const float *pz = z.data<float>(), *pm = mask.data<float>();
+  float *pw = w.data<float>(), *ps = s.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *zr = pz + r * keys, *mr = pm + (r / per_batch) * keys;
+    float* sr = ps + r * keys;
+    float top = -INFINITY;
+    for (int64_t j = 0; j < keys; ++j) top = std::max(top, zr[j] + mr[j]);
+    float total = 0.f;
+    for (int64_t j = 0; j < keys; ++j) {
+      sr[j] = std::exp(zr[j] + mr[j] - top);
+      total += sr[j];
+    }
+    const float inv = 1.f / total;
+    for (int64_t j = 0; j < keys; ++j) sr[j] *= inv;
+  }
+  if (p > 0.f) {
+    MaskedScale(ps, pw, z.numel(), seed, p);
+  } else {
+    std::copy(ps, ps + z.numel(), pw);
+  }
+  return {w, s};
+}
+
+// dz = s * (ds - sum(ds * s)) per row, ds = dropout(dw) with the forward's masks.
+std::vector<paddle::Tensor> SoftmaxDropoutBackward(const paddle::Tensor& s, const paddle::Tensor& dw, int seed,
+                                                   float p) {
+  const int64_t keys = Width(s), rows = s.numel() / keys;
+  auto dz = paddle::empty_like(s);
+  const float* ps = s.data<float>();
+  float* pdz = dz.data<float>();
+  if (p > 0.f) {
+    MaskedScale(dw.data<float>(), pdz, s.numel(), seed, p);  // ds, overwritten row by row below
+  } else {
+    std::copy(dw.data<float>(), dw.data<float>() + s.numel(), pdz);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* sr = ps + r * keys;
+    float* gr = pdz + r * keys;
+    float dot = 0.f;
+    for (int64_t j = 0; j < keys; ++j) dot += gr[j] * sr[j];
+    for (int64_t j = 0; j < keys; ++j) gr[j] = sr[j] * (gr[j] - dot);
+  }
+  return {dz};
+}
+
+// [batch, length, heads * dim] -> [batch, heads, length, dim] (split) and back (merge): the attention heads'
+// transposes as one copy each, without Paddle's generic transpose.
+void MoveHeads(const float* in, float* out, int64_t batch, int64_t len, int64_t heads, int64_t dim, bool split) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < len; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t packed = ((b * len + t) * heads + h) * dim, per_head = ((b * heads + h) * len + t) * dim;
+        std::copy(in + (split ? packed : per_head), in + (split ? packed : per_head) + dim,
+                  out + (split ? per_head : packed));
+      }
+}
+
+std::vector<paddle::Tensor> SplitHeadsForward(const paddle::Tensor& x, int heads) {
+  CheckFloat(x, "x");
+  const int64_t batch = x.shape()[0], len = x.shape()[1], dim = x.shape()[2] / heads;
+  auto y = paddle::empty({batch, heads, len, dim}, paddle::DataType::FLOAT32, x.place());
+  MoveHeads(x.data<float>(), y.data<float>(), batch, len, heads, dim, true);
+  return {y};
+}
+
+std::vector<paddle::Tensor> SplitHeadsBackward(const paddle::Tensor& dy, int heads) {
+  const int64_t batch = dy.shape()[0], len = dy.shape()[2], dim = dy.shape()[3];
+  auto dx = paddle::empty({batch, len, heads * dim}, paddle::DataType::FLOAT32, dy.place());
+  MoveHeads(dy.data<float>(), dx.data<float>(), batch, len, heads, dim, false);
+  return {dx};
+}
+
+std::vector<paddle::Tensor> MergeHeadsForward(const paddle::Tensor& x) {
+  CheckFloat(x, "x");
+  const int64_t batch = x.shape()[0], heads = x.shape()[1], len = x.shape()[2], dim = x.shape()[3];
+  auto y = paddle::empty({batch, len, heads * dim}, paddle::DataType::FLOAT32, x.place());
+  MoveHeads(x.data<float>(), y.data<float>(), batch, len, heads, dim, false);
+  return {y};
+}
+
+std::vector<paddle::Tensor> MergeHeadsBackward(const paddle::Tensor& x, const paddle::Tensor& dy) {
+  const int64_t batch = x.shape()[0], heads = x.shape()[1], len = x.shape()[2], dim = x.shape()[3];
+  auto dx = paddle::empty_like(x);
+  MoveHeads(dy.data<float>(), dx.data<float>(), batch, len, heads, dim, true);
+  return {dx};
+}
+
+PD_BUILD_OP(compiled_softmax_dropout)
+    .Inputs({"Z", "Mask"})
+    .Outputs({"W", "S"})
+    .Attrs({"seed: int", "p: float"})
+    .SetKernelFn(PD_KERNEL(SoftmaxDropoutForward));
+PD_BUILD_GRAD_OP(compiled_softmax_dropout)
+    .Inputs({"S", paddle::Grad("W")})
+    .Outputs({paddle::Grad("Z")})
+    .Attrs({"seed: int", "p: float"})
+    .SetKernelFn(PD_KERNEL(SoftmaxDropoutBackward));
+
+PD_BUILD_OP(compiled_split_heads)
+    .Inputs({"X"})
+    .Outputs({"Y"})
+    .Attrs({"heads: int"})
+    .SetKernelFn(PD_KERNEL(SplitHeadsForward));
+PD_BUILD_GRAD_OP(compiled_split_heads)
+    .Inputs({paddle::Grad("Y")})
+    .Outputs({paddle::Grad("X")})
+    .Attrs({"heads: int"})
+    .SetKernelFn(PD_KERNEL(SplitHeadsBackward));
+
+PD_BUILD_OP(compiled_merge_heads)
+    .Inputs({"X"})
+    .Outputs({"Y"})
+    .SetKernelFn(PD_KERNEL(MergeHeadsForward));
+PD_BUILD_GRAD_OP(compiled_merge_heads)
+    .Inputs({"X", paddle::Grad("Y")})
+    .Outputs({paddle::Grad("X")})
+    .SetKernelFn(PD_KERNEL(MergeHeadsBackward));
 
 PD_BUILD_OP(compiled_dropout)
     .Inputs({"X"})

@@ -98,28 +98,46 @@ def _dropout(layer, x, p):
 
 
 class CompiledAttention(paddle.nn.MultiHeadAttention):
-    """paddle.nn.MultiHeadAttention with the attention weights' dropout compiled; the rest is Paddle's forward step
-    for step (the same q/k/v projections, which the intermediate matches' hooks read). Decoding with a cache takes
-    Paddle's own forward. (A C++ core for scores, softmax and weighted values, without the head transposes, was
-    measured and was no faster: docs/BENCHMARKS.md.)"""
+    """paddle.nn.MultiHeadAttention with the heads' transposes, and the key mask + softmax + dropout of the weights,
+    as compiled operators; the projections and the two products stay Paddle's (the q/k projections are the ones the
+    intermediate matches' hooks read). A decoding cache, or a mask that is not one additive row per sequence
+    ([batch, 1, 1, keys]), takes Paddle's own forward. (A C++ core for the products too was slower than oneDNN's:
+    docs/BENCHMARKS.md.)"""
 
     def forward(self, query, key=None, value=None, attn_mask=None, cache=None):
         # kept in __dict__: a Tensor set as a Layer attribute would become one of its buffers
         self.__dict__["scores"] = None
-        if cache is not None or not _compiled(query):
+        key = query if key is None else key
+        value = query if value is None else value
+        mask = self._key_mask(query, key, attn_mask)
+        if cache is not None or mask is None:
             return super().forward(query, key, value, attn_mask, cache)
-        from paddle.nn.layer.transformer import _convert_attention_mask
-        q, k, v = self._prepare_qkv(query, query if key is None else key, query if value is None else value, None)
+        kernels = ops()
+        q, k, v = (kernels.compiled_split_heads(proj(x), self.num_heads)
+                   for proj, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
         product = paddle.matmul(q * (self.head_dim**-0.5), k, transpose_y=True)
         # the pre-mask scores of this forward: an attention match reads them instead of recomputing them from the
         # q/k projections (utils/adapters/bert.py Capture)
         self.__dict__["scores"] = product
-        if attn_mask is not None:
-            product = product + _convert_attention_mask(attn_mask, product.dtype)
-        weights = _dropout(self, F.softmax(product), self.dropout)
-        out = paddle.matmul(weights, v).transpose([0, 2, 1, 3])
-        out = self.out_proj(out.reshape([0, 0, out.shape[2] * out.shape[3]]))
+        p = float(self.dropout) if self.training and self.dropout else 0.0
+        seed = int(paddle.randint(0, 2**31 - 1, [1]).item()) if p else 0
+        weights = kernels.compiled_softmax_dropout(product, mask, seed, p)[0]
+        out = self.out_proj(kernels.compiled_merge_heads(paddle.matmul(weights, v)))
         return (out, weights) if self.need_weights else out
+
+    @staticmethod
+    def _key_mask(query, key, attn_mask):
+        """The additive mask as [batch, keys] for the compiled softmax, or None when it does not apply."""
+        if not _compiled(query):
+            return None
+        batch, keys = query.shape[0], key.shape[1]
+        if attn_mask is None:
+            return paddle.zeros([batch, keys], dtype=query.dtype)
+        from paddle.nn.layer.transformer import _convert_attention_mask
+        attn_mask = _convert_attention_mask(attn_mask, query.dtype)
+        if list(attn_mask.shape) != [batch, 1, 1, keys] or not attn_mask.stop_gradient:
+            return None
+        return attn_mask.reshape([batch, keys])
 
 
 def _identity(x):
