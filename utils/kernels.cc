@@ -1,9 +1,8 @@
 // CPU operators for training with --cpu_kernels compiled (utils/kernels.py builds this file on first use).
 // Paddle 3.3's CPU kernels for LayerNorm's backward, dropout's masks, and a Linear's bias (its gradient a reduction)
 // are generic element-wise and reduction code; these are one pass per row, written so the compiler vectorizes the
-// inner loops.
-// float32 only, contiguous inputs, the normalised / biased axis last. Single-threaded: the matrix products around
-// them hold the cores.
+// inner loops; the attention heads' transposes are one copy each. float32 only, contiguous inputs, the normalised /
+// biased axis last. Single-threaded: on two threads they were no faster (MKL's idle OpenMP threads hold the cores).
 #include "paddle/extension.h"
 
 #include <algorithm>
