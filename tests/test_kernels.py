@@ -243,23 +243,38 @@ def test_fine_tuning_with_compiled_kernels_learns_and_resumes_exactly(tmp_path, 
     assert all(np.array_equal(want[k].numpy(), got[k].numpy()) for k in want)
 
 
-def test_build_failure_is_one_clear_error(monkeypatch, capsys, tmp_path, demo_glue, tiny_bert):
-    import paddle.utils.cpp_extension as cpp
-
+def compiled_run_error(capsys, tmp_path, glue, model):
+    """A compiled-kernels fine-tuning run that must stop before training: its stderr, after checking exit status 2,
+    no traceback and no results written. The operators are built afresh for it and again after it."""
     import run_glue
     from utils import kernels
-
-    def no_compiler(**kwargs):
-        raise RuntimeError("command 'c++' failed: No such file or directory")
     kernels.ops.cache_clear()
-    monkeypatch.setattr(cpp, "load", no_compiler)
     try:
         with pytest.raises(SystemExit) as e:
-            run_glue.main(["--task_name", "SST-2", "--glue_dir", demo_glue, "--model_name_or_path", tiny_bert,
+            run_glue.main(["--task_name", "SST-2", "--glue_dir", glue, "--model_name_or_path", model,
                            "--output_dir", str(tmp_path / "out"), "--max_steps", "2", "--cpu_kernels", "compiled"])
     finally:
         kernels.ops.cache_clear()
     assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert "building the C++ operators failed" in err and "kernels.cc" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "all_results.json").exists()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_build_failure_is_one_clear_error(monkeypatch, capsys, tmp_path, demo_glue, tiny_bert):
+    import paddle.utils.cpp_extension as cpp
+
+    def no_compiler(**kwargs):
+        raise RuntimeError("command 'c++' failed: No such file or directory")
+    monkeypatch.setattr(cpp, "load", no_compiler)
+    err = compiled_run_error(capsys, tmp_path, demo_glue, tiny_bert)
+    assert "building the C++ operators failed" in err and "kernels.cc" in err and "No such file" in err
+
+
+def test_an_unwritable_build_folder_is_one_clear_error(monkeypatch, capsys, tmp_path, demo_glue, tiny_bert):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the build folder would go")
+    monkeypatch.setenv("PADDLE_EXTENSION_DIR", str(blocker / "ext"))
+    err = compiled_run_error(capsys, tmp_path, demo_glue, tiny_bert)
+    assert "cannot write the operators' build folder" in err and str(blocker) in err

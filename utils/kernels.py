@@ -33,8 +33,13 @@ def ops():
         name = "distill_kernels_" + hashlib.sha256(f.read() + " ".join(FLAGS).encode()).hexdigest()[:12]
     build_root = os.environ.get("PADDLE_EXTENSION_DIR", os.path.join(os.path.expanduser("~"), ".cache",
                                                                      "paddle_extensions"))
-    os.makedirs(build_root, exist_ok=True)
-    with open(os.path.join(build_root, name + ".lock"), "w") as lock:
+    try:
+        os.makedirs(build_root, exist_ok=True)
+        lock = open(os.path.join(build_root, name + ".lock"), "w")
+    except OSError as e:
+        raise UserError(f"--cpu_kernels compiled: cannot write the operators' build folder ({e.strerror}); set "
+                        "PADDLE_EXTENSION_DIR to a writable folder, or use --cpu_kernels paddle", build_root) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             return load(name=name, sources=[SOURCE], extra_cxx_cflags=FLAGS, verbose=False)
