@@ -57,10 +57,11 @@ def add_training_args(parser, learning_rate):
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--device", default="cpu", help="cpu, gpu, gpu:1, xpu ... (default cpu)")
     t.add_argument("--cpu_kernels", choices=("paddle", "compiled"), default="paddle",
-                   help="compiled: the trained model's LayerNorms and feed-forward bias + GELU as C++ CPU operators "
-                        "(utils/kernels.cc, built on first use with the C++ compiler, ~10 s once), same results within "
-                        "float rounding; fine-tuning about 1.15x faster on CPU (docs/BENCHMARKS.md). Default paddle: "
-                        "Paddle's own kernels. Ignored off the CPU")
+                   help="compiled: the trained model's LayerNorms, dropouts, Linear biases, feed-forward bias + GELU "
+                        "and attention softmax as C++ CPU operators (utils/kernels.cc, built on first use with the C++ "
+                        "compiler, ~10 s once): about 1.3x faster fine-tuning and 1.2x faster distillation on CPU "
+                        "(docs/BENCHMARKS.md); results equal within float rounding except dropout, which draws its "
+                        "own (reproducible) masks. Default paddle: Paddle's own kernels. Ignored off the CPU")
     t.add_argument("--resume", action="store_true",
                    help="continue from OUTPUT_DIR's checkpoint if present (refused if the run's flags or data differ). "
                         "Without it a run starts fresh and replaces what an earlier run left in OUTPUT_DIR: its "

@@ -19,6 +19,23 @@ void CheckFloat(const paddle::Tensor& x, const char* what) {
   PD_CHECK(x.is_cpu(), what, " must be on the CPU");
 }
 
+// y = f(h + b) element by element, b added over the last axis (a Linear's bias after its matrix product)
+template <typename F>
+paddle::Tensor AddBiasThen(const paddle::Tensor& h, const paddle::Tensor& b, F f) {
+  CheckFloat(h, "h");
+  const int64_t d = Width(h), rows = h.numel() / d;
+  auto y = paddle::empty_like(h);
+  const float *ph = h.data<float>(), *pb = b.data<float>();
+  float* py = y.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* hr = ph + r * d;
+    float* yr = py + r * d;
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) yr[i] = f(hr[i] + pb[i]);
+  }
+  return y;
+}
+
 }  // namespace
 
 // y = (x - mean) * rstd * w + b over the last axis; mean and rstd per row are kept for the backward.
@@ -85,16 +102,7 @@ std::vector<paddle::Tensor> LayerNormBackward(const paddle::Tensor& x, const pad
 // y = h + b over the last axis (a Linear's bias after its matrix product). The backward hands dy on as dh (the same
 // buffer: nothing is copied) and sums it over rows for db.
 std::vector<paddle::Tensor> BiasAddForward(const paddle::Tensor& h, const paddle::Tensor& b) {
-  CheckFloat(h, "h");
-  const int64_t d = Width(h), rows = h.numel() / d;
-  auto y = paddle::empty_like(h);
-  const float *ph = h.data<float>(), *pb = b.data<float>();
-  float* py = y.data<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-#pragma omp simd
-    for (int64_t i = 0; i < d; ++i) py[r * d + i] = ph[r * d + i] + pb[i];
-  }
-  return {y};
+  return {AddBiasThen(h, b, [](float x) { return x; })};
 }
 
 std::vector<paddle::Tensor> BiasAddBackward(const paddle::Tensor& b, paddle::Tensor& dy) {
@@ -112,21 +120,7 @@ std::vector<paddle::Tensor> BiasAddBackward(const paddle::Tensor& b, paddle::Ten
 
 // y = gelu(h + b), the erf form, with b added over the last axis (a Linear's bias after its matrix product).
 std::vector<paddle::Tensor> BiasGeluForward(const paddle::Tensor& h, const paddle::Tensor& b) {
-  CheckFloat(h, "h");
-  const int64_t d = Width(h), rows = h.numel() / d;
-  auto y = paddle::empty_like(h);
-  const float *ph = h.data<float>(), *pb = b.data<float>();
-  float* py = y.data<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* hr = ph + r * d;
-    float* yr = py + r * d;
-#pragma omp simd
-    for (int64_t i = 0; i < d; ++i) {
-      const float x = hr[i] + pb[i];
-      yr[i] = 0.5f * x * (1.f + erff(x * 0.70710678f));
-    }
-  }
-  return {y};
+  return {AddBiasThen(h, b, [](float x) { return 0.5f * x * (1.f + erff(x * 0.70710678f)); })};
 }
 
 // d/dx gelu(x) = Phi(x) + x * phi(x); dh = dy * that, db = its sum over rows.

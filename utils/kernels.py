@@ -1,7 +1,8 @@
 """--cpu_kernels compiled: the trained model's LayerNorms, its dropouts (Dropout layers and the attention weights'),
-its Linears' bias (and, in each feed-forward block, bias + GELU) run as C++ CPU operators (utils/kernels.cc), built by paddle.utils.cpp_extension on first use (a C++ compiler
-is needed; about 10 s once, then cached) instead of Paddle's generic kernels, the slowest part of a CPU training
-step after the matrix products (docs/BENCHMARKS.md, "Compiled CPU kernels").
+its Linears' bias (and, in each feed-forward block, bias + GELU) and its attention heads' transposes and softmax run
+as C++ CPU operators (utils/kernels.cc), built by paddle.utils.cpp_extension on first use (a C++ compiler is
+needed; about 10 s once, then cached) instead of Paddle's generic kernels, the slowest part of a CPU training step
+after the matrix products (docs/BENCHMARKS.md, "Compiled CPU kernels").
 
 Only the layers' classes change (and the encoder layer's activation, which moves into the first feed-forward
 Linear), so parameter names, checkpoints and saved models are the same; `restore` undoes it before a model is
@@ -18,7 +19,6 @@ import paddle.nn.functional as F
 
 from utils.errors import UserError
 
-CPU_KERNELS = ("paddle", "compiled")
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.cc")
 # -ffast-math lets the compiler vectorise erff/expf (glibc's vector variants); the shared object does not set the
 # process's denormal flags (checked: no crtfastmath in the link)
@@ -93,12 +93,17 @@ class CompiledDropout(paddle.nn.Dropout):
         return super().forward(x)
 
 
+def _seed():
+    """A compiled dropout's seed, drawn from Paddle's generator (so paddle.seed replays the masks)."""
+    return int(paddle.randint(0, 2**31 - 1, [1]).item())
+
+
 def _dropout(layer, x, p):
     """Dropout of x with the compiled operator (training, CPU float32) or Paddle's kernel."""
     if not layer.training or not p:
         return x
     if _compiled(x) and 0 < p < 1:
-        return ops().compiled_dropout(x, int(paddle.randint(0, 2**31 - 1, [1]).item()), float(p))
+        return ops().compiled_dropout(x, _seed(), float(p))
     return F.dropout(x, p, training=True)
 
 
@@ -125,8 +130,7 @@ class CompiledAttention(paddle.nn.MultiHeadAttention):
         # q/k projections (utils/adapters/bert.py Capture)
         self.__dict__["scores"] = product
         p = float(self.dropout) if self.training and self.dropout else 0.0
-        seed = int(paddle.randint(0, 2**31 - 1, [1]).item()) if p else 0
-        weights = kernels.compiled_softmax_dropout(product, mask, seed, p)[0]
+        weights = kernels.compiled_softmax_dropout(product, mask, _seed() if p else 0, p)[0]
         out = self.out_proj(kernels.compiled_merge_heads(paddle.matmul(weights, v)))
         return (out, weights) if self.need_weights else out
 
