@@ -104,7 +104,9 @@ def parse_args(argv=None):
     d.add_argument("--label_engine", choices=LABEL_ENGINES, default="auto",
                    help="what labels rows for the store: paddle_inference (the teacher's exported program), "
                         "onnxruntime, dygraph, or auto (paddle_inference, falling back to dygraph for a model "
-                        "that does not export)")
+                        "that does not export); onnxruntime_int8 labels faster but changes some labels: its "
+                        "agreement with FP32 on the dev set is printed first, and its labels go to a store of "
+                        "their own"),
     add_word_student_args(p)
     add_training_args(p, learning_rate=5e-5)
     args = p.parse_args(argv)
@@ -217,17 +219,19 @@ def teacher_features(train, teacher, rows, max_seq_length, regression):
     return teacher.encoder.encode(rows, max_seq_length, regression, desc="encode for the teacher")
 
 
-def shared_labels(args, teachers, data, rank=0, world=1):
+def shared_labels(args, teachers, data, dev_rows, rank=0, world=1):
     """The teachers' logits of every training row from the label store (utils/labels.py), labelled by rank 0;
-    the other processes wait for it and read the store."""
+    the other processes wait for it and read the store. dev_rows: what an inexact --label_engine is checked on."""
     from utils.labels import row_keys, teacher_logits
     encode_T = functools.partial(teacher_features, data.train, teachers[0], data.rows, args.max_seq_length,
                                  data.regression)  # encoded only when some row still needs labelling
+    encode_dev = functools.partial(teachers[0].encoder.encode, dev_rows, args.max_seq_length, data.regression,
+                                   desc="encode dev for the label engine")
     label = functools.partial(
         teacher_logits, args.cache_dir or os.path.join(args.output_dir, "teacher_logits"), args.teacher_path,
         teachers, args.teacher_weights or [1.0] * len(teachers), args.max_seq_length,
         row_keys(data.rows, data.train.S.groups), encode_T, args.label_engine, args.eval_batch_size,
-        args.label_part or (0, 1))
+        args.label_part or (0, 1), encode_dev)
     if world == 1:
         return label()
     import paddle.distributed as dist
@@ -343,7 +347,7 @@ def main(argv=None):
     teachers, student, config = build_models(args, spec, labelled + transfer)
     data = encode_data(args, spec, student, teachers, config, labelled, transfer, dev_examples)
     if args.label_part:  # labelling only: nothing is trained or written but the store's shards
-        return label_part(args, teachers, data)
+        return label_part(args, teachers, data, dev_examples[spec.dev_splits[0]])
     plan = Plan(data.train.lengths, args.batch_size, args.seed, args.bucket, num_shards=world, shard=rank)
     phase_steps = split_steps(plan.total_steps(args.num_train_epochs, args.max_steps),
                               [p["share"] for p in config["phases"]])
@@ -358,7 +362,7 @@ def main(argv=None):
                   checkpoint, world, rank)
     state = run.start(job, settings)  # refuses a mismatched checkpoint before anything is written
     if data.stored:
-        distiller.cache = shared_labels(args, teachers, data, rank, world)
+        distiller.cache = shared_labels(args, teachers, data, dev_examples[spec.dev_splits[0]], rank, world)
     layer_map = student_layer_map(args, teachers[0], student)
     results = run.train(job, state, run.Record("task_distill.py", argv, vars(args), dict(
         student=student.describe(), projection=student.projection, layer_map=layer_map, stage=stage),
@@ -369,12 +373,12 @@ def main(argv=None):
     return run.finish(job, results)
 
 
-def label_part(args, teachers, data):
+def label_part(args, teachers, data, dev_rows):
     """--label_part: this process's part of the rows labelled into the store, nothing else written."""
     if not data.stored:
         raise UserError("--label_part labels a transfer set or --cache_teacher_logits rows for prediction-layer "
                         "distillation; this run needs no teacher labels")
-    shared_labels(args, teachers, data)
+    shared_labels(args, teachers, data, dev_rows)
     return {"labelled_part": "/".join(map(str, (args.label_part[0] + 1, args.label_part[1]))), "rows": len(data.rows)}
 
 

@@ -1,5 +1,8 @@
-"""Teacher labelling speed per engine: rows/s over real SST-2 training sentences, and each engine's logits against
-dygraph's (max abs difference, argmax agreement). Engines run in turn in one process.
+"""Teacher labelling speed per engine: rows/s over real SST-2 training sentences, each engine's logits against
+dygraph's (max abs difference, argmax agreement), and its speed-up over dygraph (the old --cache_teacher_logits)
+in the same round. Every exported engine runs the teacher's label layer (what the label store runs: a sequence
+teacher's last layer at [CLS] only); `--full_last_layer` adds the plain export of the logits beside it. Rounds
+alternate the engines' order (this VM drifts 10-25% within minutes).
 
     python bench/label_speed.py --teacher demo/sst2/teacher/best_model --glue_dir ../shared/data/glue --rows 20000
 """
@@ -17,39 +20,59 @@ from utils.tasks.sequence import get_task, read_examples
 from utils.inference import ENGINES, export_static, make_engines, open_engines
 
 
+def exported(teacher, layer, folder):
+    export_static(teacher, folder, layer)
+    make_engines(folder, ENGINES)
+    return open_engines(folder)
+
+
+def timed(teacher, engine, features, batch):
+    from utils.training import batched_logits, predict
+    start = time.perf_counter()
+    out = predict(teacher, features, batch) if engine is None else batched_logits(engine, features, batch)
+    return out, time.perf_counter() - start
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True, help="a fine-tuned teacher folder")
     p.add_argument("--glue_dir", default="../shared/data/glue")
     p.add_argument("--rows", type=int, default=20000, help="the last N SST-2 training sentences")
     p.add_argument("--max_seq_length", type=int, default=64)
-    p.add_argument("--batch_sizes", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--full_last_layer", action="store_true",
+                   help="also time each engine on the plain logits export (every position through every layer)")
     args = p.parse_args(argv)
     import numpy as np
 
     from utils.adapters import load_adapter
-    from utils.training import batched_logits, predict
     examples = read_examples(get_task("SST-2"), os.path.join(args.glue_dir, "SST-2"), "train")[-args.rows:]
     teacher = load_adapter(args.teacher)
     teacher.eval()
     features = teacher.encoder.encode(examples, args.max_seq_length)
-    folder = tempfile.mkdtemp(prefix="label-speed-")
+    folders = [tempfile.mkdtemp(prefix="label-speed-") for _ in range(2)]
     try:
-        export_static(teacher, folder)
-        make_engines(folder, ENGINES)
-        engines = {"dygraph": None, **open_engines(folder)}
-        reference = None
-        print("| engine | batch | rows/s | max abs diff to dygraph | argmax agreement |\n| --- | --- | --- | --- | --- |")
-        for batch in args.batch_sizes:
-            for name, engine in engines.items():
-                start = time.perf_counter()
-                out = predict(teacher, features, batch) if engine is None else batched_logits(engine, features, batch)
-                seconds = time.perf_counter() - start
-                reference = out if reference is None else reference
-                print(f"| {name} | {batch} | {len(features) / seconds:.0f} | {np.abs(out - reference).max():.2g} | "
-                      f"{np.mean(out.argmax(1) == reference.argmax(1)):.4f} |", flush=True)
+        engines = {f"{name} (label layer)": e for name, e in exported(teacher, teacher.label_layer(),
+                                                                      folders[0]).items()}
+        if args.full_last_layer:
+            engines.update({f"{name} (full export)": e for name, e in exported(teacher, None, folders[1]).items()})
+        print(f"{len(features):,} rows, batch {args.batch_size}, {os.environ.get('OMP_NUM_THREADS', '1')} threads")
+        print("| round | engine | rows/s | x dygraph | max abs diff to dygraph | argmax agreement |\n"
+              "| --- | --- | --- | --- | --- | --- |")
+        engines = {"dygraph": None, **engines}
+        for r in range(args.rounds):
+            times, outs = {}, {}
+            for name in (list(engines) if r % 2 == 0 else list(engines)[::-1]):
+                outs[name], times[name] = timed(teacher, engines[name], features, args.batch_size)
+            reference = outs["dygraph"]
+            for name in engines:
+                print(f"| {r + 1} | {name} | {len(features) / times[name]:.0f} | {times['dygraph'] / times[name]:.2f} | "
+                      f"{np.abs(outs[name] - reference).max():.2g} | "
+                      f"{np.mean(outs[name].argmax(1) == reference.argmax(1)):.4f} |", flush=True)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

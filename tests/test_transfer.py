@@ -160,6 +160,59 @@ def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine):
     np.testing.assert_allclose(teacher_label_fn([teacher], [1.0], engine, 16)(features), reference, atol=1e-3)
 
 
+
+def test_the_label_layer_runs_the_last_layer_at_cls_only_with_the_same_logits(demo_glue, tiny_teacher):
+    import paddle
+
+    from utils.adapters import load_adapter
+    from utils.adapters.bert import _SequenceLabels, cls_only_last_layer
+    from utils.batches import collate
+    from utils.tasks.sequence import read_examples
+    teacher = load_adapter(tiny_teacher)
+    teacher.eval()
+    rows = read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:16]  # unequal lengths: padded rows
+    inputs = {k: paddle.to_tensor(v) for k, v in collate(teacher.encoder.encode(rows, 32), np.arange(16)).items()}
+    assert len(set((inputs["input_ids"].numpy() != 0).sum(1).tolist())) > 1  # rows of several lengths, padded
+    layer = teacher.label_layer()
+    assert isinstance(layer, _SequenceLabels)
+    with paddle.no_grad():
+        cls_only = layer(inputs["input_ids"], inputs["token_type_ids"]).numpy()
+        full = teacher.export_layer()(inputs["input_ids"], inputs["token_type_ids"]).numpy()
+    np.testing.assert_allclose(cls_only, full, atol=1e-5)
+    assert np.abs(full).max() > 1e-3  # not trivially equal
+    assert not cls_only_last_layer(teacher.model, "token")  # a token head needs every position
+
+
+def test_engine_agreement_counts_predictions_and_tokens():
+    from utils.labels import agreement
+    a = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.5]], np.float32)
+    b = np.array([[0.9, 0.0], [1.0, 0.0], [2.0, 0.0]], np.float32)
+    assert agreement(a, b) == {"rows": 3, "agreement": 2 / 3, "max_abs_diff": 1.0}
+    tokens = lambda *rows: np.array([np.array(r, np.float32) for r in rows] + [None], dtype=object)[:-1]
+    measured = agreement(tokens([[1, 0], [0, 1], [1, 0]], [[0, 3]]), tokens([[1, 0], [1, 0], [1, 0]], [[0, 1]]))
+    assert measured == {"rows": 2, "agreement": 0.75, "max_abs_diff": 2.0}  # 3 of 4 tokens agree
+
+def test_an_int8_label_engine_is_checked_on_dev_and_labels_into_a_store_of_its_own(tmp_path, demo_glue,
+                                                                                   tiny_teacher, capsys):
+    import json
+    store = tmp_path / "store"
+    common = ["--student_model_name_or_path", "1l-16d", "--student_init", "random", "--cache_teacher_logits",
+              "--cache_dir", store]
+    distill(demo_glue, tiny_teacher, tmp_path / "fp32", *common, "--label_engine", "dygraph")
+    capsys.readouterr()
+    distill(demo_glue, tiny_teacher, tmp_path / "int8", *common, "--label_engine", "onnxruntime_int8")
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("label engine onnxruntime_int8: agrees with the FP32"))
+    folders = glob.glob(str(store / "teacher-*"))
+    assert len(folders) == 2  # INT8 labels never mix with FP32's
+    (int8,) = [f for f in folders if os.path.exists(os.path.join(f, "label_engine.json"))]
+    measured = json.load(open(os.path.join(int8, "label_engine.json")))
+    assert measured["engine"] == "onnxruntime_int8" and measured["rows"] == 60  # the dev rows
+    assert f"{measured['agreement']:.2%} of 60 dev rows" in line and 0.5 <= measured["agreement"] <= 1.0
+    assert 0 < measured["max_abs_diff"] < 1.0  # quantized: close to FP32, not equal
+    assert "teacher logits: wrote" in out
+
+
 # ---- through task_distill.main
 
 def test_transfer_text_is_labelled_and_learnt_from(tmp_path, demo_glue, tiny_teacher, capsys):

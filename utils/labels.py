@@ -28,8 +28,10 @@ from utils.inference import export_static, make_engines
 
 MAGIC = b"paddle-distill logits v1\n"
 SHARD_ROWS = 4096
-# what may label: dygraph and every engine that computes its logits (an INT8 engine would change the labels)
-ENGINES = ("auto", "dygraph", *(name for name, e in EXPORT_ENGINES.items() if e.exact))
+# what may label: dygraph and every exported engine; an inexact one (INT8) changes the labels, so its rows go to a
+# store of their own and its agreement with FP32 on the dev rows is measured and printed first
+ENGINES = ("auto", "dygraph", *EXPORT_ENGINES)
+AGREEMENT_FILE = "label_engine.json"
 AUTO_ENGINE = "paddle_inference"  # what "auto" labels on: the fastest FP32 engine measured here for labelling
 
 
@@ -64,8 +66,9 @@ def batch_logits(logits, index):
     return out
 
 
-def store_folder(cache_dir, paths, weights, signature, max_seq_length):
-    """The folder of one teacher setting: a changed teacher file, weight, tokenizer or truncation is another."""
+def store_folder(cache_dir, paths, weights, signature, max_seq_length, engine="auto"):
+    """The folder of one teacher setting: a changed teacher file, weight, tokenizer or truncation is another, and
+    so is an inexact engine (its labels are not FP32's)."""
     from utils.loop import digest_files
     h = hashlib.sha256()
     for path, weight in zip(paths, weights):
@@ -74,6 +77,8 @@ def store_folder(cache_dir, paths, weights, signature, max_seq_length):
             h.update(path.encode("utf-8"))
         h.update(repr(float(weight)).encode())
     h.update(repr((signature, max_seq_length)).encode())
+    if not exact(engine):
+        h.update(repr(("engine", engine)).encode())
     return os.path.join(cache_dir, f"teacher-{h.hexdigest()[:24]}")
 
 
@@ -228,7 +233,7 @@ def _engine(teacher, engine):
     name = AUTO_ENGINE if engine == "auto" else engine
     folder = tempfile.mkdtemp(prefix="teacher-export-")
     try:
-        export_static(teacher, folder)
+        export_static(teacher, folder, teacher.label_layer())
         make_engines(folder, [name])
         return EXPORT_ENGINES[name].load(folder)
     except Exception as err:  # a model that does not trace: dygraph computes the same logits, slower
@@ -240,15 +245,43 @@ def _engine(teacher, engine):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def exact(engine):
+    return engine in ("auto", "dygraph") or EXPORT_ENGINES[engine].exact
+
+
+def agreement(logits, reference):
+    """{rows, agreement (argmax, per position for token tasks), max_abs_diff} of two engines' logits."""
+    flat = [np.concatenate(list(x)) if x.dtype == object else x for x in (logits, reference)]
+    return {"rows": len(logits), "agreement": float(np.mean(flat[0].argmax(-1) == flat[1].argmax(-1))),
+            "max_abs_diff": float(np.abs(flat[0] - flat[1]).max())}
+
+
+def check_engine(folder, teachers, weights, engine, batch_size, dev_features):
+    """An inexact engine's agreement with the FP32 teachers on the dev rows: printed and kept in the store."""
+    if dev_features is None or not len(dev_features):
+        raise UserError(f"--label_engine {engine} changes the teacher's labels: it labels only when its agreement "
+                        "with FP32 can be measured on dev rows, and this run has none")
+    measured = agreement(teacher_label_fn(teachers, weights, engine, batch_size)(dev_features),
+                         teacher_label_fn(teachers, weights, "auto", batch_size)(dev_features))
+    print(f"label engine {engine}: agrees with the FP32 teacher on {measured['agreement']:.2%} of "
+          f"{measured['rows']:,} dev rows' predictions (largest logit difference {measured['max_abs_diff']:.3g})")
+    with atomic_file(os.path.join(folder, AGREEMENT_FILE)) as f:
+        json.dump(dict(measured, engine=engine), f, indent=2)
+    return measured
+
+
 def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, keys, features_fn,
-                   engine="auto", batch_size=128, part=(0, 1)):
+                   engine="auto", batch_size=128, part=(0, 1), dev_features_fn=None):
     """The teachers' logits of every row (row_keys, in order), labelling the rows the store lacks first.
-    features_fn() encodes the rows for the teachers; it is called only when some row is missing."""
+    features_fn() encodes the rows for the teachers; it is called only when some row is missing, and so is
+    dev_features_fn() (the dev rows an inexact engine is checked on)."""
     import time
-    folder = store_folder(cache_dir, teacher_paths, weights, teachers[0].encoder.signature(), max_seq_length)
+    folder = store_folder(cache_dir, teacher_paths, weights, teachers[0].encoder.signature(), max_seq_length, engine)
     store, distinct = LabelStore(folder), np.unique(keys)
     missing = int((store.find(distinct) < 0).sum())
     if missing:
+        if not exact(engine):
+            check_engine(folder, teachers, weights, engine, batch_size, dev_features_fn and dev_features_fn())
         start = time.time()
         fn = teacher_label_fn(teachers, weights, engine, batch_size)
         shards, rows = label_rows(store, fn, features_fn(), keys, part)

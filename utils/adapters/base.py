@@ -89,6 +89,11 @@ class Adapter(paddle.nn.Layer):
     def export_layer(self):
         raise NotImplementedError
 
+    def label_layer(self):
+        """The layer teacher labelling exports: the export layer's logits, computed without any work they do not
+        need where the model allows it."""
+        return self.export_layer()
+
     def drop_capture(self):
         """Remove whatever the adapter hooked into its model to read features (a traced teacher program computes
         them itself). Adapters that read features without hooks have nothing to remove."""
