@@ -106,7 +106,7 @@ def parse_args(argv=None):
                         "onnxruntime, dygraph, or auto (paddle_inference, falling back to dygraph for a model "
                         "that does not export); onnxruntime_int8 labels faster but changes some labels: its "
                         "agreement with FP32 on the dev set is printed first, and its labels go to a store of "
-                        "their own"),
+                        "their own")
     add_word_student_args(p)
     add_training_args(p, learning_rate=5e-5)
     args = p.parse_args(argv)
@@ -358,7 +358,8 @@ def main(argv=None):
     job = run.job(f"{stage} {spec.name}", settings, distiller.student_out, phases,
                   functools.partial(batch_at, plan, data.train, world), loop.fingerprint(
                       vars(args), labelled + transfer, world,  # transfer text: a word student's vocabulary
-                      teachers=loop.digest_files(args.teacher_path), config=run.digest(config)),
+                      teachers=loop.digest_files(args.teacher_path), config=run.digest(config),
+                      **label_precision(args.label_engine)),
                   checkpoint, world, rank)
     state = run.start(job, settings)  # refuses a mismatched checkpoint before anything is written
     if data.stored:
@@ -371,6 +372,13 @@ def main(argv=None):
                    train_rows=len(data.train), task=spec.name, stage=stage, student=student.describe(),
                    student_parameters=student.num_parameters())
     return run.finish(job, results)
+
+
+def label_precision(engine):
+    """What a checkpoint adds to its fingerprint about the label engine: nothing for FP32 labels (every exact
+    engine computes the same ones), the engine for inexact labels, so that a resumed run keeps them."""
+    from utils.labels import exact
+    return {} if exact(engine) else {"label_engine": engine}
 
 
 def label_part(args, teachers, data, dev_rows):

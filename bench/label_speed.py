@@ -67,7 +67,8 @@ def main(argv=None):
                 outs[name], times[name] = timed(teacher, engines[name], features, args.batch_size)
             reference = outs["dygraph"]
             for name in engines:
-                print(f"| {r + 1} | {name} | {len(features) / times[name]:.0f} | {times['dygraph'] / times[name]:.2f} | "
+                speed, ratio = len(features) / times[name], times["dygraph"] / times[name]
+                print(f"| {r + 1} | {name} | {speed:.0f} | {ratio:.2f} | "
                       f"{np.abs(outs[name] - reference).max():.2g} | "
                       f"{np.mean(outs[name].argmax(1) == reference.argmax(1)):.4f} |", flush=True)
     finally:

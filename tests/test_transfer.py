@@ -150,15 +150,18 @@ def test_per_token_logits_round_trip_and_a_damaged_shard_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["paddle_inference", "onnxruntime"])
-def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine):
+def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine, monkeypatch):
     from utils.adapters import load_adapter
     from utils.tasks.sequence import read_examples
     teacher = load_adapter(tiny_teacher)
     teacher.eval()
     features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:64], 32)
     reference = teacher_label_fn([teacher], [1.0], "dygraph", 16)(features)
+    exported = []
+    real = type(teacher).label_layer
+    monkeypatch.setattr(type(teacher), "label_layer", lambda self: exported.append(1) or real(self))
     np.testing.assert_allclose(teacher_label_fn([teacher], [1.0], engine, 16)(features), reference, atol=1e-3)
-
+    assert exported == [1]  # the engine runs the label layer's export
 
 
 def test_the_label_layer_runs_the_last_layer_at_cls_only_with_the_same_logits(demo_glue, tiny_teacher):
@@ -184,13 +187,19 @@ def test_the_label_layer_runs_the_last_layer_at_cls_only_with_the_same_logits(de
 
 
 def test_engine_agreement_counts_predictions_and_tokens():
-    from utils.labels import agreement
+    from utils.labels import agreement, describe_check
     a = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.5]], np.float32)
     b = np.array([[0.9, 0.0], [1.0, 0.0], [2.0, 0.0]], np.float32)
-    assert agreement(a, b) == {"rows": 3, "agreement": 2 / 3, "max_abs_diff": 1.0}
+    measured = agreement(a, b)
+    assert measured["rows"] == 3 and measured["agreement"] == 2 / 3 and measured["max_abs_diff"] == 1.0
+    assert measured["mean_abs_diff"] == pytest.approx(2.6 / 6)
     tokens = lambda *rows: np.array([np.array(r, np.float32) for r in rows] + [None], dtype=object)[:-1]
     measured = agreement(tokens([[1, 0], [0, 1], [1, 0]], [[0, 3]]), tokens([[1, 0], [1, 0], [1, 0]], [[0, 1]]))
-    assert measured == {"rows": 2, "agreement": 0.75, "max_abs_diff": 2.0}  # 3 of 4 tokens agree
+    assert measured == {"rows": 2, "agreement": 0.75, "max_abs_diff": 2.0, "mean_abs_diff": 0.5}  # 3 of 4 tokens
+    scores = agreement(a[:, :1], b[:, :1])  # a regression's one output: no predictions to agree on
+    assert scores["agreement"] is None and scores["max_abs_diff"] == pytest.approx(1.0)
+    assert describe_check("onnxruntime_int8", scores).startswith(
+        "label engine onnxruntime_int8: differs from the FP32 teacher on 3 dev rows (logits differ by 0.367 on")
 
 def test_an_int8_label_engine_is_checked_on_dev_and_labels_into_a_store_of_its_own(tmp_path, demo_glue,
                                                                                    tiny_teacher, capsys):
@@ -208,9 +217,26 @@ def test_an_int8_label_engine_is_checked_on_dev_and_labels_into_a_store_of_its_o
     (int8,) = [f for f in folders if os.path.exists(os.path.join(f, "label_engine.json"))]
     measured = json.load(open(os.path.join(int8, "label_engine.json")))
     assert measured["engine"] == "onnxruntime_int8" and measured["rows"] == 60  # the dev rows
-    assert f"{measured['agreement']:.2%} of 60 dev rows" in line and 0.5 <= measured["agreement"] <= 1.0
+    assert f"{measured['agreement']:.2%} of the predictions over 60 dev rows" in line
+    assert 0.5 <= measured["agreement"] <= 1.0
     assert 0 < measured["max_abs_diff"] < 1.0  # quantized: close to FP32, not equal
     assert "teacher logits: wrote" in out
+    (fp32,) = set(folders) - {int8}
+    stores = [LabelStore(f) for f in (fp32, int8)]
+    keys = np.sort(stores[0].keys)
+    assert np.array_equal(keys, np.sort(stores[1].keys))
+    moved = np.abs(stores[0].gather(keys) - stores[1].gather(keys)).max()
+    assert 0 < moved < 1.0
+    # every exact engine shares the FP32 store; a run reusing INT8 labels says again how they were checked
+    distill(demo_glue, tiny_teacher, tmp_path / "pi", *common, "--label_engine", "paddle_inference")
+    assert "teacher logits: reusing " + fp32 in capsys.readouterr().out
+    distill(demo_glue, tiny_teacher, tmp_path / "int8b", *common, "--label_engine", "onnxruntime_int8")
+    out = capsys.readouterr().out
+    assert "teacher logits: reusing " + int8 in out and line in out
+    # a checkpoint trained on INT8 labels does not resume on FP32 ones
+    with pytest.raises(SystemExit) as info:
+        distill(demo_glue, tiny_teacher, tmp_path / "int8", *common, "--label_engine", "auto", "--resume")
+    assert info.value.code == 2 and "cannot resume" in capsys.readouterr().err
 
 
 # ---- through task_distill.main

@@ -207,7 +207,7 @@ class OnnxPredictor:
 @dataclasses.dataclass(frozen=True)
 class Engine:
     """One runtime over an export folder. export_model.py writes its file, predict.py runs it, report.py and the
-    benches time it, teacher labelling uses it when `exact`; none of them names an engine."""
+    benches time it, teacher labelling uses it (an inexact one opt-in, checked first); none of them names an engine."""
     label: str  # what reports call it
     file: str  # what it reads in an export folder (a file export_model.py writes only when asked)
     load: Callable  # (folder, threads=None, device="cpu", onednn=True) -> predictor: {input: array} -> logits
@@ -218,7 +218,7 @@ class Engine:
     export_flag: str = ""  # export_model.py's shorthand for writing it ("": none, --engine NAME writes it)
     export_key: Optional[str] = None  # export.json's key naming its file
     failure: str = ""  # export_model.py's error when `make` fails, with {} for the cause
-    exact: bool = True  # dygraph's logits to float rounding: may label a teacher's rows
+    exact: bool = True  # dygraph's logits to float rounding: its labels share the FP32 label store
     quantizes: Optional[str] = None  # the FP32 engine it is a quantization of (report.py sets them side by side)
 
     def present(self, folder):

@@ -3,7 +3,8 @@ kept in a label store that any later run (another student, another seed, a resum
 running the teachers again.
 
 A store is a folder per teacher setting (the teachers' files, their weights, their tokenizer, the truncation
-length): DIR/<setting hash>/shard-<hash of its rows>.logits. Rows are keyed one by one (a hash of their texts),
+length, and an inexact engine with its quantization method): DIR/<setting hash>/shard-<hash of its
+rows>.logits. Rows are keyed one by one (a hash of their texts),
 so a run over other rows finds the ones already labelled wherever they are. Rows still missing are sorted by
 (length, key), cut into shards of `shard_rows` and each shard is labelled and renamed into place whole: a
 killed run loses at most the shard in progress, and a rerun recomputes exactly the same shards. `part` K/N
@@ -77,8 +78,8 @@ def store_folder(cache_dir, paths, weights, signature, max_seq_length, engine="a
             h.update(path.encode("utf-8"))
         h.update(repr(float(weight)).encode())
     h.update(repr((signature, max_seq_length)).encode())
-    if not exact(engine):
-        h.update(repr(("engine", engine)).encode())
+    if not exact(engine):  # and how its file is made: another quantization recipe labels into another folder
+        h.update(repr(("engine", engine, EXPORT_ENGINES[engine].method)).encode())
     return os.path.join(cache_dir, f"teacher-{h.hexdigest()[:24]}")
 
 
@@ -250,23 +251,33 @@ def exact(engine):
 
 
 def agreement(logits, reference):
-    """{rows, agreement (argmax, per position for token tasks), max_abs_diff} of two engines' logits."""
+    """{rows, agreement, max_abs_diff, mean_abs_diff} of two engines' logits; agreement is the share of equal
+    predictions (argmax; per position for token tasks), None for a regression's single output."""
     flat = [np.concatenate(list(x)) if x.dtype == object else x for x in (logits, reference)]
-    return {"rows": len(logits), "agreement": float(np.mean(flat[0].argmax(-1) == flat[1].argmax(-1))),
-            "max_abs_diff": float(np.abs(flat[0] - flat[1]).max())}
+    diff = np.abs(flat[0] - flat[1])
+    agree = float(np.mean(flat[0].argmax(-1) == flat[1].argmax(-1))) if flat[0].shape[-1] > 1 else None
+    return {"rows": len(logits), "agreement": agree, "max_abs_diff": float(diff.max()),
+            "mean_abs_diff": float(diff.mean())}
 
 
-def check_engine(folder, teachers, weights, engine, batch_size, dev_features):
-    """An inexact engine's agreement with the FP32 teachers on the dev rows: printed and kept in the store."""
+def describe_check(engine, measured):
+    """The line an inexact engine's check prints (and a later run reusing its labels prints again)."""
+    what = (f"agrees with the FP32 teacher on {measured['agreement']:.2%} of the predictions over"
+            if measured["agreement"] is not None else "differs from the FP32 teacher on")
+    return (f"label engine {engine}: {what} {measured['rows']:,} dev rows (logits differ by "
+            f"{measured['mean_abs_diff']:.3g} on average, {measured['max_abs_diff']:.3g} at most)")
+
+
+def check_engine(folder, label_fn, teachers, weights, engine, batch_size, dev_features):
+    """An inexact engine's agreement with the FP32 teachers on the dev rows: printed and kept in the store
+    (label_engine.json: copy it with the shards)."""
     if dev_features is None or not len(dev_features):
         raise UserError(f"--label_engine {engine} changes the teacher's labels: it labels only when its agreement "
                         "with FP32 can be measured on dev rows, and this run has none")
-    measured = agreement(teacher_label_fn(teachers, weights, engine, batch_size)(dev_features),
-                         teacher_label_fn(teachers, weights, "auto", batch_size)(dev_features))
-    print(f"label engine {engine}: agrees with the FP32 teacher on {measured['agreement']:.2%} of "
-          f"{measured['rows']:,} dev rows' predictions (largest logit difference {measured['max_abs_diff']:.3g})")
+    measured = agreement(label_fn(dev_features), teacher_label_fn(teachers, weights, "auto", batch_size)(dev_features))
+    print(describe_check(engine, measured))
     with atomic_file(os.path.join(folder, AGREEMENT_FILE)) as f:
-        json.dump(dict(measured, engine=engine), f, indent=2)
+        json.dump(dict(measured, engine=engine, method=EXPORT_ENGINES[engine].method), f, indent=2)
     return measured
 
 
@@ -274,22 +285,25 @@ def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, 
                    engine="auto", batch_size=128, part=(0, 1), dev_features_fn=None):
     """The teachers' logits of every row (row_keys, in order), labelling the rows the store lacks first.
     features_fn() encodes the rows for the teachers; it is called only when some row is missing, and so is
-    dev_features_fn() (the dev rows an inexact engine is checked on)."""
+    dev_features_fn() (the dev rows an inexact engine is checked on before it labels)."""
     import time
     folder = store_folder(cache_dir, teacher_paths, weights, teachers[0].encoder.signature(), max_seq_length, engine)
     store, distinct = LabelStore(folder), np.unique(keys)
     missing = int((store.find(distinct) < 0).sum())
     if missing:
-        if not exact(engine):
-            check_engine(folder, teachers, weights, engine, batch_size, dev_features_fn and dev_features_fn())
         start = time.time()
         fn = teacher_label_fn(teachers, weights, engine, batch_size)
+        if not exact(engine):
+            check_engine(folder, fn, teachers, weights, engine, batch_size, dev_features_fn and dev_features_fn())
         shards, rows = label_rows(store, fn, features_fn(), keys, part)
         seconds = time.time() - start
         print(f"teacher logits: wrote {shards} shards ({rows:,} rows, {rows / max(seconds, 1e-9):.0f} rows/s) to "
               f"{folder}")
     else:
         print(f"teacher logits: reusing {folder} (all {len(distinct):,} distinct rows labelled)")
+        if os.path.isfile(os.path.join(folder, AGREEMENT_FILE)):  # inexact labels: say how inexact again
+            with open(os.path.join(folder, AGREEMENT_FILE), encoding="utf-8") as f:
+                print(describe_check(engine, json.load(f)))
     if part[1] > 1:
         return None
     return store.gather(keys)

@@ -167,7 +167,9 @@ def load_checkpoint(job):
     if not isinstance(state.get("fingerprint"), dict) or not isinstance(state.get("scheduler"), dict):
         raise UserError(f"has no fingerprint or scheduler state; not a checkpoint this version wrote; {START_FRESH}",
                         os.path.join(folder, STATE_FILE))
-    changed = [k for k, v in job.fingerprint.items() if state.get("fingerprint", {}).get(k) != v]
+    saved = state["fingerprint"]  # a key on one side only differs too (e.g. INT8 labels, then FP32 ones)
+    changed = [k for k in [*job.fingerprint, *(k for k in saved if k not in job.fingerprint)]
+               if saved.get(k) != job.fingerprint.get(k)]
     if changed:
         verb = "differs" if len(changed) == 1 else "differ"
         raise UserError(f"cannot resume: this run's {', '.join(changed)} {verb} from the checkpoint's; run the "

@@ -174,9 +174,11 @@ def cls_only_last_layer(model, head):
     """Whether _SequenceLabels computes this model's logits: a sequence head on PaddleNLP's BERT whose encoder
     layers are post-norm paddle.nn.TransformerEncoderLayers (TinyBERT's and MobileBERT's classes pool otherwise)."""
     from paddlenlp.transformers import BertForSequenceClassification
-    return head == "sequence" and type(model) is BertForSequenceClassification and all(
-        type(layer) is paddle.nn.TransformerEncoderLayer and not layer.normalize_before
-        for layer in model.bert.encoder.layers)
+    if head != "sequence" or type(model) is not BertForSequenceClassification:
+        return False
+    encoder = model.bert.encoder  # a fused encoder (config.fuse) is a plain LayerList of other layers
+    return isinstance(encoder, paddle.nn.TransformerEncoder) and encoder.norm is None and all(
+        type(layer) is paddle.nn.TransformerEncoderLayer and not layer.normalize_before for layer in encoder.layers)
 
 
 class BertAdapter(Adapter):
