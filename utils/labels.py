@@ -3,13 +3,14 @@ kept in a label store that any later run (another student, another seed, a resum
 running the teachers again.
 
 A store is a folder per teacher setting (the teachers' files, their weights, their tokenizer, the truncation
-length, and an inexact engine with its quantization method): DIR/<setting hash>/shard-<hash of its
-rows>.logits. Rows are keyed one by one (a hash of their texts),
-so a run over other rows finds the ones already labelled wherever they are. Rows still missing are sorted by
-(length, key), cut into shards of `shard_rows` and each shard is labelled and renamed into place whole: a
-killed run loses at most the shard in progress, and a rerun recomputes exactly the same shards. `part` K/N
-labels every N-th shard only, so N processes (or machines, with the shard files copied into one folder
-afterwards) label one row set together; any of them, or the training run, then finds every row.
+length, and an inexact engine with its quantization method): DIR/<setting hash>/shard-<hash of its rows>.logits.
+Rows are keyed one by one (a hash of their texts), so a run over other rows finds the ones already labelled
+wherever they are. Rows still missing are sorted by (length, key), cut into shards of `shard_rows` and each
+shard is labelled and renamed into place whole: a killed run loses at most the shard in progress, and a rerun
+recomputes exactly the same shards. `part` K/N labels every N-th shard only, so N processes (or machines, with
+the shard files copied into one folder afterwards) label one row set together; any of them, or the training
+run, then finds every row. An inexact engine's check on the dev rows is kept beside the shards
+(label_engine.json).
 
 A shard file is plain bytes, never a pickle: a magic line, a JSON header line, then the row keys (uint64),
 the row offsets into the logits (int64, rows + 1: token tasks keep one logits row per token) and the logits
