@@ -162,8 +162,12 @@ inline uint32_t Mix(uint32_t h) {
   return h;
 }
 
-// out[i] = keep(i) ? in[i] * scale : 0, where keep(i) holds with probability 1 - p
+// out[i] = keep(i) ? in[i] * scale : 0, where keep(i) holds with probability 1 - p (p = 0: a plain copy, no hashing)
 void MaskedScale(const float* in, float* out, int64_t n, int seed, float p) {
+  if (p <= 0.f) {
+    std::copy(in, in + n, out);
+    return;
+  }
   const uint32_t key = Mix(static_cast<uint32_t>(seed) ^ 0x9e3779b9u);
   const uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 16777216.0);  // p in 24-bit steps
   const float scale = 1.f / (1.f - p);
@@ -213,11 +217,7 @@ std::vector<paddle::Tensor> SoftmaxDropoutForward(const paddle::Tensor& z, const
     const float inv = 1.f / total;
     for (int64_t j = 0; j < keys; ++j) sr[j] *= inv;
   }
-  if (p > 0.f) {
-    MaskedScale(ps, pw, z.numel(), seed, p);
-  } else {
-    std::copy(ps, ps + z.numel(), pw);
-  }
+  MaskedScale(ps, pw, z.numel(), seed, p);
   return {w, s};
 }
 
@@ -228,11 +228,7 @@ std::vector<paddle::Tensor> SoftmaxDropoutBackward(const paddle::Tensor& s, cons
   auto dz = paddle::empty_like(s);
   const float* ps = s.data<float>();
   float* pdz = dz.data<float>();
-  if (p > 0.f) {
-    MaskedScale(dw.data<float>(), pdz, s.numel(), seed, p);  // ds, overwritten row by row below
-  } else {
-    std::copy(dw.data<float>(), dw.data<float>() + s.numel(), pdz);
-  }
+  MaskedScale(dw.data<float>(), pdz, s.numel(), seed, p);  // ds, overwritten row by row below
   for (int64_t r = 0; r < rows; ++r) {
     const float* sr = ps + r * keys;
     float* gr = pdz + r * keys;
