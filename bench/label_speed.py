@@ -22,7 +22,7 @@ from utils.inference import ENGINES, export_static, make_engines, open_engines
 
 def exported(teacher, layer, folder):
     export_static(teacher, folder, layer)
-    make_engines(folder, ENGINES)
+    make_engines(folder, ENGINES, tuned=True)  # as the label store makes them
     return open_engines(folder)
 
 

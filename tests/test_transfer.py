@@ -164,6 +164,36 @@ def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine, monkeypatch
     assert exported == [1]  # the engine runs the label layer's export
 
 
+def test_labelling_exports_fuse_attention_and_shipped_exports_do_not(tmp_path, demo_glue, tiny_teacher, monkeypatch):
+    import onnx
+
+    from utils import onnx_fusion
+    from utils.adapters import load_adapter
+    from utils.inference import ONNX_FILE, OnnxPredictor, export_static, make_engines
+    from utils.tasks.sequence import read_examples
+    teacher = load_adapter(tiny_teacher)
+    teacher.eval()
+    ops = lambda folder: [n.op_type for n in onnx.load(os.path.join(folder, ONNX_FILE)).graph.node]
+    shipped, tuned = str(tmp_path / "shipped"), str(tmp_path / "tuned")
+    for folder, flag in ((shipped, False), (tuned, True)):
+        os.makedirs(folder)
+        export_static(teacher, folder, teacher.label_layer())
+        make_engines(folder, ["onnxruntime"], tuned=flag)
+    layers = teacher.model.config["num_hidden_layers"] if isinstance(teacher.model.config, dict) else \
+        teacher.model.config.num_hidden_layers
+    assert "MultiHeadAttention" not in ops(shipped) and ops(shipped).count("Transpose") >= 4 * layers
+    assert ops(tuned).count("MultiHeadAttention") == layers and "Transpose" not in ops(tuned)
+    features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:48], 32)
+    from utils.training import batched_logits
+    plain, fused = (batched_logits(OnnxPredictor(f), features, 16) for f in (shipped, tuned))  # padded rows
+    np.testing.assert_allclose(fused, plain, atol=1e-5)
+    assert np.abs(plain).max() > 1e-3
+    monkeypatch.setattr(onnx_fusion, "PROBE_TOLERANCE", -1.0)  # any difference refuses the rewrite
+    before = open(os.path.join(shipped, ONNX_FILE), "rb").read()
+    assert onnx_fusion.fuse_attention(os.path.join(shipped, ONNX_FILE)) == 0
+    assert open(os.path.join(shipped, ONNX_FILE), "rb").read() == before
+
+
 def test_the_label_layer_runs_the_last_layer_at_cls_only_with_the_same_logits(demo_glue, tiny_teacher):
     import paddle
 

@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from utils.errors import UserError
+from utils.onnx_fusion import fuse_attention
 
 PREFIX = "inference"
 ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
@@ -220,6 +221,8 @@ class Engine:
     failure: str = ""  # export_model.py's error when `make` fails, with {} for the cause
     exact: bool = True  # dygraph's logits to float rounding: its labels share the FP32 label store
     quantizes: Optional[str] = None  # the FP32 engine it is a quantization of (report.py sets them side by side)
+    tune: Optional[Callable] = None  # (folder) -> rewrites `file` for this runtime alone: only for exports that
+    #                                  stay in this process (teacher labelling's), never export_model.py's
 
     def present(self, folder):
         return os.path.isfile(os.path.join(folder, self.file))
@@ -242,6 +245,7 @@ ENGINES = {
                                load=_paddle_inference),
     "onnxruntime": Engine(label="onnxruntime", file=ONNX_FILE, module="onnxruntime", load=_onnxruntime(ONNX_FILE),
                           made_from="paddle_inference", make=export_onnx, export_flag="--onnx", export_key="onnx",
+                          tune=lambda folder: fuse_attention(os.path.join(folder, ONNX_FILE)),
                           failure="ONNX export failed ({}); the Paddle export works without --onnx"),
     "onnxruntime_int8": Engine(label="INT8 (onnxruntime dynamic quantization)", file=INT8_FILE, module="onnxruntime",
                                load=_onnxruntime(INT8_FILE), made_from="onnxruntime",
@@ -263,12 +267,15 @@ def with_sources(names):
     return [name for name in ENGINES if name in wanted]
 
 
-def make_engines(folder, names, opset=14):
+def make_engines(folder, names, opset=14, tuned=False):
     """Write the files of the engines named (and of those they are made from) into an export folder that
-    export_static filled."""
+    export_static filled. tuned: the folder stays in this process, so each file may be rewritten for its own
+    runtime (Engine.tune) before the files made from it are."""
     for name in with_sources(names):
         if ENGINES[name].make is not None:
             ENGINES[name].make(folder, opset)
+        if tuned and ENGINES[name].tune is not None:
+            ENGINES[name].tune(folder)
 
 
 def open_engines(folder, names=EXPORTED, threads=None):

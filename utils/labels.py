@@ -34,6 +34,9 @@ SHARD_ROWS = 4096
 # store of their own and its agreement with FP32 on the dev rows is measured and printed first
 ENGINES = ("auto", "dygraph", *EXPORT_ENGINES)
 AGREEMENT_FILE = "label_engine.json"
+# How an inexact engine's graph is built for labelling (its labels change with it): 2 = the label layer, with
+# onnxruntime's attention cores fused (make_engines(..., tuned=True)). Raise it when that changes.
+LABEL_GRAPH = 2
 AUTO_ENGINE = "paddle_inference"  # what "auto" labels on: the fastest FP32 engine measured here for labelling
 
 
@@ -80,7 +83,7 @@ def store_folder(cache_dir, paths, weights, signature, max_seq_length, engine="a
         h.update(repr(float(weight)).encode())
     h.update(repr((signature, max_seq_length)).encode())
     if not exact(engine):  # and how its file is made: another quantization recipe labels into another folder
-        h.update(repr(("engine", engine, EXPORT_ENGINES[engine].method)).encode())
+        h.update(repr(("engine", engine, EXPORT_ENGINES[engine].method, LABEL_GRAPH)).encode())
     return os.path.join(cache_dir, f"teacher-{h.hexdigest()[:24]}")
 
 
@@ -236,7 +239,7 @@ def _engine(teacher, engine):
     folder = tempfile.mkdtemp(prefix="teacher-export-")
     try:
         export_static(teacher, folder, teacher.label_layer())
-        make_engines(folder, [name])
+        make_engines(folder, [name], tuned=True)
         return EXPORT_ENGINES[name].load(folder)
     except Exception as err:  # a model that does not trace: dygraph computes the same logits, slower
         if engine != "auto":
