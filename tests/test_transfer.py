@@ -157,11 +157,15 @@ def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine, monkeypatch
     teacher.eval()
     features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:64], 32)
     reference = teacher_label_fn([teacher], [1.0], "dygraph", 16)(features)
-    exported = []
+    exported, fused = [], []
     real = type(teacher).label_layer
     monkeypatch.setattr(type(teacher), "label_layer", lambda self: exported.append(1) or real(self))
+    from utils import inference
+    real_fuse = inference.fuse_attention
+    monkeypatch.setattr(inference, "fuse_attention", lambda path: fused.append(real_fuse(path)) or fused[-1])
     np.testing.assert_allclose(teacher_label_fn([teacher], [1.0], engine, 16)(features), reference, atol=1e-3)
     assert exported == [1]  # the engine runs the label layer's export
+    assert fused == ([] if engine == "paddle_inference" else [2])  # onnxruntime's file: both layers fused
 
 
 def test_labelling_exports_fuse_attention_and_shipped_exports_do_not(tmp_path, demo_glue, tiny_teacher, monkeypatch):
@@ -188,10 +192,32 @@ def test_labelling_exports_fuse_attention_and_shipped_exports_do_not(tmp_path, d
     plain, fused = (batched_logits(OnnxPredictor(f), features, 16) for f in (shipped, tuned))  # padded rows
     np.testing.assert_allclose(fused, plain, atol=1e-5)
     assert np.abs(plain).max() > 1e-3
-    monkeypatch.setattr(onnx_fusion, "PROBE_TOLERANCE", -1.0)  # any difference refuses the rewrite
     before = open(os.path.join(shipped, ONNX_FILE), "rb").read()
+    monkeypatch.setattr(onnx_fusion, "PROBE_TOLERANCE", -1.0)  # any difference refuses the rewrite
+    assert onnx_fusion.fuse_attention(os.path.join(shipped, ONNX_FILE)) == 0
+    monkeypatch.setattr(onnx_fusion, "PROBE_TOLERANCE", 1e-4)
+    monkeypatch.setattr(onnx_fusion, "same_outputs", lambda *a: 1 / 0)  # e.g. a runtime without the operator
     assert onnx_fusion.fuse_attention(os.path.join(shipped, ONNX_FILE)) == 0
     assert open(os.path.join(shipped, ONNX_FILE), "rb").read() == before
+    assert sorted(os.listdir(shipped)) == sorted(os.listdir(tuned))  # no temporary files left behind
+
+
+def test_attention_fusion_keeps_a_core_whose_tensors_are_read_elsewhere(tmp_path, tiny_teacher):
+    import onnx
+
+    from utils.adapters import load_adapter
+    from utils.inference import ONNX_FILE, export_static, make_engines
+    from utils.onnx_fusion import rewrite_attention
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    teacher = load_adapter(tiny_teacher)
+    export_static(teacher, str(tmp_path), teacher.label_layer())
+    make_engines(str(tmp_path), ["onnxruntime"])
+    quant_pre_process(str(tmp_path / ONNX_FILE), str(tmp_path / "folded.onnx"), skip_symbolic_shape=True)
+    model = onnx.load(str(tmp_path / "folded.onnx"))
+    first = next(n for n in model.graph.node if n.op_type == "Softmax")
+    model.graph.output.append(onnx.helper.make_tensor_value_info(first.output[0], onnx.TensorProto.FLOAT, None))
+    assert rewrite_attention(model.graph) == 1  # the other layer only: the returned probabilities keep theirs
+    assert first in model.graph.node
 
 
 def test_the_label_layer_runs_the_last_layer_at_cls_only_with_the_same_logits(demo_glue, tiny_teacher):
