@@ -258,14 +258,19 @@ def test_engine_agreement_counts_predictions_and_tokens():
         "label engine onnxruntime_int8: differs from the FP32 teacher on 3 dev rows (logits differ by 0.367 on")
 
 def test_an_int8_label_engine_is_checked_on_dev_and_labels_into_a_store_of_its_own(tmp_path, demo_glue,
-                                                                                   tiny_teacher, capsys):
+                                                                                   tiny_teacher, capsys, monkeypatch):
     import json
+
+    from utils import labels
     store = tmp_path / "store"
     common = ["--student_model_name_or_path", "1l-16d", "--student_init", "random", "--cache_teacher_logits",
               "--cache_dir", store]
     distill(demo_glue, tiny_teacher, tmp_path / "fp32", *common, "--label_engine", "dygraph")
     capsys.readouterr()
+    exports, real_export = [], labels.export_static
+    monkeypatch.setattr(labels, "export_static", lambda *a: exports.append(1) or real_export(*a))
     distill(demo_glue, tiny_teacher, tmp_path / "int8", *common, "--label_engine", "onnxruntime_int8")
+    assert exports == [1]  # the check's FP32 engine and the INT8 one come from one export
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("label engine onnxruntime_int8: agrees with the FP32"))
     folders = glob.glob(str(store / "teacher-*"))

@@ -212,13 +212,22 @@ def teacher_label_fn(teachers, weights, engine="auto", batch_size=128):
     """features -> the teachers' weighted-mean logits, each teacher on `engine`: paddle_inference (its exported
     program, the fastest FP32 engine measured here for labelling), onnxruntime, dygraph, or auto (paddle_inference
     for a teacher of real size that exports, dygraph otherwise)."""
-    from utils.training import batched_logits, predict
-    runners = []
-    for teacher in teachers:
-        run = _engine(teacher, engine)
-        runners.append((lambda f, t=teacher: predict(t, f, batch_size)) if run is None
-                       else (lambda f, r=run: batched_logits(r, f, batch_size)))
+    return teacher_label_fns(teachers, weights, [engine], batch_size)[0]
 
+
+def teacher_label_fns(teachers, weights, engines, batch_size=128):
+    """One label function (as teacher_label_fn) per engine named, all run from one export of each teacher: an
+    inexact engine and the FP32 engine its check compares it with cost one export, not two."""
+    from utils.training import batched_logits, predict
+    runners = [[] for _ in engines]
+    for teacher in teachers:
+        for column, run in zip(runners, _engines(teacher, engines)):
+            column.append((lambda f, t=teacher: predict(t, f, batch_size)) if run is None
+                          else (lambda f, r=run: batched_logits(r, f, batch_size)))
+    return [_weighted_mean(column, weights) for column in runners]
+
+
+def _weighted_mean(runners, weights):
     def label(features):
         out = [w * r(features) for w, r in zip(weights, runners)]
         total = out[0] if len(out) == 1 else sum(out[1:], out[0])
@@ -226,26 +235,27 @@ def teacher_label_fn(teachers, weights, engine="auto", batch_size=128):
     return label
 
 
-def _engine(teacher, engine):
-    """A predictor over the teacher's export (in a temporary folder), or None for dygraph. "auto" keeps a tiny
-    teacher (the tests') in dygraph, where exporting it would take longer than it saves."""
+def _engines(teacher, engines):
+    """Predictors over one export of the teacher (in a temporary folder), one per engine named, or [None] for
+    dygraph. "auto" keeps a tiny teacher (the tests') in dygraph, where exporting it would take longer than it
+    saves."""
     from utils.distill import stays_dygraph
-    if stays_dygraph(teacher, engine):
-        return None
+    if len(engines) == 1 and stays_dygraph(teacher, engines[0]):
+        return [None]
     import shutil
     import tempfile
 
-    name = AUTO_ENGINE if engine == "auto" else engine
+    names = [AUTO_ENGINE if engine == "auto" else engine for engine in engines]
     folder = tempfile.mkdtemp(prefix="teacher-export-")
     try:
         export_static(teacher, folder, teacher.label_layer())
-        make_engines(folder, [name], tuned=True)
-        return EXPORT_ENGINES[name].load(folder)
+        make_engines(folder, names, tuned=True)
+        return [EXPORT_ENGINES[name].load(folder) for name in names]
     except Exception as err:  # a model that does not trace: dygraph computes the same logits, slower
-        if engine != "auto":
-            raise UserError(f"--label_engine {engine}: the teacher does not export ({first_line(err)})")
+        if engines != ["auto"]:
+            raise UserError(f"--label_engine {engines[0]}: the teacher does not export ({first_line(err)})")
         print(f"note: the teacher labels in dygraph ({type(err).__name__}: {first_line(err)})")
-        return None
+        return [None]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -272,13 +282,13 @@ def describe_check(engine, measured):
             f"{measured['mean_abs_diff']:.3g} on average, {measured['max_abs_diff']:.3g} at most)")
 
 
-def check_engine(folder, label_fn, teachers, weights, engine, batch_size, dev_features):
-    """An inexact engine's agreement with the FP32 teachers on the dev rows: printed and kept in the store
-    (label_engine.json: copy it with the shards)."""
+def check_engine(folder, label_fn, fp32_fn, engine, dev_features):
+    """An inexact engine's agreement with the FP32 teachers (fp32_fn: the engine it quantizes) on the dev rows:
+    printed and kept in the store (label_engine.json: copy it with the shards)."""
     if dev_features is None or not len(dev_features):
         raise UserError(f"--label_engine {engine} changes the teacher's labels: it labels only when its agreement "
                         "with FP32 can be measured on dev rows, and this run has none")
-    measured = agreement(label_fn(dev_features), teacher_label_fn(teachers, weights, "auto", batch_size)(dev_features))
+    measured = agreement(label_fn(dev_features), fp32_fn(dev_features))
     print(describe_check(engine, measured))
     with atomic_file(os.path.join(folder, AGREEMENT_FILE)) as f:
         json.dump(dict(measured, engine=engine, method=EXPORT_ENGINES[engine].method), f, indent=2)
@@ -296,9 +306,12 @@ def teacher_logits(cache_dir, teacher_paths, teachers, weights, max_seq_length, 
     missing = int((store.find(distinct) < 0).sum())
     if missing:
         start = time.time()
-        fn = teacher_label_fn(teachers, weights, engine, batch_size)
-        if not exact(engine):
-            check_engine(folder, fn, teachers, weights, engine, batch_size, dev_features_fn and dev_features_fn())
+        if exact(engine):
+            fn = teacher_label_fn(teachers, weights, engine, batch_size)
+        else:  # checked first against the FP32 engine it quantizes, from the same export
+            fp32 = EXPORT_ENGINES[engine].quantizes or AUTO_ENGINE
+            fn, fp32_fn = teacher_label_fns(teachers, weights, [engine, fp32], batch_size)
+            check_engine(folder, fn, fp32_fn, engine, dev_features_fn and dev_features_fn())
         shards, rows = label_rows(store, fn, features_fn(), keys, part)
         seconds = time.time() - start
         print(f"teacher logits: wrote {shards} shards ({rows:,} rows, {rows / max(seconds, 1e-9):.0f} rows/s) to "
