@@ -1,7 +1,8 @@
 """Teacher labelling speed per engine: rows/s over real SST-2 training sentences, each engine's logits against
 dygraph's (max abs difference, argmax agreement), and its speed-up over dygraph (the old --cache_teacher_logits)
 in the same round. Every exported engine runs the teacher's label layer (what the label store runs: a sequence
-teacher's last layer at [CLS] only); `--full_last_layer` adds the plain export of the logits beside it. Rounds
+teacher's last layer at [CLS] only), made as the store makes them (onnxruntime's attention cores fused:
+utils/onnx_fusion.py); `--full_last_layer` adds the plain export of the logits beside it. Rounds
 alternate the engines' order (this VM drifts 10-25% within minutes).
 
     python bench/label_speed.py --teacher demo/sst2/teacher/best_model --glue_dir ../shared/data/glue --rows 20000
