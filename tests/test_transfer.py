@@ -1,6 +1,7 @@
 """Transfer sets (task_distill.py --transfer_file) and the teacher-label store (utils/labels.py): reading plain text
 and TSVs, dev rows and repeats dropped, labelling resumed after a kill and split over processes (byte-identical
 shards), engines against dygraph, a word student's vocabulary shared with its twin, bad transfer files."""
+import functools
 import glob
 import os
 
@@ -168,6 +169,70 @@ def test_engines_label_like_dygraph(demo_glue, tiny_teacher, engine, monkeypatch
     assert fused == ([] if engine == "paddle_inference" else [2])  # onnxruntime's file: both layers fused
 
 
+def test_streams_run_batches_at_once_on_separate_predictors_in_order(demo_glue, tiny_teacher):
+    import threading
+
+    from utils.inference import Streams
+    from utils.tasks.sequence import read_examples
+    from utils.adapters import load_adapter
+    from utils.training import batched_logits
+    teacher = load_adapter(tiny_teacher)
+    features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:40], 32)
+    meet, busy, used = threading.Barrier(2, timeout=10), set(), []
+
+    def predictor(k):  # logits: each row's token count and a hash of its ids; a meeting only two calls at once pass
+        def run(inputs):
+            assert k not in busy  # never handed to two calls at once
+            busy.add(k)
+            if len(used) < 2:
+                used.append(k)
+                meet.wait()
+            busy.discard(k)
+            ids = inputs["input_ids"]
+            return np.stack([(ids != 0).sum(1), (ids * np.arange(1, ids.shape[1] + 1)).sum(1)], 1).astype(np.float32)
+        return run
+
+    together = batched_logits(Streams([predictor(0), predictor(1)]), features, 4, streams=2)
+    assert sorted(used) == [0, 1]  # the first two batches ran at once, one on each predictor
+    alone = batched_logits(predictor(2), features, 4)
+    np.testing.assert_array_equal(together, alone)  # every row back in its place
+    ids = features.columns["input_ids"]
+    np.testing.assert_array_equal(together, [[len(r), sum((i + 1) * t for i, t in enumerate(r))] for r in ids])
+
+    def broken(inputs):
+        raise ValueError("engine failed")
+    with pytest.raises(ValueError, match="engine failed"):
+        batched_logits(Streams([broken, broken]), features, 4, streams=2)
+
+
+def test_int8_labels_use_fixed_batches_on_capped_streams(demo_glue, tiny_teacher, tmp_path, monkeypatch):
+    """INT8 quantizes each batch's activations by their own range: labelling computes it in STREAM_BATCH rows
+    whatever --eval_batch_size says, and the batch is part of its store's key; a concurrent engine runs one
+    predictor per thread, at most MAX_STREAMS, the threads shared among them."""
+    from utils import labels
+    from utils.adapters import load_adapter
+    from utils.inference import Streams, export_static, make_engines
+    from utils.tasks.sequence import read_examples
+    teacher = load_adapter(tiny_teacher)
+    teacher.eval()
+    features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:96], 32)
+    small, large = (teacher_label_fn([teacher], [1.0], "onnxruntime_int8", b)(features) for b in (8, 96))
+    np.testing.assert_array_equal(small, large)
+    export_static(teacher, str(tmp_path), teacher.label_layer())
+    make_engines(str(tmp_path), ["onnxruntime_int8"], tuned=True)
+    for threads, streams, each in ((2, 2, 1), (0, 1, 1), (12, labels.MAX_STREAMS, 3)):
+        fn = labels.engine_label_fn(str(tmp_path), "onnxruntime_int8", 8, threads)
+        assert isinstance(fn.args[0], Streams) and fn.args[0].count == streams == fn.keywords["streams"]
+        assert fn.keywords["batch_size"] == labels.STREAM_BATCH
+        assert {p.session.get_session_options().intra_op_num_threads for p in fn.args[0].predictors} == {each}
+    pi = labels.engine_label_fn(str(tmp_path), "paddle_inference", 8, 2)
+    assert pi.keywords == {"batch_size": 8}  # not concurrent: one predictor, the caller's batch
+    key = functools.partial(labels.store_folder, str(tmp_path), [tiny_teacher], [1.0], "sig", 32)
+    before = key("onnxruntime_int8"), key("onnxruntime")
+    monkeypatch.setattr(labels, "STREAM_BATCH", 16)
+    assert key("onnxruntime_int8") != before[0] and key("onnxruntime") == before[1]
+
+
 def test_labelling_exports_fuse_attention_and_shipped_exports_do_not(tmp_path, demo_glue, tiny_teacher, monkeypatch):
     import onnx
 
@@ -199,6 +264,35 @@ def test_labelling_exports_fuse_attention_and_shipped_exports_do_not(tmp_path, d
     assert onnx_fusion.fuse_attention(os.path.join(shipped, ONNX_FILE)) == 0
     assert open(os.path.join(shipped, ONNX_FILE), "rb").read() == before
     assert sorted(os.listdir(shipped)) == sorted(os.listdir(tuned))  # no temporary files left behind
+
+
+def test_int8_of_a_fused_file_skips_the_second_folding_and_computes_the_same(tmp_path, demo_glue, tiny_teacher,
+                                                                           monkeypatch):
+    from onnxruntime.quantization import shape_inference
+
+    from utils import inference, onnx_fusion
+    from utils.adapters import load_adapter
+    from utils.inference import INT8_FILE, OnnxPredictor, export_static, make_engines
+    from utils.tasks.sequence import read_examples
+    from utils.training import batched_logits
+    teacher = load_adapter(tiny_teacher)
+    teacher.eval()
+    folds = []
+    real = shape_inference.quant_pre_process
+    monkeypatch.setattr(shape_inference, "quant_pre_process", lambda *a, **k: folds.append(1) or real(*a, **k))
+    once, twice = str(tmp_path / "once"), str(tmp_path / "twice")
+    for folder in (once, twice):
+        os.makedirs(folder)
+        export_static(teacher, folder, teacher.label_layer())
+        if folder == twice:
+            monkeypatch.setattr(inference, "is_folded", lambda path: False)
+        folds.clear()
+        make_engines(folder, ["onnxruntime_int8"], tuned=True)
+        assert len(folds) == (1 if folder == once else 2)  # the fusion's fold, then (unmarked) the quantizer's
+    assert onnx_fusion.is_folded(os.path.join(once, inference.ONNX_FILE))
+    features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:48], 32)
+    a, b = (batched_logits(OnnxPredictor(f, 1, INT8_FILE), features, 16) for f in (once, twice))
+    np.testing.assert_array_equal(a, b)
 
 
 def test_attention_fusion_keeps_a_core_whose_tensors_are_read_elsewhere(tmp_path, tiny_teacher):

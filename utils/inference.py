@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from utils.errors import UserError
-from utils.onnx_fusion import fuse_attention
+from utils.onnx_fusion import fuse_attention, is_folded
 
 PREFIX = "inference"
 ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
@@ -164,8 +164,11 @@ def quantize_int8(folder):
     logging.getLogger().setLevel(logging.ERROR)  # and the quantizer advises pre-processing, done here already
     target = os.path.join(folder, INT8_FILE)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        folded = os.path.join(tmp, "folded.onnx")
-        quant_pre_process(os.path.join(folder, ONNX_FILE), folded, skip_symbolic_shape=True)
+        source, folded = os.path.join(folder, ONNX_FILE), os.path.join(tmp, "folded.onnx")
+        if is_folded(source):  # labelling's fused file, folded when it was rewritten
+            folded = source
+        else:
+            quant_pre_process(source, folded, skip_symbolic_shape=True)
         folded = quantize_lstms(folded, os.path.join(tmp, "lstm.onnx"))
         quantize_dynamic(folded, target, weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gemm", "Gather"])
@@ -203,6 +206,29 @@ class OnnxPredictor:
         return self.session.run(None, {n: inputs[n].astype(np.int64) for n in self.input_names})[0]
 
 
+class Streams:
+    """Several predictors of one model called from as many threads at once: each call takes a free one. Predictors
+    of one thread each, called at once, outran one predictor on every thread (no barrier between the threads after
+    every operator; docs/BENCHMARKS.md, "Teacher labelling speed")."""
+
+    def __init__(self, predictors):
+        import queue
+        self.predictors, self.free = list(predictors), queue.SimpleQueue()
+        for predictor in self.predictors:
+            self.free.put(predictor)
+
+    @property
+    def count(self):
+        return len(self.predictors)
+
+    def __call__(self, inputs):
+        predictor = self.free.get()
+        try:
+            return predictor(inputs)
+        finally:
+            self.free.put(predictor)
+
+
 # ---- the engine map: every runtime that runs an export folder, and what each needs
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +249,9 @@ class Engine:
     quantizes: Optional[str] = None  # the FP32 engine it is a quantization of (report.py sets them side by side)
     tune: Optional[Callable] = None  # (folder) -> rewrites `file` for this runtime alone: only for exports that
     #                                  stay in this process (teacher labelling's), never export_model.py's
+    concurrent: bool = False  # several of its predictors may run at once in one process (Streams): labelling
+    #                           runs one per thread (utils/labels.py). Not Paddle Inference: two of its predictors
+    #                           run at once computed wrong logits (docs/BENCHMARKS.md)
 
     def present(self, folder):
         return os.path.isfile(os.path.join(folder, self.file))
@@ -245,14 +274,14 @@ ENGINES = {
                                load=_paddle_inference),
     "onnxruntime": Engine(label="onnxruntime", file=ONNX_FILE, module="onnxruntime", load=_onnxruntime(ONNX_FILE),
                           made_from="paddle_inference", make=export_onnx, export_flag="--onnx", export_key="onnx",
-                          tune=lambda folder: fuse_attention(os.path.join(folder, ONNX_FILE)),
+                          tune=lambda folder: fuse_attention(os.path.join(folder, ONNX_FILE)), concurrent=True,
                           failure="ONNX export failed ({}); the Paddle export works without --onnx"),
     "onnxruntime_int8": Engine(label="INT8 (onnxruntime dynamic quantization)", file=INT8_FILE, module="onnxruntime",
                                load=_onnxruntime(INT8_FILE), made_from="onnxruntime",
                                make=lambda folder, opset=14: quantize_int8(folder), method=INT8_METHOD,
                                export_flag="--quantize int8", export_key="int8",
                                failure="INT8 quantization failed ({}); the FP32 exports work without --quantize",
-                               exact=False, quantizes="onnxruntime"),
+                               exact=False, quantizes="onnxruntime", concurrent=True),
 }
 EXPORTED = tuple(ENGINES)  # engines that run an export (dygraph does not)
 
@@ -278,10 +307,14 @@ def make_engines(folder, names, opset=14, tuned=False):
             ENGINES[name].tune(folder)
 
 
+def runnable_engines(folder, names=EXPORTED):
+    """The engines named whose file the folder holds and whose runtime is installed."""
+    return [name for name in names if ENGINES[name].present(folder) and ENGINES[name].available()]
+
+
 def open_engines(folder, names=EXPORTED, threads=None):
-    """{name: predictor} of each engine named whose file the folder holds and whose runtime is installed."""
-    return {name: ENGINES[name].load(folder, threads) for name in names
-            if ENGINES[name].present(folder) and ENGINES[name].available()}
+    """{name: predictor} of each runnable engine named."""
+    return {name: ENGINES[name].load(folder, threads) for name in runnable_engines(folder, names)}
 
 
 def settle(seconds=0.3):

@@ -16,6 +16,7 @@ A shard file is plain bytes, never a pickle: a magic line, a JSON header line, t
 the row offsets into the logits (int64, rows + 1: token tasks keep one logits row per token) and the logits
 (float32 [positions, labels]).
 """
+import functools
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from utils.batches import subset
 from utils.errors import UserError, first_line
 from utils.files import atomic_file
 from utils.inference import ENGINES as EXPORT_ENGINES
-from utils.inference import export_static, make_engines
+from utils.inference import Streams, export_static, make_engines, process_threads
 
 MAGIC = b"paddle-distill logits v1\n"
 SHARD_ROWS = 4096
@@ -37,6 +38,12 @@ AGREEMENT_FILE = "label_engine.json"
 # How an inexact engine's graph is built for labelling (its labels change with it): 2 = the label layer, with
 # onnxruntime's attention cores fused (make_engines(..., tuned=True)). Raise it when that changes.
 LABEL_GRAPH = 2
+# A concurrent engine (Engine.concurrent: onnxruntime) labels with several predictors at once, one per thread, at
+# most MAX_STREAMS (each holds a copy of the teacher), each called on STREAM_BATCH rows: faster than one predictor
+# on every thread (docs/BENCHMARKS.md). INT8 quantizes each batch's activations by their own range, so the batch
+# is part of an INT8 store's key.
+STREAM_BATCH = 32
+MAX_STREAMS = 4
 AUTO_ENGINE = "paddle_inference"  # what "auto" labels on: the fastest FP32 engine measured here for labelling
 
 
@@ -83,7 +90,7 @@ def store_folder(cache_dir, paths, weights, signature, max_seq_length, engine="a
         h.update(repr(float(weight)).encode())
     h.update(repr((signature, max_seq_length)).encode())
     if not exact(engine):  # and how its file is made: another quantization recipe labels into another folder
-        h.update(repr(("engine", engine, EXPORT_ENGINES[engine].method, LABEL_GRAPH)).encode())
+        h.update(repr(("engine", engine, EXPORT_ENGINES[engine].method, LABEL_GRAPH, STREAM_BATCH)).encode())
     return os.path.join(cache_dir, f"teacher-{h.hexdigest()[:24]}")
 
 
@@ -218,30 +225,41 @@ def teacher_label_fn(teachers, weights, engine="auto", batch_size=128):
 def teacher_label_fns(teachers, weights, engines, batch_size=128):
     """One label function (as teacher_label_fn) per engine named, all run from one export of each teacher: an
     inexact engine and the FP32 engine its check compares it with cost one export, not two."""
-    from utils.training import batched_logits, predict
     runners = [[] for _ in engines]
     for teacher in teachers:
-        for column, run in zip(runners, _engines(teacher, engines)):
-            column.append((lambda f, t=teacher: predict(t, f, batch_size)) if run is None
-                          else (lambda f, r=run: batched_logits(r, f, batch_size)))
-    return [_weighted_mean(column, weights) for column in runners]
+        for column, fn in zip(runners, _label_fns(teacher, engines, batch_size)):
+            column.append(fn)
+    return [functools.partial(_weighted_mean, column, weights) for column in runners]
 
 
-def _weighted_mean(runners, weights):
-    def label(features):
-        out = [w * r(features) for w, r in zip(weights, runners)]
-        total = out[0] if len(out) == 1 else sum(out[1:], out[0])
-        return total / sum(weights) if out[0].dtype == object else (total / sum(weights)).astype(np.float32)
-    return label
+def _weighted_mean(runners, weights, features):
+    out = [w * r(features) for w, r in zip(weights, runners)]
+    total = out[0] if len(out) == 1 else sum(out[1:], out[0])
+    return total / sum(weights) if out[0].dtype == object else (total / sum(weights)).astype(np.float32)
 
 
-def _engines(teacher, engines):
-    """Predictors over one export of the teacher (in a temporary folder), one per engine named, or [None] for
-    dygraph. "auto" keeps a tiny teacher (the tests') in dygraph, where exporting it would take longer than it
+def engine_label_fn(folder, name, batch_size, threads):
+    """features -> logits on an exported engine as labelling runs it. A concurrent engine runs min(threads,
+    MAX_STREAMS) predictors at once (the threads shared among them), STREAM_BATCH rows a call; any other one
+    predictor on every thread, batch_size rows a call."""
+    from utils.training import batched_logits
+    engine = EXPORT_ENGINES[name]
+    if not engine.concurrent:
+        return functools.partial(batched_logits, engine.load(folder, threads=max(1, threads)), batch_size=batch_size)
+    streams = max(1, min(threads, MAX_STREAMS))
+    predictors = Streams([engine.load(folder, threads=max(1, threads // streams)) for _ in range(streams)])
+    return functools.partial(batched_logits, predictors, batch_size=STREAM_BATCH, streams=streams)
+
+
+def _label_fns(teacher, engines, batch_size):
+    """features -> one teacher's logits, per engine named, over one export of it (in a temporary folder); dygraph's
+    for "dygraph", and for "auto" with a tiny teacher (the tests'), where exporting would take longer than it
     saves."""
     from utils.distill import stays_dygraph
+    from utils.training import predict
+    dygraph = [functools.partial(predict, teacher, batch_size=batch_size)]
     if len(engines) == 1 and stays_dygraph(teacher, engines[0]):
-        return [None]
+        return dygraph
     import shutil
     import tempfile
 
@@ -250,12 +268,12 @@ def _engines(teacher, engines):
     try:
         export_static(teacher, folder, teacher.label_layer())
         make_engines(folder, names, tuned=True)
-        return [EXPORT_ENGINES[name].load(folder) for name in names]
+        return [engine_label_fn(folder, name, batch_size, process_threads()) for name in names]
     except Exception as err:  # a model that does not trace: dygraph computes the same logits, slower
         if engines != ["auto"]:
             raise UserError(f"--label_engine {engines[0]}: the teacher does not export ({first_line(err)})")
         print(f"note: the teacher labels in dygraph ({type(err).__name__}: {first_line(err)})")
-        return [None]
+        return dygraph
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

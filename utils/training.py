@@ -1,4 +1,5 @@
 """Pieces every training script shares: device and seed, optimizer, evaluation, logging, result files."""
+import functools
 import os
 import random
 
@@ -72,17 +73,31 @@ def predict(adapter, features, batch_size, desc=None):
     return out
 
 
-def batched_logits(fn, features, batch_size, desc=None):
+def batched_logits(fn, features, batch_size, desc=None, streams=1):
     """fn({column: padded array}) -> logits, over features in length-sorted batches; returned in their order:
-    [N, labels], or for per-token logits an object array of N [length, labels] arrays (padding cut off)."""
+    [N, labels], or for per-token logits an object array of N [length, labels] arrays (padding cut off).
+    streams > 1 calls fn from that many threads at once, a batch each: only for an fn that allows it and releases
+    the GIL while it computes (utils/inference.py's Streams of onnxruntime predictors)."""
+    from concurrent.futures import ThreadPoolExecutor
+    batches = eval_batches(features.lengths, batch_size)
+    one_batch = functools.partial(logits_of_batch, fn, features)
+    if streams <= 1:
+        return assemble_logits(features, batches, map(one_batch, batches), desc)
+    with ThreadPoolExecutor(streams) as pool:
+        try:
+            return assemble_logits(features, batches, pool.map(one_batch, batches), desc)
+        except BaseException:  # a failed batch or an interrupt: the batches not started yet are dropped
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+def assemble_logits(features, batches, computed, desc):
+    """Each batch's logits (computed: in the batches' order) put back in the features' order."""
     from tqdm import tqdm
     out = None
-    batches = eval_batches(features.lengths, batch_size)
     first_column = next(iter(features.columns.values()))  # its row lengths cut per-token logits back
-    for index in tqdm(batches, desc=desc, unit="batch", leave=False, disable=desc is None or len(batches) < 50):
-        inputs = collate(features, index)
-        inputs.pop("labels")
-        logits = np.asarray(fn(inputs))
+    for index, logits in tqdm(zip(batches, computed), total=len(batches), desc=desc, unit="batch", leave=False,
+                              disable=desc is None or len(batches) < 50):
         if out is None:
             out = np.empty(len(features), dtype=object) if logits.ndim == 3 else np.zeros(
                 (len(features), logits.shape[-1]), dtype=np.float32)
@@ -92,6 +107,13 @@ def batched_logits(fn, features, batch_size, desc=None):
         else:
             out[index] = logits
     return out
+
+
+def logits_of_batch(fn, features, index):
+    """fn's logits of one batch: the rows at `index`, padded, without their labels."""
+    inputs = collate(features, index)
+    inputs.pop("labels")
+    return np.asarray(fn(inputs))
 
 
 def evaluate(spec, adapter, dev_sets, batch_size):
