@@ -216,8 +216,12 @@ def test_int8_labels_use_fixed_batches_on_capped_streams(demo_glue, tiny_teacher
     teacher = load_adapter(tiny_teacher)
     teacher.eval()
     features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:96], 32)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # two predictors at once
     small, large = (teacher_label_fn([teacher], [1.0], "onnxruntime_int8", b)(features) for b in (8, 96))
     np.testing.assert_array_equal(small, large)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # one predictor: machines of other sizes label alike
+    np.testing.assert_array_equal(teacher_label_fn([teacher], [1.0], "onnxruntime_int8", 8)(features), small)
+    monkeypatch.undo()
     export_static(teacher, str(tmp_path), teacher.label_layer())
     make_engines(str(tmp_path), ["onnxruntime_int8"], tuned=True)
     for threads, streams, each in ((2, 2, 1), (0, 1, 1), (12, labels.MAX_STREAMS, 3)):
