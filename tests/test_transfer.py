@@ -274,14 +274,14 @@ def test_int8_of_a_fused_file_skips_the_second_folding_and_computes_the_same(tmp
                                                                            monkeypatch):
     from onnxruntime.quantization import shape_inference
 
-    from utils import inference, onnx_fusion
+    from utils import inference
     from utils.adapters import load_adapter
     from utils.inference import INT8_FILE, OnnxPredictor, export_static, make_engines
     from utils.tasks.sequence import read_examples
     from utils.training import batched_logits
     teacher = load_adapter(tiny_teacher)
     teacher.eval()
-    folds = []
+    folds, is_folded = [], inference.is_folded
     real = shape_inference.quant_pre_process
     monkeypatch.setattr(shape_inference, "quant_pre_process", lambda *a, **k: folds.append(1) or real(*a, **k))
     once, twice = str(tmp_path / "once"), str(tmp_path / "twice")
@@ -293,7 +293,7 @@ def test_int8_of_a_fused_file_skips_the_second_folding_and_computes_the_same(tmp
         folds.clear()
         make_engines(folder, ["onnxruntime_int8"], tuned=True)
         assert len(folds) == (1 if folder == once else 2)  # the fusion's fold, then (unmarked) the quantizer's
-    assert onnx_fusion.is_folded(os.path.join(once, inference.ONNX_FILE))
+    assert is_folded(os.path.join(once, inference.ONNX_FILE))  # the fusion's fold tagged it
     features = teacher.encoder.encode(read_examples(SST2, os.path.join(demo_glue, "SST-2"), "train")[:48], 32)
     a, b = (batched_logits(OnnxPredictor(f, 1, INT8_FILE), features, 16) for f in (once, twice))
     np.testing.assert_array_equal(a, b)

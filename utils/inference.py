@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from utils.errors import UserError
-from utils.onnx_fusion import fuse_attention, is_folded
+from utils.onnx_fusion import fuse_attention
 
 PREFIX = "inference"
 ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
@@ -165,7 +165,7 @@ def quantize_int8(folder):
     target = os.path.join(folder, INT8_FILE)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         source, folded = os.path.join(folder, ONNX_FILE), os.path.join(tmp, "folded.onnx")
-        if is_folded(source):  # labelling's fused file, folded when it was rewritten
+        if is_folded(source):  # labelling's fused file was folded before its rewrite (utils/onnx_fusion.py)
             folded = source
         else:
             quant_pre_process(source, folded, skip_symbolic_shape=True)
@@ -173,6 +173,13 @@ def quantize_int8(folder):
         quantize_dynamic(folded, target, weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gemm", "Gather"])
     return target
+
+
+def is_folded(path):
+    """Whether onnxruntime's quantization pre-processing already ran on the ONNX file (it tags what it writes)."""
+    import onnx
+    from onnxruntime.quantization.quant_utils import model_has_pre_process_metadata
+    return model_has_pre_process_metadata(onnx.load(path, load_external_data=False))
 
 
 def quantize_lstms(source, target):

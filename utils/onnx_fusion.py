@@ -20,15 +20,6 @@ import os
 import numpy as np
 
 PROBE_TOLERANCE = 1e-4
-# Metadata a rewritten file carries: it is folded already (quantize_int8 skips its own folding pass: 0.6 s for
-# the MiniLM teacher)
-FOLDED = ("paddle_distill.folded", "quant_pre_process")
-
-
-def is_folded(path):
-    import onnx
-    model = onnx.load(path, load_external_data=False)
-    return any((p.key, p.value) == FOLDED for p in model.metadata_props)
 
 
 def fuse_attention(path):
@@ -51,13 +42,13 @@ def _fuse(path):
         return 0  # no attention (a word student's graph): nothing to fold for
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path) or ".") as tmp:
         folded, candidate = os.path.join(tmp, "folded.onnx"), os.path.join(tmp, "fused.onnx")
-        quant_pre_process(path, folded, skip_symbolic_shape=True)  # constants folded, identities gone
+        # constants folded, identities gone; the file is tagged as pre-processed, which quantize_int8 reads
+        quant_pre_process(path, folded, skip_symbolic_shape=True)
         model = onnx.load(folded)
         fused = rewrite_attention(model.graph)
         if not fused:
             return 0
         model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
-        model.metadata_props.add(key=FOLDED[0], value=FOLDED[1])
         onnx.save(model, candidate)
         if not same_outputs(folded, candidate):
             return 0
