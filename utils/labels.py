@@ -225,11 +225,8 @@ def teacher_label_fn(teachers, weights, engine="auto", batch_size=128):
 def teacher_label_fns(teachers, weights, engines, batch_size=128):
     """One label function (as teacher_label_fn) per engine named, all run from one export of each teacher: an
     inexact engine and the FP32 engine its check compares it with cost one export, not two."""
-    runners = [[] for _ in engines]
-    for teacher in teachers:
-        for column, fn in zip(runners, _label_fns(teacher, engines, batch_size)):
-            column.append(fn)
-    return [functools.partial(_weighted_mean, column, weights) for column in runners]
+    per_teacher = [_label_fns(teacher, engines, batch_size) for teacher in teachers]
+    return [functools.partial(_weighted_mean, list(column), weights) for column in zip(*per_teacher)]
 
 
 def _weighted_mean(runners, weights, features):
